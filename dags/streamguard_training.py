@@ -1,0 +1,160 @@
+"""
+### StreamGuard training
+
+Trains the **Taint-Flow GNN** and the **SQL Intent Transformer** in parallel, evaluates each on the
+frozen test channel by real inference, passes them through the metric gate and writes the result
+(registered or rejected, with reasons) to the model registry.
+
+`prepare_data` → `package_source` → per model: `build_job` → `train` (training job) → `wait`
+(sensor) → `collect` → `evaluate` → `gate` → `register` → `summary`.
+
+Backend (`STREAMGUARD_BACKEND`): `local` (default) runs each `CreateTrainingJob` request on this
+machine with the SageMaker container contract; `sagemaker` sends the same request to SageMaker
+through the amazon provider. Trigger with parameters from the UI, or
+`airflow dags test streamguard_training -c '{"gnn_epochs": 3}'`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
+
+from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS
+
+BACKEND = os.environ.get("STREAMGUARD_BACKEND", "local").strip().lower() or "local"
+
+if BACKEND == "sagemaker":
+    from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor as TrainingSensor
+    from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator as TrainingOperator
+
+    SENSOR_KWARGS = {"poke_interval": 60, "mode": "reschedule", "print_log": True}
+else:
+    from streamguard_ops.operators import LocalTrainingOperator as TrainingOperator
+    from streamguard_ops.sensors import LocalTrainingSensor as TrainingSensor
+
+    SENSOR_KWARGS = {"poke_interval": float(os.environ.get("STREAMGUARD_LOCAL_POKE_SECONDS", "3")), "mode": "poke"}
+
+default_args = {
+    "owner": "streamguard",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=20),
+}
+
+
+@dag(
+    dag_id="streamguard_training",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=2,
+    tags=["streamguard", "training", BACKEND],
+    default_args=default_args,
+    doc_md=__doc__,
+    params={name: Param(default, description=doc, **schema) for name, (default, schema, doc) in TRAINING_PARAMS.items()},
+)
+def streamguard_training():
+    @task
+    def resolve_config() -> dict:
+        from streamguard.pipeline.params import resolve_training_config
+
+        ctx = get_current_context()
+        return resolve_training_config(dict(ctx["params"])).to_dict()
+
+    @task
+    def prepare_data(config: dict) -> dict:
+        from streamguard.pipeline.params import TrainingConfig
+        from streamguard.pipeline.training import prepare_channels, run_key
+
+        ctx = get_current_context()
+        result = prepare_channels(TrainingConfig.from_dict(config), run_key(ctx["dag"].dag_id, ctx["run_id"]))
+        print(f"prepared channels: {result['channels']}; report: {result['report']}")
+        return result
+
+    @task
+    def package_source() -> dict:
+        from streamguard.pipeline.training import package_source as package, run_key
+
+        ctx = get_current_context()
+        return package(run_key(ctx["dag"].dag_id, ctx["run_id"]))
+
+    config = resolve_config()
+    data = prepare_data(config)
+    source = package_source()
+    config >> source
+
+    registered = []
+    for model_type in MODEL_TYPES:
+        with TaskGroup(group_id=model_type):
+
+            @task(multiple_outputs=True)
+            def build_job(config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
+                from airflow.exceptions import AirflowSkipException
+
+                from streamguard.pipeline.params import TrainingConfig
+                from streamguard.pipeline.training import build_training_job
+
+                cfg = TrainingConfig.from_dict(config)
+                if model_type not in cfg.models:
+                    raise AirflowSkipException(f"{model_type} not selected (param 'models' = {list(cfg.models)})")
+                ctx = get_current_context()
+                request = build_training_job(cfg, model_type, data, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+                return {"request": request, "job_name": request["TrainingJobName"]}
+
+            spec = build_job(config, data, source)
+            train = TrainingOperator(task_id="train", config=spec["request"])
+            wait = TrainingSensor(task_id="wait", job_name=spec["job_name"], **SENSOR_KWARGS)
+
+            @task
+            def collect(job_name: str, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.training import describe_job_record
+
+                return describe_job_record(job_name, BACKEND, model_type)
+
+            @task
+            def evaluate(config: dict, job: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.params import TrainingConfig
+                from streamguard.pipeline.training import evaluate_model
+
+                ctx = get_current_context()
+                return evaluate_model(TrainingConfig.from_dict(config), model_type, job, data, source,
+                                      ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+
+            @task
+            def gate(config: dict, evaluation: dict) -> dict:
+                from streamguard.pipeline.params import TrainingConfig
+                from streamguard.pipeline.training import gate_model
+
+                decision = gate_model(TrainingConfig.from_dict(config), evaluation)
+                print(f"gate {'PASSED' if decision['passed'] else 'FAILED'}: {decision['reasons']}")
+                return decision
+
+            @task
+            def register(config: dict, job: dict, evaluation: dict, decision: dict, data: dict) -> dict:
+                from streamguard.pipeline.params import TrainingConfig
+                from streamguard.pipeline.training import register_model
+
+                return register_model(TrainingConfig.from_dict(config), job, evaluation, decision, data, BACKEND)
+
+            spec["request"] >> train >> wait
+            job = collect(spec["job_name"])
+            wait >> job
+            evaluation = evaluate(config, job, data, source)
+            decision = gate(config, evaluation)
+            registered.append(register(config, job, evaluation, decision, data))
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def summary(results: list) -> dict:
+        from streamguard.pipeline.training import run_key, summarize
+
+        ctx = get_current_context()
+        out = summarize(run_key(ctx["dag"].dag_id, ctx["run_id"]), [r for r in results if r])
+        print(out["markdown"])
+        return out
+
+    summary(registered)
+
+
+streamguard_training()

@@ -1,0 +1,347 @@
+"""The training DAG's task bodies as plain functions (no Airflow import at module level).
+
+Each public function is what one task does; the DAG file only wires them. Everything passed
+between tasks is small JSON (URIs, names, metrics), never a provider's full describe output.
+Every step is idempotent for a given run key so that task retries neither redo finished work
+nor start a second billable job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tarfile
+import tempfile
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from streamguard import settings, storage
+from streamguard.pipeline.params import MODEL_NAMES, TrainingConfig
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATES = ("Completed", "Failed", "Stopped")
+
+
+def run_key(dag_id: str, run_id: str) -> str:
+    """A filesystem/S3-safe, deterministic key for one DAG run."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id).strip("-")[:60]
+    digest = hashlib.sha256(f"{dag_id}/{run_id}".encode()).hexdigest()[:10]
+    return f"{dag_id}/{slug}-{digest}"
+
+
+def run_uri(key: str, *parts: str) -> str:
+    return storage.join_uri(settings.artifact_root(), "runs", key, *parts)
+
+
+def _as_dict(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return asdict(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return obj
+
+
+# --------------------------------------------------------------------------------------------- data
+def prepare_channels(config: TrainingConfig, key: str) -> dict:
+    """Prepare train/validation/test channels (with graphs) into the artifact store.
+
+    Returns {"channels": {name: uri}, "data_hash", "report"}. A retry finds the `_SUCCESS`
+    marker and reuses the prepared data instead of preparing (and hashing) it again.
+    """
+    from streamguard.data.prepare import prepare
+
+    data_root = run_uri(key, "data")
+    marker = storage.join_uri(data_root, "_SUCCESS.json")
+    if storage.exists(marker):
+        log.info("channels already prepared at %s (retry): reusing", data_root)
+        return json.loads(storage.read_text(marker))
+
+    with tempfile.TemporaryDirectory(prefix="sg-prepare-") as tmp:
+        tmp_path = Path(tmp)
+        if config.data_uri:
+            inputs = [config.data_uri]
+            source = config.data_uri
+        else:
+            from streamguard.data.synthetic import generate_samples, write_samples
+
+            sample = tmp_path / "sample.jsonl.gz"
+            write_samples(sample, generate_samples(n_pairs=config.sample_pairs, seed=config.seed))
+            inputs = [str(sample)]
+            source = f"generated:{config.sample_pairs}-pairs-seed-{config.seed}"
+        out = tmp_path / "prepared"
+        report = _as_dict(prepare(inputs, str(out), seed=config.seed))
+        for path in sorted(out.rglob("*")):
+            if path.is_file():
+                storage.upload_file(str(path), storage.join_uri(data_root, str(path.relative_to(out))))
+    result = {
+        "channels": {name: storage.join_uri(data_root, name) for name in ("train", "validation", "test")},
+        "data_hash": report.get("data_hash"),
+        "source": source,
+        "report": report,
+        "quarantine_uri": storage.join_uri(data_root, "quarantine.jsonl"),
+    }
+    storage.write_text(marker, json.dumps(result, sort_keys=True, default=str))
+    return result
+
+
+def package_source(key: str) -> dict:
+    """Build the deterministic source-dir tarball and upload it; returns {"uri", "sha256"}."""
+    from streamguard.sourcedir import build_sourcedir_tarball
+
+    with tempfile.TemporaryDirectory(prefix="sg-src-") as tmp:
+        path, sha = build_sourcedir_tarball(Path(tmp) / "sourcedir.tar.gz")
+        uri = run_uri(key, "code", sha[:12], "sourcedir.tar.gz")
+        if not storage.exists(uri):
+            storage.upload_file(str(path), uri)
+    return {"uri": uri, "sha256": sha}
+
+
+# ---------------------------------------------------------------------------------------- job specs
+def _hyperparameters(config: TrainingConfig, model_type: str) -> dict[str, Any]:
+    m = config.per_model[model_type]
+    return {
+        "model-type": model_type,
+        "epochs": m.epochs,
+        "batch-size": m.batch_size,
+        "learning-rate": m.learning_rate,
+        "seed": config.seed,
+    }
+
+
+def build_training_job(config: TrainingConfig, model_type: str, data: dict, source: dict,
+                       dag_id: str, run_id: str, backend: str, *,
+                       extra_hyperparameters: dict | None = None, model_channel_uri: str | None = None,
+                       channels: dict | None = None, name_suffix: str = "") -> dict:
+    """The CreateTrainingJob request for one model: the same dict for both backends."""
+    from streamguard.sagemaker_jobs import build_training_request, make_job_name, pytorch_training_image
+
+    hps = _hyperparameters(config, model_type)
+    hps.update(extra_hyperparameters or {})
+    key = run_key(dag_id, run_id)
+    job_name = make_job_name("sg", model_type + name_suffix, f"{dag_id}/{run_id}",
+                             {"hps": hps, "data": data.get("data_hash"), "src": source["sha256"]})
+    if backend == "sagemaker":
+        sm = settings.resolve_sagemaker_settings()
+        role, region = sm.role_arn, sm.region
+        gpu = not config.instance_type.split(".")[1].startswith(("m", "c", "r", "t"))
+        image = sm.image_uri or pytorch_training_image(region, gpu=gpu)
+    else:
+        # The local backend ignores role and image but the request keeps the same shape.
+        role, region, image = "arn:aws:iam::000000000000:role/streamguard-local", "local", "local"
+    return build_training_request(
+        job_name=job_name,
+        model_type=model_type,
+        channels=channels if channels is not None else data["channels"],
+        output_uri=run_uri(key, "jobs"),
+        source_dir_uri=source["uri"],
+        hyperparameters=hps,
+        role_arn=role,
+        region=region,
+        image_uri=image,
+        instance_type=config.instance_type,
+        instance_count=config.instance_count,
+        max_runtime_s=config.max_runtime_s,
+        spot=config.use_spot,
+        checkpoint_uri=run_uri(key, "checkpoints", job_name) if config.use_spot else None,
+        model_channel_uri=model_channel_uri,
+        tags={"dag_id": dag_id, "model_type": model_type},
+    )
+
+
+# ---------------------------------------------------------------------------------- running a job
+def _local_backend():
+    from streamguard.backends.local import LocalTrainingBackend
+
+    return LocalTrainingBackend(settings.local_jobs_dir())
+
+
+def run_job_and_wait(request: dict, backend: str, *, poll_s: float = 2.0, timeout_s: float | None = None) -> dict:
+    """Create a job (or reconnect to an existing one of that name) and wait for its end.
+
+    Used for evaluation jobs, which are short; training jobs use operator + sensor instead.
+    Returns the final describe dict; raises RuntimeError with the failure reason.
+    """
+    name = request["TrainingJobName"]
+    timeout_s = timeout_s or request["StoppingCondition"]["MaxRuntimeInSeconds"] + 600
+    if backend == "local":
+        be = _local_backend()
+        be.create_training_job(request)
+        describe = be.describe_training_job
+    else:
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        hook = SageMakerHook(aws_conn_id="aws_default")
+        try:
+            hook.describe_training_job(name)
+            log.info("job %s exists (retry): reconnecting", name)
+        except hook.conn.exceptions.ClientError:
+            hook.create_training_job(request, wait_for_completion=False)
+        describe = hook.describe_training_job
+    deadline = time.monotonic() + timeout_s
+    while True:
+        desc = describe(name)
+        status = desc["TrainingJobStatus"]
+        if status in TERMINAL_STATES:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job {name} still {status} after {timeout_s:.0f}s")
+        time.sleep(poll_s)
+    if status != "Completed":
+        raise RuntimeError(f"job {name} {status}: {desc.get('FailureReason', 'no reason given')}")
+    return desc
+
+
+def describe_job_record(job_name: str, backend: str, model_type: str) -> dict:
+    """The small typed record downstream tasks read, from the backend's describe output."""
+    from streamguard.jobs import job_record_from_describe
+
+    if backend == "local":
+        desc = _local_backend().describe_training_job(job_name)
+    else:
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        desc = SageMakerHook(aws_conn_id="aws_default").describe_training_job(job_name)
+    record = job_record_from_describe(desc, backend, model_type)
+    if record.status != "Completed":
+        raise RuntimeError(f"job {job_name} is {record.status}: {record.failure_reason or 'no reason given'}")
+    return record.to_dict()
+
+
+def _fetch_tar(uri: str, dest: Path) -> Path:
+    from streamguard.sourcedir import safe_extract
+
+    dest.mkdir(parents=True, exist_ok=True)
+    local = dest / "archive.tar.gz"
+    storage.download(uri, str(local))
+    out = dest / "x"
+    safe_extract(str(local), str(out))
+    return out
+
+
+def output_uri_of(describe: dict) -> str:
+    """`output.tar.gz` sits next to `model.tar.gz` under `<S3OutputPath>/<job>/output/`."""
+    return describe["ModelArtifacts"]["S3ModelArtifacts"].rsplit("/", 1)[0] + "/output.tar.gz"
+
+
+# ---------------------------------------------------------------------------------- evaluation
+def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dict, source: dict,
+                   dag_id: str, run_id: str, backend: str) -> dict:
+    """Real inference of the trained model on the test channel, through the entry's evaluate mode.
+
+    Runs as its own job (local runner or SageMaker) with channels `test` and `model`, then reads
+    `metrics.json` and `predictions.jsonl` from its output and the training-time validation metrics
+    from the model artifact. Returns a small dict for the gate and the registry.
+    """
+    artifact_uri = job["artifact_uri"]
+    request = build_training_job(
+        config, model_type, data, source, dag_id, run_id, backend,
+        extra_hyperparameters={"mode": "evaluate"},
+        channels={"test": data["channels"]["test"]},
+        model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
+        name_suffix="-eval",
+    )
+    # The evaluate job must not inherit the training job's checkpoints.
+    request.pop("CheckpointConfig", None)
+    request.pop("EnableManagedSpotTraining", None)
+    desc = run_job_and_wait(request, backend)
+    key = run_key(dag_id, run_id)
+    with tempfile.TemporaryDirectory(prefix="sg-eval-") as tmp:
+        tmp_path = Path(tmp)
+        out = _fetch_tar(output_uri_of(desc), tmp_path / "out")
+        test_metrics = json.loads((out / "metrics.json").read_text())
+        predictions_uri = run_uri(key, "eval", model_type, "predictions.jsonl")
+        storage.upload_file(str(out / "predictions.jsonl"), predictions_uri)
+        model_tar = tmp_path / "model.tar.gz"
+        storage.download(artifact_uri, str(model_tar))
+        sha = hashlib.sha256(model_tar.read_bytes()).hexdigest()
+        size = model_tar.stat().st_size
+        with tarfile.open(model_tar) as tf:
+            member = tf.getmember("metrics.json") if "metrics.json" in tf.getnames() else None
+            trained_metrics = json.load(tf.extractfile(member)) if member else {}
+            weights = [m for m in tf.getmembers() if m.name.endswith(".safetensors")]
+            weights_bytes = sum(m.size for m in weights)
+    test = test_metrics.get("test", test_metrics)
+    return {
+        "model_type": model_type,
+        "evaluation_job": request["TrainingJobName"],
+        "metrics": {"validation": trained_metrics.get("validation", {}), "test": test},
+        "predictions_uri": predictions_uri,
+        "artifact_uri": artifact_uri,
+        "artifact_sha256": sha,
+        "artifact_bytes": size,
+        "weights_bytes": weights_bytes,
+    }
+
+
+# ------------------------------------------------------------------------------- gate + registry
+def gate_model(config: TrainingConfig, evaluation: dict) -> dict:
+    """Apply the metric gate; the decision and its reasons are returned either way."""
+    from streamguard.gate import evaluate_gate, thresholds_for
+
+    model_type = evaluation["model_type"]
+    thresholds = thresholds_for(model_type, config.gate_overrides.get(model_type))
+    decision = evaluate_gate(model_type, evaluation["metrics"], evaluation["artifact_bytes"], thresholds)
+    return _as_dict(decision)
+
+
+def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: dict, data: dict,
+                   backend: str) -> dict:
+    """Write the registry record (status `registered` or `rejected`), idempotent by job name."""
+    from streamguard.registry import RegistryClient
+    from streamguard.registry.client import code_version
+
+    model_type = evaluation["model_type"]
+    client = RegistryClient(settings.registry_uri())
+    version = client.register(
+        MODEL_NAMES[model_type],
+        model_type=model_type,
+        artifact_uri=evaluation["artifact_uri"],
+        artifact_sha256=evaluation["artifact_sha256"],
+        metrics=evaluation["metrics"],
+        training_job_name=job["job_name"],
+        backend=backend,
+        data_hash=data.get("data_hash"),
+        code_version=code_version(),
+        hyperparameters=_hyperparameters(config, model_type),
+        gate=gate,
+        status="registered" if gate["passed"] else "rejected",
+        extra={
+            "predictions_uri": evaluation["predictions_uri"],
+            "evaluation_job": evaluation["evaluation_job"],
+            "job_metrics": job.get("metrics", {}),
+            "data_source": data.get("source"),
+        },
+    )
+    return _as_dict(version)
+
+
+def summarize(key: str, results: list[dict]) -> dict:
+    """Markdown summary for the task log plus a JSON artifact in the run folder."""
+    lines = ["| model | version | status | val acc | test acc | test F1 | test FPR | gate |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if not r:
+            continue
+        m = r.get("metrics", {})
+        val, test = m.get("validation", {}), m.get("test", {})
+        gate = r.get("gate", {})
+
+        def f(x):
+            return "-" if x is None else f"{x:.4f}"
+
+        lines.append(
+            f"| {r.get('model_name')} | {r.get('version')} | {r.get('status')} | {f(val.get('accuracy'))} | "
+            f"{f(test.get('accuracy'))} | {f(test.get('f1'))} | {f(test.get('fpr'))} | "
+            f"{'pass' if gate.get('passed') else 'fail: ' + '; '.join(gate.get('reasons', []))} |"
+        )
+    markdown = "\n".join(lines)
+    uri = run_uri(key, "summary.json")
+    storage.write_text(uri, json.dumps({"results": results, "markdown": markdown}, indent=2, default=str))
+    return {"summary_uri": uri, "markdown": markdown}
+
+
