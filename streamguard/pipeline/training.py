@@ -230,7 +230,7 @@ def output_uri_of(describe: dict) -> str:
 
 # ---------------------------------------------------------------------------------- evaluation
 def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dict, source: dict,
-                   dag_id: str, run_id: str, backend: str) -> dict:
+                   dag_id: str, run_id: str, backend: str, *, name_suffix: str = "-eval") -> dict:
     """Real inference of the trained model on the test channel, through the entry's evaluate mode.
 
     Runs as its own job (local runner or SageMaker) with channels `test` and `model`, then reads
@@ -243,7 +243,7 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
         extra_hyperparameters={"mode": "evaluate"},
         channels={"test": data["channels"]["test"]},
         model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
-        name_suffix="-eval",
+        name_suffix=name_suffix,
     )
     # The evaluate job must not inherit the training job's checkpoints.
     request.pop("CheckpointConfig", None)
@@ -315,8 +315,16 @@ def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: di
             "evaluation_job": evaluation["evaluation_job"],
             "job_metrics": job.get("metrics", {}),
             "data_source": data.get("source"),
+            "channels": data["channels"],
         },
     )
+    if gate["passed"] and client.get_alias(MODEL_NAMES[model_type], "champion") is None:
+        # The first version that passes the gate becomes champion; later ones must beat it
+        # in the retraining DAG's champion/challenger comparison.
+        try:
+            client.promote(MODEL_NAMES[model_type], version.version)
+        except Exception as exc:  # noqa: BLE001 - a concurrent run promoted first; that is fine
+            log.info("champion alias not set by this run: %s", exc)
     return _as_dict(version)
 
 

@@ -1,0 +1,205 @@
+"""
+### StreamGuard retraining
+
+Keeps the deployed models current. Runs monthly **and** whenever new feedback lands (the
+`streamguard_feedback` asset), decides from evidence whether to retrain each model, fine-tunes a
+challenger from the champion's weights on the original training data plus the feedback, evaluates
+champion and challenger on the same frozen test set by real inference, and promotes the challenger
+only when it is really better (accuracy gain, FPR rise, McNemar significance, no CWE/language slice
+regression, metric gate). Every decision goes to the registry's event log.
+
+Per model: `decide` → branch → `skip` | `retrain_data` → `build_job` → `train` → `wait` →
+`collect` → `evaluate_challenger` + `evaluate_champion` → `gate` → `compare_and_promote` → `ab_plan`.
+
+Trigger manually with `force`, `models` and thresholds in the form, or
+`airflow dags test streamguard_retraining -c '{"force": true}'`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag, get_current_context, task
+
+from streamguard.pipeline.params import MODEL_TYPES
+from streamguard.pipeline.retraining import FEEDBACK_ASSET_NAME, RETRAINING_PARAMS
+
+BACKEND = os.environ.get("STREAMGUARD_BACKEND", "local").strip().lower() or "local"
+
+if BACKEND == "sagemaker":
+    from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor as TrainingSensor
+    from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator as TrainingOperator
+
+    SENSOR_KWARGS = {"poke_interval": 60, "mode": "reschedule", "print_log": True}
+else:
+    from streamguard_ops.operators import LocalTrainingOperator as TrainingOperator
+    from streamguard_ops.sensors import LocalTrainingSensor as TrainingSensor
+
+    SENSOR_KWARGS = {"poke_interval": float(os.environ.get("STREAMGUARD_LOCAL_POKE_SECONDS", "3")), "mode": "poke"}
+
+# Producers (a feedback-collection service, or `streamguard feedback push`) update this asset.
+FEEDBACK = Asset(name=FEEDBACK_ASSET_NAME)
+
+default_args = {"owner": "streamguard", "retries": 2, "retry_delay": timedelta(seconds=20)}
+
+
+@dag(
+    dag_id="streamguard_retraining",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 1 * *", timezone="UTC"),  # 03:00 UTC on the 1st of each month
+        assets=FEEDBACK,
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # two concurrent retrainings of one champion would race for promotion
+    tags=["streamguard", "retraining", BACKEND],
+    default_args=default_args,
+    doc_md=__doc__,
+    params={name: Param(default, description=doc, **schema) for name, (default, schema, doc) in RETRAINING_PARAMS.items()},
+)
+def streamguard_retraining():
+    @task
+    def resolve_config() -> dict:
+        from streamguard.pipeline.retraining import resolve_retraining_config
+
+        return resolve_retraining_config(dict(get_current_context()["params"]))
+
+    @task
+    def ingest_feedback(config: dict) -> dict:
+        from streamguard.pipeline.retraining import ingest
+        from streamguard.pipeline.training import run_key
+
+        ctx = get_current_context()
+        out = ingest(config, run_key(ctx["dag"].dag_id, ctx["run_id"]))
+        print(f"feedback: {out['n_labelled']} labelled, {out['n_quarantined']} quarantined, "
+              f"{out['duplicates']} duplicates (quarantine: {out['quarantine_uri']})")
+        return out
+
+    @task
+    def package_source() -> dict:
+        from streamguard.pipeline.training import package_source as package, run_key
+
+        ctx = get_current_context()
+        return package(run_key(ctx["dag"].dag_id, ctx["run_id"]))
+
+    config = resolve_config()
+    feedback = ingest_feedback(config)
+    source = package_source()
+    config >> source
+
+    for model_type in MODEL_TYPES:
+        with TaskGroup(group_id=model_type):
+
+            @task
+            def decide(config: dict, feedback: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import decide as decide_
+
+                result = decide_(config, model_type, feedback, get_current_context()["run_id"])
+                print(f"{model_type}: retrain={result['retrain']} reasons={result.get('reasons')} "
+                      f"skipped_reason={result.get('skipped_reason')}")
+                return result
+
+            @task.branch
+            def branch(decision: dict, model_type: str = model_type) -> str:
+                return f"{model_type}.retrain_data" if decision["retrain"] else f"{model_type}.skip"
+
+            @task
+            def skip(decision: dict) -> dict:
+                print(f"retraining skipped: {decision.get('skipped_reason') or decision.get('reasons')}")
+                return decision
+
+            @task
+            def retrain_data(config: dict, feedback: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import build_retrain_data
+                from streamguard.pipeline.training import run_key
+
+                ctx = get_current_context()
+                return build_retrain_data(config, model_type, feedback, run_key(ctx["dag"].dag_id, ctx["run_id"]))
+
+            @task(multiple_outputs=True)
+            def build_job(config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import finetune_config
+                from streamguard.pipeline.training import build_training_job
+
+                ctx = get_current_context()
+                champion = data["champion"]
+                request = build_training_job(
+                    finetune_config(config, champion), model_type, data, source, ctx["dag"].dag_id, ctx["run_id"],
+                    BACKEND, extra_hyperparameters={"fine-tune": True},
+                    model_channel_uri=champion["artifact_uri"].rsplit("/", 1)[0] + "/", name_suffix="-ft",
+                )
+                return {"request": request, "job_name": request["TrainingJobName"]}
+
+            @task
+            def collect(job_name: str, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.training import describe_job_record
+
+                return describe_job_record(job_name, BACKEND, model_type)
+
+            @task
+            def evaluate_challenger(config: dict, job: dict, data: dict, source: dict,
+                                    model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import finetune_config
+                from streamguard.pipeline.training import evaluate_model
+
+                ctx = get_current_context()
+                return evaluate_model(finetune_config(config, data["champion"]), model_type, job, data, source,
+                                      ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+
+            @task
+            def evaluate_champion(config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import finetune_config
+                from streamguard.pipeline.training import evaluate_model
+
+                ctx = get_current_context()
+                champion = data["champion"]
+                job = {"job_name": champion["training_job_name"], "artifact_uri": champion["artifact_uri"]}
+                return evaluate_model(finetune_config(config, champion), model_type, job, data, source,
+                                      ctx["dag"].dag_id, ctx["run_id"], BACKEND, name_suffix="-champ-eval")
+
+            @task
+            def gate(config: dict, evaluation: dict, data: dict) -> dict:
+                from streamguard.pipeline.retraining import finetune_config
+                from streamguard.pipeline.training import gate_model
+
+                return gate_model(finetune_config(config, data["champion"]), evaluation)
+
+            @task
+            def compare_and_promote(config: dict, challenger_eval: dict, champion_eval: dict, job: dict,
+                                    decision: dict, data: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import compare_and_decide
+
+                result = compare_and_decide(config, model_type, challenger_eval, champion_eval, job, decision,
+                                            data, BACKEND, get_current_context()["run_id"])
+                print(f"{model_type}: promoted={result['promoted']} reasons={result['reasons']}")
+                return result
+
+            @task
+            def ab_plan(config: dict, result: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import ab_plan as plan
+                from streamguard.pipeline.training import run_key
+
+                ctx = get_current_context()
+                return plan(config, model_type, result, run_key(ctx["dag"].dag_id, ctx["run_id"]), BACKEND)
+
+            decision = decide(config, feedback)
+            choice = branch(decision)
+            skipped = skip(decision)
+            data = retrain_data(config, feedback)
+            choice >> [skipped, data]
+            spec = build_job(config, data, source)
+            train = TrainingOperator(task_id="train", config=spec["request"])
+            wait = TrainingSensor(task_id="wait", job_name=spec["job_name"], **SENSOR_KWARGS)
+            spec["request"] >> train >> wait
+            job = collect(spec["job_name"])
+            wait >> job
+            challenger_eval = evaluate_challenger(config, job, data, source)
+            champion_eval = evaluate_champion(config, data, source)
+            verdict = gate(config, challenger_eval, data)
+            result = compare_and_promote(config, challenger_eval, champion_eval, job, verdict, data)
+            ab_plan(config, result)
+
+
+streamguard_retraining()

@@ -1,0 +1,318 @@
+"""The retraining DAG's task bodies: feedback → decision → fine-tune → champion/challenger → promote.
+
+Pure decisions live in `streamguard.{feedback,drift,retrain_policy,champion,ab}`; this module does
+the I/O around them (registry, artifact store, event log) and returns small JSON dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import tempfile
+from dataclasses import asdict, is_dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from streamguard import settings, storage
+from streamguard.pipeline.params import MODEL_NAMES, MODEL_TYPES, ParamError, TrainingConfig, _check
+from streamguard.pipeline.training import run_uri
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_ASSET_NAME = "streamguard_feedback"
+
+# name -> (default, JSON schema, description)
+RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
+    "feedback_uri": ("", {"type": "string"},
+                     "Feedback JSONL(.gz) file or directory. Empty: <artifact root>/feedback/."),
+    "force": (False, {"type": "boolean"}, "Retrain even when no trigger fires (still recorded)."),
+    "models": (list(MODEL_TYPES), {"type": "array", "items": {"type": "string", "enum": list(MODEL_TYPES)},
+                                   "minItems": 1, "uniqueItems": True}, "Which models to consider."),
+    "accuracy_drop": (0.05, {"type": "number", "minimum": 0, "maximum": 1},
+                      "Retrain when production accuracy < baseline - this."),
+    "fpr_rise": (0.02, {"type": "number", "minimum": 0, "maximum": 1},
+                 "Retrain when production FPR > baseline + this."),
+    "min_feedback": (1000, {"type": "integer", "minimum": 1}, "Retrain once this many new feedback records exist."),
+    "max_age_days": (30, {"type": "integer", "minimum": 1}, "Retrain when the champion is older than this."),
+    "cooldown_days": (7, {"type": "number", "minimum": 0}, "No new retraining within this window unless severe."),
+    "finetune_epochs": (3, {"type": "integer", "minimum": 1, "maximum": 100}, "Fine-tuning epochs."),
+    "finetune_lr_factor": (0.3, {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                           "Fine-tuning learning rate = champion's learning rate × this."),
+    "min_gain": (0.01, {"type": "number", "minimum": 0, "maximum": 1}, "Promotion: minimum accuracy gain."),
+    "max_fpr_rise": (0.005, {"type": "number", "minimum": 0, "maximum": 1}, "Promotion: maximum FPR rise."),
+    "alpha": (0.05, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
+              "Promotion: significance level (McNemar exact test)."),
+    "slice_tolerance": (0.02, {"type": "number", "minimum": 0, "maximum": 1},
+                        "Promotion: largest accuracy drop allowed on any CWE/language slice."),
+    "gnn_min_val_accuracy": (0.92, {"type": "number", "minimum": 0, "maximum": 1}, "Gate for the GNN."),
+    "transformer_min_val_accuracy": (0.88, {"type": "number", "minimum": 0, "maximum": 1},
+                                     "Gate for the transformer."),
+    "max_fpr": (0.03, {"type": "number", "minimum": 0, "maximum": 1}, "Gate: maximum FPR."),
+    "ab_challenger_weight": (0.1, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
+                             "Traffic share of the challenger in the A/B endpoint plan."),
+}
+
+
+def resolve_retraining_config(params: dict[str, Any]) -> dict:
+    """Validate the retraining DAG's trigger params; returns a plain dict."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(RETRAINING_PARAMS))
+    if unknown:
+        raise ParamError(f"unknown param(s) {', '.join(map(repr, unknown))}; known: {', '.join(RETRAINING_PARAMS)}")
+    cfg = {name: _check(name, params.get(name, default), schema)
+           for name, (default, schema, _doc) in RETRAINING_PARAMS.items()}
+    cfg["models"] = [m for m in MODEL_TYPES if m in cfg["models"]]
+    return cfg
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return json.loads(json.dumps(asdict(obj), default=str))
+    return obj
+
+
+def _registry():
+    from streamguard.registry import RegistryClient
+
+    return RegistryClient(settings.registry_uri())
+
+
+def feedback_root() -> str:
+    return storage.join_uri(settings.artifact_root(), "feedback")
+
+
+# ------------------------------------------------------------------------------------ feedback
+def ingest(config: dict, key: str) -> dict:
+    """Validate, dedupe and label the feedback; write labelled records and the quarantine.
+
+    Returns counts, the labelled-records URI and, per model, production metrics and input statistics.
+    """
+    from streamguard.drift import input_statistics
+    from streamguard.feedback import ingest_feedback, production_metrics, quarantine_lines
+
+    source = config["feedback_uri"] or feedback_root()
+    with tempfile.TemporaryDirectory(prefix="sg-feedback-") as tmp:
+        if storage.exists(source):
+            local = Path(tmp) / "in"
+            storage.download(source, str(local))
+            batch = ingest_feedback([str(local)])
+        else:
+            log.info("no feedback at %s yet", source)
+            batch = ingest_feedback([])
+        out = Path(tmp) / "labelled.jsonl"
+        out.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in batch.records))
+        labelled_uri = run_uri(key, "feedback", "labelled.jsonl")
+        storage.upload_file(str(out), labelled_uri)
+        quarantine_uri = run_uri(key, "feedback", "quarantine.jsonl")
+        storage.write_text(quarantine_uri, "".join(line + "\n" for line in quarantine_lines(batch)))
+    per_model = {}
+    for model_type in MODEL_TYPES:
+        name = MODEL_NAMES[model_type]
+        mine = [f for f in batch.feedback if name in str(f.model_version) or ":" not in str(f.model_version)]
+        metrics = production_metrics(mine)
+        stats = input_statistics([r for r in batch.records], scores=metrics.scores)
+        per_model[model_type] = {"production": _plain(metrics), "input_stats": stats, "n": len(mine)}
+    return {
+        "source": source,
+        "labelled_uri": labelled_uri,
+        "quarantine_uri": quarantine_uri,
+        "n_labelled": len(batch.records),
+        "n_quarantined": len(batch.quarantined),
+        "duplicates": batch.duplicates,
+        "counts": dict(batch.counts),
+        "per_model": per_model,
+    }
+
+
+# ------------------------------------------------------------------------------------ deciding
+def champion_of(model_type: str):
+    """The current champion version record (alias `champion`), or None."""
+    return _registry().get_alias(MODEL_NAMES[model_type], "champion")
+
+
+def _read_from_artifact(artifact_uri: str, member: str) -> Any:
+    with tempfile.TemporaryDirectory(prefix="sg-art-") as tmp:
+        local = Path(tmp) / "model.tar.gz"
+        storage.download(artifact_uri, str(local))
+        with tarfile.open(local) as tf:
+            if member not in tf.getnames():
+                return None
+            return json.load(tf.extractfile(member))
+
+
+def _last_retrain_at(model_type: str) -> datetime | None:
+    events = _registry().list_events(kind="retraining_started")
+    times = [e for e in events if e.get("payload", {}).get("model_type") == model_type]
+    if not times:
+        return None
+    ts = times[-1]["payload"].get("at") or times[-1].get("created_at")
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: datetime | None = None) -> dict:
+    """Decide from evidence whether to retrain one model; the decision is appended to the event log."""
+    from streamguard.drift import detect_drift
+    from streamguard.feedback import ProductionMetrics
+    from streamguard.retrain_policy import RetrainPolicy, decide_retraining
+
+    now = now or datetime.now(timezone.utc)
+    registry = _registry()
+    if model_type not in config["models"]:
+        return {"model_type": model_type, "retrain": False, "reasons": [f"{model_type} not selected"],
+                "skipped_reason": f"{model_type} not selected (param 'models')"}
+    champion = champion_of(model_type)
+    info = feedback["per_model"][model_type]
+    production = ProductionMetrics(**{k: v for k, v in info["production"].items()})
+    drift = None
+    champion_dict = None
+    if champion is not None:
+        champion_dict = _plain(champion)
+        baseline = _read_from_artifact(champion.artifact_uri, "baseline.json")
+        if baseline:
+            drift = detect_drift(baseline, info["input_stats"])
+    policy = RetrainPolicy(accuracy_drop=config["accuracy_drop"], fpr_rise=config["fpr_rise"],
+                           min_feedback=config["min_feedback"], max_age_days=config["max_age_days"],
+                           cooldown_days=config["cooldown_days"])
+    decision = decide_retraining(
+        now=now, champion=champion_dict, production=production, drift=drift,
+        new_feedback_count=info["n"], last_retrain_at=_last_retrain_at(model_type), policy=policy,
+        force=config["force"],
+    )
+    result = _plain(decision)
+    result.update({"model_type": model_type, "champion_version": champion.version if champion else None,
+                   "drift": _plain(drift) if drift else None})
+    registry.append_event("retrain_decision", {"model_type": model_type, "dag_run_id": dag_run_id, **result})
+    if decision.retrain:
+        registry.append_event("retraining_started", {"model_type": model_type, "dag_run_id": dag_run_id,
+                                                     "at": now.isoformat(), "reasons": result.get("reasons")})
+    return result
+
+
+# ------------------------------------------------------------------------------------ retraining
+def build_retrain_data(config: dict, model_type: str, feedback: dict, key: str) -> dict:
+    """Channels for fine-tuning: the champion's training data plus the labelled feedback.
+
+    Validation and test stay the champion's own channels, so champion and challenger are compared
+    on the same frozen test set. Never trains on feedback alone.
+    """
+    champion = champion_of(model_type)
+    if champion is None:
+        raise RuntimeError(f"no champion for {MODEL_NAMES[model_type]}: run streamguard_training first")
+    channels = (champion.extra or {}).get("channels")
+    if not channels:
+        raise RuntimeError(f"champion {MODEL_NAMES[model_type]} v{champion.version} records no data channels")
+    train_uri = run_uri(key, "data", model_type, "train")
+    with tempfile.TemporaryDirectory(prefix="sg-retrain-") as tmp:
+        local = Path(tmp) / "train"
+        storage.download(channels["train"], str(local))
+        files = sorted(p for p in local.rglob("*.jsonl") if p.is_file())
+        if not files:
+            raise RuntimeError(f"champion's training channel {channels['train']} holds no *.jsonl")
+        for f in files:
+            storage.upload_file(str(f), storage.join_uri(train_uri, f.relative_to(local).as_posix()))
+        storage.download(feedback["labelled_uri"], str(Path(tmp) / "feedback.jsonl"))
+        storage.upload_file(str(Path(tmp) / "feedback.jsonl"), storage.join_uri(train_uri, "feedback.jsonl"))
+    return {
+        "channels": {"train": train_uri, "validation": channels["validation"], "test": channels["test"]},
+        "data_hash": None,
+        "source": f"champion v{champion.version} train + feedback ({feedback['n_labelled']} records)",
+        "champion": _plain(champion),
+    }
+
+
+def finetune_config(config: dict, champion: dict) -> TrainingConfig:
+    """A TrainingConfig for fine-tuning: fewer epochs, learning rate scaled down from the champion's."""
+    from streamguard.pipeline.params import resolve_training_config
+
+    base = resolve_training_config({
+        "models": [champion["model_type"]],
+        "gnn_min_val_accuracy": config["gnn_min_val_accuracy"],
+        "transformer_min_val_accuracy": config["transformer_min_val_accuracy"],
+        "max_fpr": config["max_fpr"],
+    })
+    hps = champion.get("hyperparameters") or {}
+    mt = champion["model_type"]
+    per_model = dict(base.per_model)
+    lr = float(hps.get("learning-rate", per_model[mt].learning_rate)) * config["finetune_lr_factor"]
+    per_model[mt] = replace(per_model[mt], epochs=config["finetune_epochs"], learning_rate=lr,
+                            batch_size=int(hps.get("batch-size", per_model[mt].batch_size)))
+    return replace(base, per_model=per_model, seed=int(hps.get("seed", base.seed)) + 1)
+
+
+def _load_predictions(uri: str) -> list[dict]:
+    return [json.loads(line) for line in storage.read_text(uri).splitlines() if line.strip()]
+
+
+def compare_and_decide(config: dict, model_type: str, challenger_eval: dict, champion_eval: dict,
+                       challenger_job: dict, gate: dict, data: dict, backend: str, dag_run_id: str) -> dict:
+    """Champion vs challenger on the same test set; promote by CAS only when really better."""
+    from streamguard.champion import compare_models
+    from streamguard.registry.client import code_version
+
+    registry = _registry()
+    model_name = MODEL_NAMES[model_type]
+    comparison = compare_models(
+        _load_predictions(champion_eval["predictions_uri"]), _load_predictions(challenger_eval["predictions_uri"]),
+        min_gain=config["min_gain"], max_fpr_rise=config["max_fpr_rise"], alpha=config["alpha"],
+        slice_tolerance=config["slice_tolerance"],
+    )
+    comp = _plain(comparison)
+    promote = bool(comparison.promote and gate["passed"])
+    reasons = list(comp.get("reasons", []))
+    if not gate["passed"]:
+        reasons.append("challenger failed the metric gate: " + "; ".join(gate.get("reasons", [])))
+    champion = data["champion"]
+    version = registry.register(
+        model_name,
+        model_type=model_type,
+        artifact_uri=challenger_eval["artifact_uri"],
+        artifact_sha256=challenger_eval["artifact_sha256"],
+        metrics=challenger_eval["metrics"],
+        training_job_name=challenger_job["job_name"],
+        backend=backend,
+        data_hash=data.get("data_hash"),
+        code_version=code_version(),
+        hyperparameters={"fine_tuned_from": champion["version"]},
+        gate=gate,
+        status="registered" if promote else "rejected",
+        extra={"channels": data["channels"], "predictions_uri": challenger_eval["predictions_uri"],
+               "champion_comparison": comp, "promotion_reasons": reasons,
+               "fine_tuned_from": champion["version"]},
+    )
+    promoted_version = None
+    if promote:
+        registry.promote(model_name, version.version, expected_version=champion["version"])
+        registry.mark_deployed(model_name, version.version)
+        promoted_version = version.version
+    event = {"model_type": model_type, "dag_run_id": dag_run_id, "champion_version": champion["version"],
+             "challenger_version": version.version, "promoted": promote, "reasons": reasons,
+             "comparison": comp}
+    registry.append_event("promotion" if promote else "challenger_rejected", event)
+    return {**event, "promoted_version": promoted_version}
+
+
+def ab_plan(config: dict, model_type: str, decision: dict, key: str, backend: str) -> dict:
+    """The A/B endpoint configuration for champion and challenger, written as a JSON artifact.
+
+    SageMaker mode also creates the models and the endpoint config (not the endpoint itself:
+    shifting live traffic stays a human decision).
+    """
+    from streamguard.ab import endpoint_plan
+
+    registry = _registry()
+    model_name = MODEL_NAMES[model_type]
+    champion = registry.get_version(model_name, decision["champion_version"])
+    challenger = registry.get_version(model_name, decision["challenger_version"])
+
+    def model_ref(v) -> dict:
+        return {"name": f"{model_name.replace('_', '-')}-v{v.version}", "version": v.version,
+                "artifact_uri": v.artifact_uri}
+
+    plan = endpoint_plan(model_ref(champion), model_ref(challenger),
+                         challenger_weight=config["ab_challenger_weight"],
+                         shadow=not decision.get("promoted"))
+    uri = run_uri(key, "ab", f"{model_type}-endpoint-config.json")
+    storage.write_text(uri, json.dumps(plan, indent=2, default=str))
+    return {"plan_uri": uri, "plan": plan}
