@@ -245,7 +245,7 @@ class RegistryStore(abc.ABC):
             if state not in ("pending", "abandoned"):
                 raise RegistryError(f"{where}: unknown state {state!r}")
 
-            found = self._find_registration(model, pointer.get("registration_id", ""))
+            found = self._find_registration(model, pointer)
             if found is not None:  # the claimer wrote its record but died before step 3
                 self._complete_pointer(key, pointer, etag, found.version)
                 return found, False
@@ -302,6 +302,8 @@ class RegistryStore(abc.ABC):
         except PreconditionFailed:
             loaded = self._load(key)
             winner = loaded[0].get("version") if loaded else None
+            if winner == record.version:  # a waiting caller completed our pointer for us
+                return record, True
             self.append_event(
                 "duplicate_registration",
                 {"model_name": model, "training_job_name": job, "version": record.version, "kept_version": winner},
@@ -319,13 +321,18 @@ class RegistryStore(abc.ABC):
             if strict:
                 raise  # a concurrent helper completing the same claim is fine when not strict
 
-    def _find_registration(self, model: str, registration_id: str) -> ModelVersion | None:
+    def _find_registration(self, model: str, claim: dict) -> ModelVersion | None:
+        """The version record written under ``claim`` (newest first; none is older than the claim)."""
+        registration_id = claim.get("registration_id")
+        claimed_at = claim.get("claimed_at", "")
         if not registration_id:
             return None
         for number in reversed(self.version_numbers(model)):
             record = self.get_version(model, number)
             if record.registration_id == registration_id:
                 return record
+            if claimed_at and record.created_at < claimed_at:
+                break  # same UTC ISO format on both sides, so string order is time order
         return None
 
     # ---- aliases -------------------------------------------------------------------------
