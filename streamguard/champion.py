@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from streamguard.core.metrics import roc_auc
+
 EXACT_LIMIT = 1000  # discordant pairs up to which the binomial tail is summed with exact integers
 
 
@@ -94,7 +96,8 @@ def paired_bootstrap_ci(champion_correct: Sequence[bool], challenger_correct: Se
     return float(lo), float(hi)
 
 
-def _metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+def _metrics(labels: np.ndarray, preds: np.ndarray, scores: list[Any]) -> dict[str, Any]:
+    """metrics.json-shaped metrics of 0/1 predictions; rates are None on an empty denominator."""
     tp = int(np.sum((preds == 1) & (labels == 1)))
     tn = int(np.sum((preds == 0) & (labels == 0)))
     fp = int(np.sum((preds == 1) & (labels == 0)))
@@ -107,8 +110,10 @@ def _metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
     precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
     f1 = (2 * precision * recall / (precision + recall)
           if precision is not None and recall is not None and precision + recall > 0 else None)
+    has_scores = all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores)
     return {"n": n, "accuracy": ratio(tp + tn, n), "precision": precision, "recall": recall, "f1": f1,
-            "fpr": ratio(fp, fp + tn), "confusion_matrix": [[tn, fp], [fn, tp]]}
+            "fpr": ratio(fp, fp + tn), "roc_auc": roc_auc(labels.tolist(), scores) if has_scores else None,
+            "confusion_matrix": [[tn, fp], [fn, tp]]}
 
 
 def _index(rows: Iterable[Mapping[str, Any]], side: str, threshold: float) -> dict[str, dict[str, Any]]:
@@ -208,7 +213,8 @@ def compare_models(champion_preds: Iterable[Mapping[str, Any]], challenger_preds
     labels = np.array([champ[i]["label"] for i in ids])
     pred_a = np.array([champ[i]["pred"] for i in ids])
     pred_b = np.array([chall[i]["pred"] for i in ids])
-    m_a, m_b = _metrics(labels, pred_a), _metrics(labels, pred_b)
+    m_a = _metrics(labels, pred_a, [champ[i].get("score") for i in ids])
+    m_b = _metrics(labels, pred_b, [chall[i].get("score") for i in ids])
     right_a, right_b = pred_a == labels, pred_b == labels
     b = int(np.sum(right_a & ~right_b))
     c = int(np.sum(right_b & ~right_a))

@@ -362,9 +362,13 @@ def detect_drift(baseline: Mapping[str, Any], current: Mapping[str, Any], *,
         min_samples: minimum size of each side for a test to decide.
     """
     report = DriftReport()
+    def has_data(side: Mapping[str, Any], feature: str) -> bool:
+        value = side.get(feature)
+        return value is not None and len(value) > 0
+
     for feature, names in _plan(tests).items():
-        if not baseline.get(feature) or not current.get(feature):
-            side = "baseline" if not baseline.get(feature) else "current"
+        if not has_data(baseline, feature) or not has_data(current, feature):
+            side = "baseline" if not has_data(baseline, feature) else "current"
             report.reasons.append(f"{feature}: skipped, no data in {side}")
             continue
         results = [DRIFT_TESTS[name](baseline[feature], current[feature], min_samples=min_samples)

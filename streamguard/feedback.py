@@ -6,11 +6,17 @@ A feedback record is one reviewer verdict on one model prediction, one JSON obje
 | field | type | required | meaning |
 |---|---|---|---|
 | `code` | str | yes | the code the model scored |
-| `prediction` or `score` | 0/1, bool or float in [0, 1] | one of them | the model's output (a float `prediction` is read as a score) |
-| `verdict` | str | yes | `confirmed`, `false_positive`, `missed` or `correct` (see below) |
+| `prediction` / `score` | 0/1, bool, or float in [0, 1] | one of them | model output; a float is a score |
+| `verdict` | str | yes | `confirmed`, `false_positive`, `missed` or `correct` |
 | `model_version` | str or int | yes | the registry version that made the prediction |
-| `timestamp` | ISO-8601 str with a timezone (`Z` accepted) | yes | when the verdict was given |
-| `id`, `request_id`, `language`, `cwe`, `variant` | str (`cwe` may be an int) | no | `variant` is the A/B arm (`champion`/`challenger`) |
+| `timestamp` | ISO-8601 with a timezone (`Z` ok) | yes | when the verdict was given |
+| `id`, `request_id`, `variant` | str | no | `variant` is the A/B arm (`champion`/`challenger`) |
+| `language`, `cwe` | str (`cwe` may be an int) | no | normalised as in training data |
+
+A missing `language` is detected from the code (`streamguard.core.records.detect_language`); when
+that fails the training record carries `language: None`, which `streamguard prepare` quarantines
+with its own reason while the verdict still counts in the production metrics. A 0/1 `prediction`
+that contradicts the verdict (e.g. `missed` with prediction 1) is rejected.
 
 Verdicts and what they mean, both for training labels and for the confusion matrix:
 
@@ -27,23 +33,26 @@ line and reason, duplicates and records older than `since` are counted.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from streamguard.core.records import RecordError, detect_language, normalize_language
+from streamguard.data import io as data_io
+
 VERDICT_LABELS: dict[str, int] = {"confirmed": 1, "false_positive": 0, "missed": 1, "correct": 0}
 VERDICT_OUTCOMES: dict[str, str] = {"confirmed": "tp", "false_positive": "fp", "missed": "fn", "correct": "tn"}
 # What the model must have predicted for a verdict to make sense (1 = flagged as vulnerable).
 VERDICT_PREDICTIONS: dict[str, int] = {"confirmed": 1, "false_positive": 1, "missed": 0, "correct": 0}
 REQUIRED_FIELDS = ("code", "verdict", "model_version", "timestamp")
-OPTIONAL_STR_FIELDS = ("id", "request_id", "language", "variant")
+_CWE_RE = re.compile(r"(?i)(?:cwe)?[-_ ]?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -241,16 +250,25 @@ def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
 
 
 def _normalise_cwe(value: Any) -> str | None:
+    """89, "89", "cwe89", "CWE-89" -> "CWE-89"; other strings are kept as given."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"CWE-{value}"
-    if isinstance(value, str):
-        text = value.strip().upper()
-        if not text:
-            return None
-        return f"CWE-{text}" if text.isdigit() else text
-    raise FeedbackError(f"field 'cwe': expected a string or int, got {type(value).__name__}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise FeedbackError(f"field 'cwe': expected a string or int, got {type(value).__name__}")
+    text = str(value).strip()
+    match = _CWE_RE.fullmatch(text)
+    return f"CWE-{int(match.group(1))}" if match else (text or None)
+
+
+def _language(obj: Mapping[str, Any], code: str) -> str | None:
+    """The record's language normalised like training data, else detected from the code (or None)."""
+    given = obj.get("language")
+    if given in (None, ""):
+        return detect_language(code)
+    try:
+        return normalize_language(given)
+    except RecordError as exc:
+        raise FeedbackError(f"field 'language': {exc}") from exc
 
 
 def parse_feedback(obj: Any, *, file: str = "", line: int = 0) -> FeedbackRecord:
@@ -290,7 +308,7 @@ def parse_feedback(obj: Any, *, file: str = "", line: int = 0) -> FeedbackRecord
         pred=pred,
         id=_opt_str(obj, "id"),
         request_id=_opt_str(obj, "request_id"),
-        language=(_opt_str(obj, "language") or "").lower() or None,
+        language=_language(obj, code),
         cwe=_normalise_cwe(obj.get("cwe")),
         variant=(_opt_str(obj, "variant") or "").lower() or None,
         file=file,
@@ -302,49 +320,33 @@ class LineError(str):
     """A line that could not be decoded; the string is the reason."""
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[str, int, Any]]:
-    """Yield `(file, line_no, object_or_LineError)` for each non-blank line of a JSONL[.gz] file.
+def _iter_sources(sources: Any) -> Iterator[tuple[str, int, Any, str]]:
+    """Flatten paths, decoded objects and `(file, line, obj)` tuples into `(file, line, obj, raw)`.
 
-    Lines are decoded one by one so one bad line (invalid UTF-8 or JSON) never hides the rest.
+    Paths (files, directories, `file://` or `s3://` URIs; JSONL, gzip detected) are read with
+    `streamguard.data.io`, the reader `streamguard prepare` uses; an unreadable file raises its
+    `InputError` rather than silently shrinking the batch.
     """
-    name = os.fspath(path)
-    opener = gzip.open if name.endswith(".gz") else open
-    with opener(name, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield name, line_no, LineError(f"not valid UTF-8 at byte {exc.start}")
-                continue
-            try:
-                yield name, line_no, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield name, line_no, LineError(f"invalid JSON: {exc.msg} (column {exc.colno})")
-
-
-def _iter_sources(sources: Any) -> Iterator[tuple[str, int, Any]]:
-    """Flatten paths, decoded objects and `(file, line, obj)` tuples into one stream."""
     if isinstance(sources, (str, os.PathLike, Mapping)):
         sources = [sources]
     for index, item in enumerate(sources, start=1):
         if isinstance(item, (str, os.PathLike)):
-            yield from read_jsonl(item)
+            for file in data_io.expand_inputs([os.fspath(item)]):
+                for ln in data_io.read_lines(file):
+                    obj = ln.record if ln.record is not None else LineError(ln.error or "unreadable line")
+                    yield ln.file, ln.line, obj, ln.raw or ""
         elif isinstance(item, Mapping):
-            yield "<records>", index, item
+            yield "<records>", index, item, ""
         elif isinstance(item, tuple) and len(item) == 3:
             file, line, obj = item
             if isinstance(obj, BaseException):
                 obj = LineError(str(obj))
-            yield str(file), int(line), obj
+            yield str(file), int(line), obj, ""
         else:
-            yield "<records>", index, LineError(f"unsupported input item of type {type(item).__name__}")
+            yield "<records>", index, LineError(f"unsupported input item of type {type(item).__name__}"), ""
 
 
 def _raw_text(obj: Any) -> str:
-    if isinstance(obj, LineError):
-        return ""
     try:
         return json.dumps(obj, ensure_ascii=False, default=str)[:2000]
     except (TypeError, ValueError):
@@ -375,8 +377,8 @@ def ingest_feedback(paths_or_records: Any, *, since: datetime | None = None) -> 
     """Validate, deduplicate and label feedback.
 
     Args:
-        paths_or_records: a path, a decoded object, or an iterable of paths (JSONL or JSONL.gz),
-            decoded objects and `(file, line, object_or_exception)` tuples.
+        paths_or_records: a path, a decoded object, or an iterable of paths (JSONL or JSONL.gz files,
+            directories, URIs), decoded objects and `(file, line, object_or_exception)` tuples.
         since: tz-aware; valid entries with an earlier timestamp are counted in
             `skipped_before_since` and not kept.
 
@@ -391,14 +393,15 @@ def ingest_feedback(paths_or_records: Any, *, since: datetime | None = None) -> 
     seen_ids: set[str] = set()
     seen_keys: set[tuple[str, str, str]] = set()
     kept: list[tuple[FeedbackRecord, str]] = []
-    for file, line, obj in _iter_sources(paths_or_records):
+    for file, line, obj, raw in _iter_sources(paths_or_records):
         if isinstance(obj, LineError):
-            batch.quarantined.append({"file": file, "line": line, "reason": str(obj), "raw": ""})
+            batch.quarantined.append({"file": file, "line": line, "reason": str(obj), "raw": raw})
             continue
         try:
             fb = parse_feedback(obj, file=file, line=line)
         except FeedbackError as exc:
-            batch.quarantined.append({"file": file, "line": line, "reason": str(exc), "raw": _raw_text(obj)})
+            batch.quarantined.append({"file": file, "line": line, "reason": str(exc),
+                                      "raw": raw or _raw_text(obj)})
             continue
         if since is not None and fb.timestamp < since:
             batch.skipped_before_since += 1
@@ -466,6 +469,6 @@ def quarantine_lines(batch: FeedbackBatch) -> Iterator[str]:
 
 __all__ = [
     "VERDICT_LABELS", "FeedbackRecord", "FeedbackBatch", "ProductionMetrics", "ConfusionCounts",
-    "FeedbackError", "ingest_feedback", "parse_feedback", "production_metrics", "read_jsonl",
+    "FeedbackError", "ingest_feedback", "parse_feedback", "production_metrics",
     "normalise_code", "quarantine_lines",
 ]

@@ -156,7 +156,7 @@ def _metric_rules(champion: Mapping[str, Any], production: ProductionMetrics, po
     return severe
 
 
-def decide_retraining(*, now: datetime, champion: Mapping[str, Any] | None, production: ProductionMetrics,
+def decide_retraining(*, now: datetime, champion: Mapping[str, Any] | Any | None, production: ProductionMetrics,
                       drift: DriftReport | None, new_feedback_count: int,
                       last_retrain_at: datetime | str | None, policy: RetrainPolicy = RetrainPolicy(),
                       force: bool = False) -> RetrainDecision:
@@ -164,13 +164,16 @@ def decide_retraining(*, now: datetime, champion: Mapping[str, Any] | None, prod
 
     Args:
         now: tz-aware current time (the DAG run's logical date; never read from the clock here).
-        champion: the champion's registry record (`metrics`, `trained_at`/`created_at`), or None.
+        champion: the champion's registry record (`metrics`, `trained_at`/`created_at`; a dict or
+            an object with `to_dict()`), or None.
         production: metrics from feedback (`feedback.production_metrics`).
         drift: the drift report, or None when drift was not computed.
         new_feedback_count: feedback records received since the last retraining.
         last_retrain_at: when the last retraining started, or None.
     """
     now = _as_datetime(now, "now")
+    if champion is not None and not isinstance(champion, Mapping):
+        champion = champion.to_dict()
     last = _as_datetime(last_retrain_at, "last_retrain_at") if last_retrain_at is not None else None
     fired: list[str] = []
     reasons: list[str] = []

@@ -56,6 +56,7 @@ from streamguard.registry.records import (
 VERSION_DIGITS = 6
 MAX_VERSION_ATTEMPTS = 1000
 MAX_ALIAS_ATTEMPTS = 100
+CLOCK_SKEW_MARGIN = 600.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,24 @@ def _stem(key: str) -> str:
     return name[: -len(".json")] if name.endswith(".json") else name
 
 
-def _age_seconds(iso: str) -> float:
+def _parse_iso(iso: str) -> datetime | None:
     try:
-        then = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
     except (TypeError, ValueError):
+        return None
+
+
+def _age_seconds(iso: str) -> float:
+    then = _parse_iso(iso)
+    if then is None:
         return float("inf")  # an unreadable timestamp cannot prove the claim is alive
     return (datetime.now(timezone.utc) - then).total_seconds()
 
 
-def _backoff(attempt: int, base: float = 0.002, cap: float = 0.05) -> None:
-    # Jitter spreads racing writers out so each retry round is not a new stampede.
-    time.sleep(random.uniform(0, min(cap, base * (attempt + 1))))
+def _backoff(attempt: int, base: float = 0.002, cap: float = 0.5) -> None:
+    # Exponential backoff with full jitter: racing writers spread out, so each retry round is
+    # not a new stampede that wastes a request per loser.
+    time.sleep(random.uniform(0, min(cap, base * 2 ** min(attempt, 16))))
 
 
 class RegistryStore(abc.ABC):
@@ -194,14 +202,19 @@ class RegistryStore(abc.ABC):
         candidate = (numbers[-1] if numbers else 0) + 1
         for attempt in range(MAX_VERSION_ATTEMPTS):
             record = ModelVersion.from_dict(build(candidate), where=f"new version {candidate} of {model!r}")
+            started = time.monotonic()
             try:
                 self.create(version_key(model, candidate), dumps(record.to_dict()))
                 return record
             except RecordExists:
-                # Someone took this number; jump past everything that exists now.
-                _backoff(attempt)
-                numbers = self.version_numbers(model)
-                candidate = max(candidate + 1, (numbers[-1] if numbers else 0) + 1)
+                # Someone took this number. Back off in units of the store's own latency (a
+                # local link takes microseconds, an S3 put milliseconds), then try the next one;
+                # every third miss, re-list to jump past a run of numbers taken meanwhile.
+                _backoff(attempt, base=max(0.001, time.monotonic() - started), cap=1.0)
+                candidate += 1
+                if attempt % 3 == 2:
+                    numbers = self.version_numbers(model)
+                    candidate = max(candidate, (numbers[-1] if numbers else 0) + 1)
         raise RegistryError(
             f"could not allocate a version number for model {model!r} in {self.uri} "
             f"after {MAX_VERSION_ATTEMPTS} attempts (too many concurrent writers?)"
@@ -324,15 +337,18 @@ class RegistryStore(abc.ABC):
     def _find_registration(self, model: str, claim: dict) -> ModelVersion | None:
         """The version record written under ``claim`` (newest first; none is older than the claim)."""
         registration_id = claim.get("registration_id")
-        claimed_at = claim.get("claimed_at", "")
         if not registration_id:
             return None
+        claimed_at = _parse_iso(claim.get("claimed_at", ""))
         for number in reversed(self.version_numbers(model)):
             record = self.get_version(model, number)
             if record.registration_id == registration_id:
                 return record
-            if claimed_at and record.created_at < claimed_at:
-                break  # same UTC ISO format on both sides, so string order is time order
+            created = _parse_iso(record.created_at)
+            # Numbers grow with time, so stop well before the claim; the margin absorbs clock skew
+            # between machines (the record under the claim is stamped by the claimer's own clock).
+            if claimed_at and created and (claimed_at - created).total_seconds() > CLOCK_SKEW_MARGIN:
+                break
         return None
 
     # ---- aliases -------------------------------------------------------------------------

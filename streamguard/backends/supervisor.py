@@ -1,0 +1,429 @@
+"""Supervisor of one local training job: ``python -m streamguard.backends.supervisor <job dir>``.
+
+Started detached by `LocalTrainingBackend.create_training_job`. It reproduces the SageMaker
+script-mode container contract on this machine (see SAGEMAKER.md):
+
+1. ``Downloading``: copy each channel's URI (``s3://`` or ``file://``) into ``input/data/<channel>``,
+   the source dir tarball into ``code/`` (safely unpacked), checkpoints from ``CheckpointConfig``,
+   and write ``input/config/{hyperparameters,inputdataconfig,resourceconfig}.json``.
+2. ``Training``: run ``python <sagemaker_program> --name value ...`` in ``code/`` with the ``SM_*``
+   environment, streaming its output to ``logs/train.log`` and parsing ``MetricDefinitions``
+   into ``FinalMetricDataList`` and ``metrics.jsonl``; enforce ``MaxRuntimeInSeconds``.
+3. ``Uploading``: ``model/`` -> ``<S3OutputPath>/<job>/output/model.tar.gz`` and ``output/data/``
+   -> ``.../output/output.tar.gz``; checkpoints back to ``CheckpointConfig.S3Uri``.
+
+Differences from SageMaker, on purpose: one host only (``InstanceCount`` > 1 runs one process and
+says so in the log), no ``requirements.txt`` install (the local environment already has the
+packages), ``SM_NUM_GPUS`` from ``$STREAMGUARD_LOCAL_NUM_GPUS`` (default 0), and timestamps as
+ISO-8601 strings.
+
+SIGTERM (from `stop_training_job` or a killed Airflow task) stops the training process group and
+records ``Stopped``; the model trained so far is still uploaded, as SageMaker does on stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from streamguard.backends.local import (
+    JobPaths,
+    kill_group,
+    read_json,
+    set_status,
+    utcnow_iso,
+    write_json_atomic,
+)
+from streamguard.sagemaker_jobs import MetricParser, decode_hyperparameter, user_hyperparameters
+
+HOST = "algo-1"
+STOP_GRACE_S = 10.0  # SageMaker allows 120 s after SIGTERM; a local run needs less
+STATUS_WRITE_INTERVAL_S = 0.5
+TAIL_LINES = 20
+
+
+class JobStopped(Exception):
+    """Raised inside the supervisor when a stop was requested between steps."""
+
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0].lower() if "://" in uri else "file"
+
+
+def fetch(uri: str, dest: Path) -> None:
+    """Copy a file or a prefix at ``uri`` (``file://`` or ``s3://``) into directory ``dest``."""
+    from streamguard import storage
+
+    dest.mkdir(parents=True, exist_ok=True)
+    storage.download(uri, str(dest))
+
+
+def upload(local: Path, uri: str) -> str:
+    from streamguard import storage
+
+    return storage.upload_file(str(local), uri)
+
+
+def command_args(hyperparameters: dict[str, str]) -> list[str]:
+    """``--name value`` pairs as the SageMaker training toolkit builds them (values JSON-decoded).
+
+    Dicts and lists are passed as JSON; other values via ``str`` (so ``true`` arrives as ``True``).
+    """
+    args = []
+    for key, value in user_hyperparameters(hyperparameters).items():
+        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        args += [f"--{key}", text]
+    return args
+
+
+def _env_name(key: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in key).upper()
+
+
+def training_environment(request: dict, paths: JobPaths, checkpoint_dir: Path, base_env: dict | None = None) -> dict:
+    """The ``SM_*`` environment of the training process (see SAGEMAKER.md's contract table)."""
+    env = dict(os.environ if base_env is None else base_env)
+    hps = request.get("HyperParameters", {})
+    user = user_hyperparameters(hps)
+    channels = [c["ChannelName"] for c in request.get("InputDataConfig", [])]
+    program = decode_hyperparameter(hps["sagemaker_program"])
+    env.update({
+        "SM_MODEL_DIR": str(paths.model),
+        "SM_OUTPUT_DATA_DIR": str(paths.output_data),
+        "SM_OUTPUT_DIR": str(paths.output),
+        "SM_OUTPUT_INTERMEDIATE_DIR": str(paths.output / "intermediate"),
+        "SM_INPUT_DIR": str(paths.root / "input"),
+        "SM_INPUT_CONFIG_DIR": str(paths.input_config),
+        "SM_CHECKPOINT_DIR": str(checkpoint_dir),
+        "SM_CHANNELS": json.dumps(sorted(channels)),
+        "SM_HPS": json.dumps(user, sort_keys=True),
+        "SM_USER_ARGS": json.dumps(command_args(hps)),
+        "SM_NUM_GPUS": os.environ.get("STREAMGUARD_LOCAL_NUM_GPUS", "0"),
+        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_HOSTS": json.dumps([HOST]),
+        "SM_CURRENT_HOST": HOST,
+        "SM_NETWORK_INTERFACE_NAME": "lo",
+        "SM_MODULE_NAME": Path(str(program)).stem,
+        "SM_MODULE_DIR": str(decode_hyperparameter(hps["sagemaker_submit_directory"])),
+        "SM_LOG_LEVEL": str(decode_hyperparameter(hps.get("sagemaker_container_log_level", "20"))),
+        "SM_RESOURCE_CONFIG": json.dumps(resource_config()),
+        "SM_INPUT_DATA_CONFIG": json.dumps(input_data_config(request)),
+        "SM_TRAINING_ENV": json.dumps({"job_name": request["TrainingJobName"], "hyperparameters": user,
+                                       "channel_input_dirs": {c: str(paths.input_data / c) for c in channels}}),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(paths.code), env.get("PYTHONPATH", "")) if p),
+        "PYTHONUNBUFFERED": "1",
+    })
+    for channel in channels:
+        env[f"SM_CHANNEL_{_env_name(channel)}"] = str(paths.input_data / channel)
+    for key, value in user.items():
+        env[f"SM_HP_{_env_name(key)}"] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return env
+
+
+def resource_config() -> dict:
+    return {"current_host": HOST, "hosts": [HOST], "network_interface_name": "lo"}
+
+
+def input_data_config(request: dict) -> dict:
+    return {
+        c["ChannelName"]: {
+            "ContentType": c.get("ContentType"),
+            "TrainingInputMode": c.get("InputMode") or request["AlgorithmSpecification"].get("TrainingInputMode", "File"),
+            "S3DistributionType": c["DataSource"]["S3DataSource"].get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": "None",
+        }
+        for c in request.get("InputDataConfig", [])
+    }
+
+
+class Supervisor:
+    """Runs one job directory from ``Starting`` to a terminal state."""
+
+    def __init__(self, job_dir: Path):
+        self.paths = JobPaths(job_dir)
+        self.request = read_json(self.paths.request)
+        self.status = read_json(self.paths.status)
+        self.name = self.request["TrainingJobName"]
+        self.child: subprocess.Popen | None = None
+        self.stop_requested = False
+        self.parser = MetricParser(self.request["AlgorithmSpecification"].get("MetricDefinitions", []))
+        self._last_write = 0.0
+
+    # ------------------------------------------------------------------------------------ status
+    def save(self) -> None:
+        self.status["LastModifiedTime"] = utcnow_iso()
+        write_json_atomic(self.paths.status, self.status)
+        self._last_write = time.monotonic()
+
+    def transition(self, state: str, secondary: str, message: str, reason: str | None = None) -> None:
+        set_status(self.status, state, secondary, message, reason=reason)
+        self.save()
+
+    def log(self, message: str) -> None:
+        """A supervisor line in train.log (marked, so it is not mistaken for the entry's output)."""
+        with open(self.paths.train_log, "a", encoding="utf-8") as fh:
+            fh.write(f"[streamguard-local {utcnow_iso()}] {message}\n")
+
+    # ----------------------------------------------------------------------------------- signals
+    def on_sigterm(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        self.stop_requested = True
+        if self.child is not None and self.child.poll() is None:
+            kill_group(self.child.pid, signal.SIGTERM)
+
+    def check_stop(self) -> None:
+        if self.stop_requested or self.paths.stop_marker.exists():
+            self.stop_requested = True
+            raise JobStopped()
+
+    # ------------------------------------------------------------------------------------- steps
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        self.status["Pid"] = os.getpid()
+        self.status["TrainingStartTime"] = utcnow_iso()
+        self.save()
+        try:
+            self.check_stop()
+            self.transition("InProgress", "Downloading", "Downloading input data and code")
+            checkpoint_dir = self.prepare()
+            self.check_stop()
+            self.transition("InProgress", "Training", "Training in progress")
+            outcome, reason = self.train(checkpoint_dir)
+        except JobStopped:
+            self.finish_stopped("Stopped", "Job stopped before training started", None)
+            return 0
+        except Exception as exc:  # noqa: BLE001 - every error must end as a Failed status with a reason
+            self.log(traceback.format_exc())
+            self.transition("Failed", "Failed", "Job failed", reason=f"ClientError: {type(exc).__name__}: {exc}")
+            return 1
+        if outcome == "Completed":
+            try:
+                self.transition("InProgress", "Uploading", "Uploading generated training model")
+                self.upload_outputs(checkpoint_dir)
+            except Exception as exc:  # noqa: BLE001
+                self.log(traceback.format_exc())
+                self.transition("Failed", "Failed", "Upload failed", reason=f"ClientError: upload failed: {exc}")
+                return 1
+            self.transition("Completed", "Completed", "Training job completed")
+            return 0
+        if outcome in ("Stopped", "MaxRuntimeExceeded"):
+            self.finish_stopped(outcome, "Training job stopped" if outcome == "Stopped"
+                                else "Training job exceeded MaxRuntimeInSeconds", reason, checkpoint_dir)
+            return 0
+        self.transition("Failed", "Failed", "Training job failed", reason=reason)
+        return 1
+
+    def finish_stopped(self, secondary: str, message: str, reason: str | None, checkpoint_dir: Path | None = None) -> None:
+        # As on SageMaker, whatever the script saved before it stopped is still uploaded.
+        if checkpoint_dir is not None and any(self.paths.model.rglob("*")):
+            try:
+                self.transition("Stopping", "Uploading", "Uploading the model saved before the stop")
+                self.upload_outputs(checkpoint_dir)
+            except Exception as exc:  # noqa: BLE001
+                self.log(f"upload after stop failed: {exc}")
+        self.transition("Stopped", secondary, message, reason=reason)
+
+    def prepare(self) -> Path:
+        """Channels, code, checkpoints and config files; returns the checkpoint directory."""
+        p = self.paths
+        for d in (p.input_data, p.input_config, p.code, p.model, p.output_data, p.output / "intermediate"):
+            d.mkdir(parents=True, exist_ok=True)
+        count = self.request["ResourceConfig"].get("InstanceCount", 1)
+        if count > 1:
+            self.log(f"InstanceCount={count}: the local backend runs one host ({HOST}); "
+                     "torchrun/DDP across instances happens on SageMaker only")
+        for channel in self.request.get("InputDataConfig", []):
+            name = channel["ChannelName"]
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            self.log(f"channel {name}: {uri} -> {p.input_data / name}")
+            try:
+                fetch(uri, p.input_data / name)
+            except FileNotFoundError as exc:
+                raise RuntimeError(f"channel {name!r}: nothing found at {uri} ({exc})") from None
+            self.check_stop()
+        hps = self.request["HyperParameters"]
+        submit = str(decode_hyperparameter(hps["sagemaker_submit_directory"]))
+        tarball = p.root / "sourcedir.tar.gz"
+        self.log(f"source dir: {submit}")
+        from streamguard import storage
+        from streamguard.sourcedir import safe_extract
+
+        storage.download(submit, str(tarball))
+        safe_extract(tarball, p.code)
+        program = str(decode_hyperparameter(hps["sagemaker_program"]))
+        if not (p.code / program).is_file():
+            raise RuntimeError(f"sagemaker_program {program!r} is not in the source dir {submit}")
+
+        checkpoint_dir = p.checkpoints
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = self.request.get("CheckpointConfig")
+        if ckpt and _exists(ckpt["S3Uri"]):
+            self.log(f"checkpoints: resuming from {ckpt['S3Uri']}")
+            fetch(ckpt["S3Uri"], checkpoint_dir)
+
+        write_json_atomic(p.input_config / "hyperparameters.json", hps)
+        write_json_atomic(p.input_config / "inputdataconfig.json", input_data_config(self.request))
+        write_json_atomic(p.input_config / "resourceconfig.json", resource_config())
+        return checkpoint_dir
+
+    def train(self, checkpoint_dir: Path) -> tuple[str, str | None]:
+        """Run the entry; returns (outcome, reason) with outcome Completed|Failed|Stopped|MaxRuntimeExceeded."""
+        hps = self.request["HyperParameters"]
+        program = str(decode_hyperparameter(hps["sagemaker_program"]))
+        argv = [sys.executable, program, *command_args(hps)]
+        env = training_environment(self.request, self.paths, checkpoint_dir)
+        max_runtime = float(self.request["StoppingCondition"]["MaxRuntimeInSeconds"])
+        self.log("running: " + " ".join(argv[1:]))
+        lines: queue.Queue = queue.Queue()
+        self.child = subprocess.Popen(
+            argv, cwd=str(self.paths.code), env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.status["ChildPid"] = self.child.pid
+        self.save()
+        if self.stop_requested:  # SIGTERM arrived while the child was starting
+            kill_group(self.child.pid, signal.SIGTERM)
+        reader = threading.Thread(target=_pump, args=(self.child.stdout, lines), daemon=True)
+        reader.start()
+        started = time.monotonic()
+        outcome, reason = None, None
+        with open(self.paths.train_log, "a", encoding="utf-8") as log, \
+                open(self.paths.metrics, "a", encoding="utf-8") as metrics:
+            dirty = False
+            while True:
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    line = ""
+                if line is None:  # end of output
+                    break
+                if line:
+                    log.write(line if line.endswith("\n") else line + "\n")
+                    log.flush()
+                    now = utcnow_iso()
+                    for metric, value in self.parser.feed(line):
+                        metrics.write(json.dumps({"MetricName": metric, "Value": value, "Timestamp": now}) + "\n")
+                        dirty = True
+                    metrics.flush()
+                if dirty and time.monotonic() - self._last_write >= STATUS_WRITE_INTERVAL_S:
+                    self._record_metrics()
+                    dirty = False
+                if outcome is None and (self.stop_requested or self.paths.stop_marker.exists()):
+                    self.stop_requested = True
+                    outcome = "Stopped"
+                    self._terminate()
+                elif outcome is None and time.monotonic() - started > max_runtime:
+                    outcome = "MaxRuntimeExceeded"
+                    reason = f"Training job exceeded MaxRuntimeInSeconds ({max_runtime:.0f}s) and was stopped"
+                    self.log(reason)
+                    self._terminate()
+        rc = self.child.wait()
+        self._record_metrics()
+        if self.parser.skipped:
+            self.log(f"{self.parser.skipped} metric value(s) were not finite numbers and were ignored")
+        if outcome is None and self.stop_requested:
+            outcome = "Stopped"
+        if outcome is not None:
+            return outcome, reason
+        if rc == 0:
+            return "Completed", None
+        return "Failed", self._failure_reason(rc)
+
+    def _terminate(self) -> None:
+        """SIGTERM the training process group; SIGKILL whatever is left after STOP_GRACE_S."""
+        kill_group(self.child.pid, signal.SIGTERM)
+
+        def escalate(pid: int) -> None:
+            time.sleep(STOP_GRACE_S)
+            kill_group(pid, signal.SIGKILL)
+
+        threading.Thread(target=escalate, args=(self.child.pid,), daemon=True).start()
+
+    def _record_metrics(self) -> None:
+        now = utcnow_iso()
+        self.status["FinalMetricDataList"] = [
+            {"MetricName": name, "Value": value, "Timestamp": now} for name, value in self.parser.last.items()
+        ]
+        self.save()
+
+    def _failure_reason(self, rc: int) -> str:
+        if self.paths.failure.is_file():
+            text = self.paths.failure.read_text(errors="replace").strip()
+            if text:
+                return text
+        tail = _tail(self.paths.train_log, TAIL_LINES)
+        how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+        return f"AlgorithmError: the training script ended with {how}. Last log lines:\n{tail}"
+
+    def upload_outputs(self, checkpoint_dir: Path) -> None:
+        from streamguard.sourcedir import tar_directory
+        from streamguard.storage import join_uri
+
+        base = join_uri(self.request["OutputDataConfig"]["S3OutputPath"], self.name, "output")
+        staging = self.paths.root / "upload"
+        staging.mkdir(exist_ok=True)
+        model_tar, model_sha = tar_directory(self.paths.model, staging / "model.tar.gz")
+        output_tar, _ = tar_directory(self.paths.output_data, staging / "output.tar.gz")
+        model_uri = upload(model_tar, join_uri(base, "model.tar.gz"))
+        upload(output_tar, join_uri(base, "output.tar.gz"))
+        self.log(f"model artifact: {model_uri} (sha256 {model_sha})")
+        ckpt = self.request.get("CheckpointConfig")
+        if ckpt and any(checkpoint_dir.rglob("*")):
+            from streamguard.storage import upload_dir
+
+            upload_dir(checkpoint_dir, ckpt["S3Uri"])
+        self.status["ModelArtifacts"] = {"S3ModelArtifacts": model_uri}
+        self.status["ModelArtifactSha256"] = model_sha
+        self.save()
+
+
+def _exists(uri: str) -> bool:
+    from streamguard import storage
+
+    return storage.exists(uri)
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    """Reader thread: one decoded line at a time into ``lines``, then None at end of output."""
+    try:
+        for raw in iter(stream.readline, b""):
+            lines.put(raw.decode("utf-8", errors="replace"))
+    finally:
+        lines.put(None)
+
+
+def _tail(path: Path, n: int) -> str:
+    if not path.is_file():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m streamguard.backends.supervisor <job dir>", file=sys.stderr)
+        return 2
+    job_dir = Path(argv[0])
+    try:
+        supervisor = Supervisor(job_dir)
+    except Exception as exc:  # noqa: BLE001 - the job dir is unusable; say so where describe looks
+        status_path = JobPaths(job_dir).status
+        if status_path.is_file():
+            status = read_json(status_path)
+            set_status(status, "Failed", "Failed", "Supervisor could not start",
+                       reason=f"supervisor could not read the job directory: {exc}")
+            write_json_atomic(status_path, status)
+        raise
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

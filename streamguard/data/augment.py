@@ -1,0 +1,111 @@
+"""Counterfactual augmentation, applied after splitting and within each split.
+
+A record's explicit ``counterfactual`` becomes a new record with the opposite label and the
+same group (origin ``counterfactual``); records without one may get an automatic SQL twin
+(origin ``auto_counterfactual``, see :mod:`streamguard.data.counterfactuals`). Because twins stay
+in their parent's split and group, augmentation cannot leak across splits. A twin whose code
+already exists anywhere in the prepared data (after whitespace/comment normalisation) is skipped
+and reported, as is an automatic twin that fails to re-parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamguard.data.counterfactuals import auto_counterfactual
+from streamguard.data.dedup import dedup_key
+
+
+@dataclass
+class AugmentStats:
+    """Counts over all splits (``rejected_auto``: generated but failed to re-parse)."""
+
+    explicit: int = 0
+    auto: int = 0
+    rejected_auto: int = 0
+    skipped_duplicate: int = 0
+    skipped_conflict: int = 0
+    skipped_too_large: int = 0
+    skipped: list[dict] = field(default_factory=list)   # rows for duplicates.jsonl
+
+    def to_dict(self) -> dict[str, int]:
+        return {"explicit": self.explicit, "auto": self.auto, "rejected_auto": self.rejected_auto,
+                "skipped_duplicate": self.skipped_duplicate, "skipped_conflict": self.skipped_conflict,
+                "skipped_too_large": self.skipped_too_large}
+
+
+def twin(parent: dict, code: str, origin: str, suffix: str) -> dict:
+    """A new record for ``code`` with the opposite label, sharing the parent's group and metadata."""
+    out = {"id": f"{parent['id']}{suffix}", "code": code, "label": 1 - parent["label"],
+           "language": parent["language"], "cwe": parent.get("cwe"), "group": parent["group"],
+           "source": parent.get("source"), "origin": origin, "parent_id": parent["id"]}
+    if parent.get("license"):
+        out["license"] = parent["license"]
+    return out
+
+
+def augment_splits(splits: dict[str, list[dict]], *, auto: bool = True,
+                   max_code_bytes: int = 200_000) -> AugmentStats:
+    """Append counterfactual twins to each split in place; returns the counts.
+
+    Args:
+        splits: split name -> records (normalised, with ``group`` and ``origin`` set), in the order
+            they will be written; twins are appended after their split's records.
+        auto: also generate automatic SQL twins for records without an explicit counterfactual.
+        max_code_bytes: twins larger than this are skipped like oversized inputs.
+    """
+    stats = AugmentStats()
+    known: dict[str, tuple[str, int]] = {}
+    ids = set()
+    for records in splits.values():
+        for rec in records:
+            known.setdefault(dedup_key(rec), (rec["id"], rec["label"]))
+            ids.add(rec["id"])
+    for name, records in splits.items():
+        added = []
+        for rec in records:
+            cf = rec.pop("counterfactual", None)
+            candidate = None
+            if cf is not None:
+                candidate = twin(rec, cf, "counterfactual", "-cf")
+            elif auto and rec["label"] in (0, 1):
+                made = auto_counterfactual(rec["code"], rec["language"], rec["label"], rec.get("cwe"))
+                if made is not None and not made.valid:
+                    stats.rejected_auto += 1
+                elif made is not None:
+                    candidate = twin(rec, made.code, "auto_counterfactual", "-acf")
+            if candidate is None:
+                continue
+            if not _admit(candidate, known, ids, stats, max_code_bytes, name):
+                continue
+            added.append(candidate)
+            if candidate["origin"] == "counterfactual":
+                stats.explicit += 1
+            else:
+                stats.auto += 1
+        records.extend(added)
+    return stats
+
+
+def _admit(candidate: dict, known: dict, ids: set, stats: AugmentStats, max_code_bytes: int, split: str) -> bool:
+    """Register a twin unless it is oversized or its code already exists; count why not."""
+    if len(candidate["code"].encode("utf-8", "surrogatepass")) > max_code_bytes:
+        stats.skipped_too_large += 1
+        return False
+    key = dedup_key(candidate)
+    if key in known:
+        kept_id, kept_label = known[key]
+        conflict = kept_label != candidate["label"]
+        if conflict:
+            stats.skipped_conflict += 1
+        else:
+            stats.skipped_duplicate += 1
+        stats.skipped.append({"id": candidate["id"], "kept_id": kept_id, "split": split,
+                              "kind": "counterfactual_conflict" if conflict else "counterfactual_duplicate",
+                              "record": candidate})
+        return False
+    while candidate["id"] in ids:  # an input record may already use the suffixed id
+        candidate["id"] += "_"
+    known[key] = (candidate["id"], candidate["label"])
+    ids.add(candidate["id"])
+    return True

@@ -1,0 +1,312 @@
+"""`streamguard prepare`: raw JSON lines -> train/validation/test channels, quarantine and a report.
+
+Steps: read every line (bad lines quarantined) -> normalise records (bad records quarantined)
+-> remove duplicates (conflicting copies quarantined) -> group-aware stratified split ->
+counterfactual augmentation within each split -> program graphs -> write.
+
+Outputs under ``out`` (a local path or URI):
+``{train,validation,test}/data.jsonl``, ``quarantine.jsonl`` (each rejected line or record with
+file, line, reason and the raw content), ``duplicates.jsonl`` (each removed copy with the id of
+the kept one) and ``report.json``. The same inputs and seed give byte-identical files, whatever
+the order of the input lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from streamguard.core.records import RecordError, normalize_language, normalize_record
+from streamguard.data import io
+from streamguard.data.augment import augment_splits
+from streamguard.data.dedup import deduplicate
+from streamguard.data.quarantine import QuarantineEntry, count_reasons, from_line
+from streamguard.data.sourced import Sourced
+from streamguard.data.split import SPLITS, split_items, stable_hash, validate_ratios
+
+# Field order of a prepared record (docs/architecture.md); extra provenance fields follow.
+_RECORD_FIELDS = ("id", "code", "label", "language", "cwe", "group", "source", "origin")
+
+
+class PrepareError(Exception):
+    """Preparation cannot produce usable channels (unreadable input, nothing usable left...)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class PrepareReport:
+    """What preparation read, kept, rejected, generated and wrote.
+
+    ``splits`` maps each split to counts: ``total``, ``label_0``, ``label_1`` and per origin.
+    ``data_hash`` is the sha256 over the three written split files. ``elapsed_s`` is not written
+    to report.json (it would make reruns differ).
+    """
+
+    inputs: list[str]
+    files: list[str]
+    out: str
+    seed: int
+    ratios: list[float]
+    lines_read: int = 0
+    records_valid: int = 0
+    kept: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    quarantined_total: int = 0
+    duplicates: dict[str, int] = field(default_factory=dict)
+    conflicts: int = 0
+    augmented: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    graphs: dict | None = None
+    data_hash: str = ""
+    warnings: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("elapsed_s")
+        return out
+
+
+def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
+            ratios: Sequence[float] = (0.8, 0.1, 0.1), max_code_bytes: int = 200_000,
+            auto_counterfactuals: bool = True, with_graphs: bool = True,
+            allowed_languages: Iterable[str] | None = None,
+            progress: Callable[[str], None] | None = None) -> PrepareReport:
+    """Prepare training channels from JSON-lines inputs.
+
+    Args:
+        inputs: files, directories (searched recursively) or URIs (file://, s3://).
+        out: output directory (local path or URI).
+        seed: fixes the split (and so the augmentation and output order).
+        ratios: (train, validation, test) fractions, summing to 1.
+        max_code_bytes: records with larger ``code`` are quarantined.
+        auto_counterfactuals: add automatic SQL twins (see ``streamguard.data.counterfactuals``).
+        with_graphs: attach ``graph`` (``streamguard.core.graphs.build_graph``) to every record.
+        allowed_languages: quarantine records in other languages (default: all supported).
+        progress: called with one short line per stage.
+
+    Returns:
+        The report (also written to ``out/report.json``).
+
+    Raises:
+        PrepareError: an input is unreadable, the options are invalid, or no usable record remains.
+    """
+    started = time.monotonic()
+    say = progress or (lambda _msg: None)
+    try:
+        ratios = validate_ratios(ratios)
+    except ValueError as exc:
+        raise PrepareError(f"invalid split ratios: {exc}") from exc
+    if max_code_bytes <= 0:
+        raise PrepareError(f"max_code_bytes must be positive, got {max_code_bytes}")
+    allowed = _allowed(allowed_languages)
+    try:
+        files = io.expand_inputs(list(inputs))
+    except io.InputError as exc:
+        raise PrepareError(f"unreadable input {exc}", "check the path or URI") from exc
+    if not files:
+        raise PrepareError("no inputs given", "pass at least one --input")
+    report = PrepareReport(inputs=list(inputs), files=files, out=out, seed=seed, ratios=list(ratios))
+
+    say(f"reading {len(files)} file(s)")
+    items, quarantine = _read_all(files, report, max_code_bytes, allowed)
+    report.records_valid = len(items)
+    report.languages = dict(sorted(Counter(i.record["language"] for i in items).items()))
+
+    say(f"removing duplicates among {len(items)} record(s)")
+    dedup = deduplicate(items)
+    quarantine += dedup.conflicts
+    kept, id_clashes = _unique_ids(dedup.kept)
+    quarantine += id_clashes
+    report.duplicates = {"exact": dedup.exact, "normalized": dedup.normalized}
+    report.conflicts = dedup.conflict_sets
+    report.kept = len(kept)
+    quarantine.sort(key=lambda e: (files.index(e.file) if e.file in files else len(files), e.line))
+    report.quarantined = count_reasons(quarantine)
+    report.quarantined_total = len(quarantine)
+
+    if not kept:
+        _write_side_files(out, quarantine, dedup.duplicates, report, started)
+        raise PrepareError(
+            f"no usable records in {len(files)} input file(s): {report.quarantined_total} line(s) quarantined "
+            f"({_reason_summary(report.quarantined)})",
+            f"see {_join(out, 'quarantine.jsonl')} for each rejected line and why")
+
+    say(f"splitting {len(kept)} record(s) (seed {seed})")
+    splits = split_items([s.record for s in kept], ratios, seed,
+                         group_of=lambda r: r["group"], label_of=lambda r: r["label"])
+    for name in SPLITS:  # a seeded order that does not depend on input order
+        splits[name].sort(key=lambda r: stable_hash(seed, r["id"]))
+
+    say("adding counterfactuals")
+    aug = augment_splits(splits, auto=auto_counterfactuals, max_code_bytes=max_code_bytes)
+    report.augmented = aug.to_dict()
+    if with_graphs:
+        say(f"building graphs for {sum(len(v) for v in splits.values())} record(s)")
+        report.graphs = _add_graphs(splits)
+
+    say(f"writing {out}")
+    report.splits = _split_counts(splits)
+    report.warnings = _warnings(report)
+    report.data_hash = _write_splits(out, splits)
+    _write_side_files(out, quarantine, dedup.duplicates + aug.skipped, report, started)
+    return report
+
+
+def _allowed(languages: Iterable[str] | None) -> set[str] | None:
+    if languages is None:
+        return None
+    try:
+        return {normalize_language(lang) for lang in languages}
+    except RecordError as exc:
+        raise PrepareError(f"allowed_languages: {exc}") from exc
+
+
+def _read_all(files: list[str], report: PrepareReport, max_code_bytes: int,
+              allowed: set[str] | None) -> tuple[list[Sourced], list[QuarantineEntry]]:
+    items: list[Sourced] = []
+    quarantine: list[QuarantineEntry] = []
+    for file in files:
+        try:
+            for line in io.read_lines(file):
+                report.lines_read += line.line > 0
+                if line.record is None:
+                    quarantine.append(from_line(line))
+                    continue
+                try:
+                    rec = normalize_record(line.record, max_code_bytes=max_code_bytes)
+                    if allowed is not None and rec["language"] not in allowed:
+                        raise RecordError("language_not_allowed",
+                                          f"language {rec['language']!r} is not in the allowed "
+                                          f"languages ({', '.join(sorted(allowed))})")
+                except RecordError as exc:
+                    quarantine.append(QuarantineEntry(file, line.line, exc.reason, str(exc), record=line.record))
+                    continue
+                rec["group"] = rec.get("group") or rec["id"]  # an ungrouped record is its own group
+                rec["origin"] = "input"
+                items.append(Sourced(rec, file, line.line))
+        except io.InputError as exc:
+            raise PrepareError(f"unreadable input {exc}",
+                               "fix or remove this input and run again; nothing was written") from exc
+    return items, quarantine
+
+
+def _unique_ids(items: list[Sourced]) -> tuple[list[Sourced], list[QuarantineEntry]]:
+    """Quarantine records reusing another record's id with different code (ids key predictions)."""
+    first: dict[str, Sourced] = {}
+    for it in sorted(items, key=lambda i: (i.id, i.file, i.line)):
+        first.setdefault(it.id, it)
+    kept, clashes = [], []
+    for it in items:
+        owner = first[it.id]
+        if owner is it:
+            kept.append(it)
+        else:
+            clashes.append(QuarantineEntry(
+                it.file, it.line, "duplicate_id",
+                f"id {it.id!r} is already used by a different record ({owner.file}:{owner.line})",
+                record=it.record))
+    return kept, clashes
+
+
+def _add_graphs(splits: dict[str, list[dict]]) -> dict:
+    # Imported here: the featurizer is heavy-ish (tree-sitter) and only needed with graphs.
+    try:
+        from streamguard.core.graphs import FEATURIZER_VERSION, build_graph
+    except ImportError as exc:
+        raise PrepareError(f"the graph featurizer cannot be imported ({exc})",
+                           "prepare without graphs (--no-graphs / with_graphs=False)") from exc
+
+    built = failures = 0
+    failed_by_language: Counter = Counter()
+    for records in splits.values():
+        for rec in records:
+            graph = build_graph(rec["code"], rec["language"])
+            rec["graph"] = graph
+            built += 1
+            if not graph.get("parse_ok", False):
+                failures += 1
+                failed_by_language[rec["language"]] += 1
+    return {"featurizer_version": FEATURIZER_VERSION, "built": built, "parse_failures": failures,
+            "parse_failures_by_language": dict(sorted(failed_by_language.items()))}
+
+
+def _output_record(rec: dict) -> dict:
+    out = {k: rec.get(k) for k in _RECORD_FIELDS}
+    for k in ("parent_id", "license", "graph"):
+        if rec.get(k) is not None:
+            out[k] = rec[k]
+    return out
+
+
+def _split_counts(splits: dict[str, list[dict]]) -> dict[str, dict[str, int]]:
+    counts = {}
+    for name in SPLITS:
+        recs = splits[name]
+        c = {"total": len(recs), "label_0": sum(r["label"] == 0 for r in recs),
+             "label_1": sum(r["label"] == 1 for r in recs)}
+        for origin in ("input", "counterfactual", "auto_counterfactual"):
+            c[origin] = sum(r["origin"] == origin for r in recs)
+        c["groups"] = len({r["group"] for r in recs})
+        counts[name] = c
+    return counts
+
+
+def _warnings(report: PrepareReport) -> list[str]:
+    out = []
+    for name, c in report.splits.items():
+        if c["total"] == 0:
+            out.append(f"split {name!r} is empty: too few groups for the requested ratios")
+        elif min(c["label_0"], c["label_1"]) == 0:
+            out.append(f"split {name!r} has only one label ({c['label_0']} safe, {c['label_1']} vulnerable)")
+    if report.graphs and report.graphs["parse_failures"]:
+        out.append(f"{report.graphs['parse_failures']} record(s) did not parse cleanly; "
+                   "their graphs come from an error-tolerant parse")
+    return out
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/")] + list(parts))
+
+
+def _write_lines(path: str, rows: Iterable[object], digest=None) -> None:
+    with io.open_for_write(path) as fh:
+        for row in rows:
+            data = (_dumps(row) + "\n").encode("utf-8", "surrogatepass")
+            fh.write(data)
+            if digest is not None:
+                digest.update(data)
+
+
+def _write_splits(out: str, splits: dict[str, list[dict]]) -> str:
+    """Write the channels; returns sha256 over (split name, file bytes) of all three."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        digest.update(f"{name}\n".encode())
+        _write_lines(_join(out, name, "data.jsonl"), (_output_record(r) for r in splits[name]), digest)
+    return digest.hexdigest()
+
+
+def _write_side_files(out: str, quarantine: list[QuarantineEntry], duplicates: list[dict],
+                      report: PrepareReport, started: float) -> None:
+    _write_lines(_join(out, "quarantine.jsonl"), (e.to_dict() for e in quarantine))
+    _write_lines(_join(out, "duplicates.jsonl"), duplicates)
+    report.elapsed_s = round(time.monotonic() - started, 3)
+    with io.open_for_write(_join(out, "report.json")) as fh:
+        fh.write((json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def _reason_summary(reasons: dict[str, int]) -> str:
+    return ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])) or "none"

@@ -1,0 +1,165 @@
+"""Files the entry script reads and writes: atomic writes, safe model.tar.gz extraction, checkpoints.
+
+Weights are always safetensors. The optimizer state in a checkpoint is a torch file written by this
+script and read back with `torch.load(weights_only=True)`, which refuses pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+CHECKPOINT_STATE = "checkpoint.json"
+CHECKPOINT_WEIGHTS = "last.safetensors"
+CHECKPOINT_BEST = "best.safetensors"
+CHECKPOINT_OPTIMIZER = "optimizer.pt"
+WEIGHTS = "model.safetensors"
+
+
+# ------------------------------------------------------------------------------ atomic writes
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that readers (and a kill mid-write) see either the old or the new content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomic JSON write (indented, keys in insertion order)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def save_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Atomic safetensors write of a model's parameters and buffers."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    save_model(model, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load safetensors weights into `model` (strict: every key must match)."""
+    missing, unexpected = load_model(model, str(path), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]})")
+
+
+# ------------------------------------------------------------------------------ model.tar.gz
+def safe_extract(archive: str | Path, dest: str | Path) -> Path:
+    """Extract a tar(.gz) refusing absolute paths, `..` components, links and special files."""
+    dest = Path(dest).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:*") as tf:
+        members = tf.getmembers()
+        for m in members:
+            name = m.name
+            parts = Path(name).parts
+            if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in parts:
+                raise ValueError(f"{archive}: refusing member {name!r} (absolute path or '..')")
+            if not (m.isfile() or m.isdir()):
+                raise ValueError(f"{archive}: refusing member {name!r} (link or special file)")
+            if not (dest / name).resolve().is_relative_to(dest):
+                raise ValueError(f"{archive}: refusing member {name!r} (escapes the target directory)")
+        for m in members:
+            target = dest / m.name
+            if m.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tf.extractfile(m)
+            with src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return dest
+
+
+def resolve_model_dir(path: str | Path, workdir: str | Path) -> Path:
+    """A directory holding `config.json` from a model dir, a model.tar.gz, or a channel holding one.
+
+    Args:
+        path: the model dir, the archive, or a channel directory containing `model.tar.gz`
+            (the SageMaker model channel points at the job's `output/` prefix).
+        workdir: where an archive is extracted.
+    """
+    p = Path(path)
+    if p.is_dir() and (p / "config.json").is_file():
+        return p
+    if p.is_dir() and (p / "model.tar.gz").is_file():
+        p = p / "model.tar.gz"
+    if p.is_file() and (p.name.endswith((".tar.gz", ".tgz", ".tar"))):
+        out = safe_extract(p, Path(workdir) / "model")
+        if not (out / "config.json").is_file():
+            raise ValueError(f"{path}: the archive has no config.json at its root")
+        return out
+    raise ValueError(f"{path}: not a model directory (no config.json) nor a model.tar.gz")
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    state: dict) -> None:
+    """Write the resumable state of an epoch: weights, optimizer state, then the JSON state last.
+
+    The JSON is written last and atomically, so a checkpoint.json always describes complete files.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    save_weights(model, ckpt_dir / CHECKPOINT_WEIGHTS)
+    tmp = _tmp_path(ckpt_dir / CHECKPOINT_OPTIMIZER)
+    torch.save(optimizer.state_dict(), tmp)
+    os.replace(tmp, ckpt_dir / CHECKPOINT_OPTIMIZER)
+    write_json(ckpt_dir / CHECKPOINT_STATE, state)
+
+
+def load_checkpoint(ckpt_dir: str | Path) -> dict | None:
+    """The JSON state of the last checkpoint in `ckpt_dir`, or None when there is none."""
+    path = Path(ckpt_dir) / CHECKPOINT_STATE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: corrupt checkpoint state ({exc}); delete the checkpoint dir to start over") from exc
+
+
+def restore_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       device: torch.device) -> None:
+    """Load the last checkpoint's weights and optimizer state into `model` and `optimizer`."""
+    ckpt_dir = Path(ckpt_dir)
+    load_weights(model, ckpt_dir / CHECKPOINT_WEIGHTS)
+    opt_state = torch.load(ckpt_dir / CHECKPOINT_OPTIMIZER, map_location=device, weights_only=True)
+    optimizer.load_state_dict(opt_state)
+
+
+def copy_into(src: str | Path, dest_dir: str | Path) -> None:
+    """Copy one file into a directory (creating it)."""
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dest_dir / Path(src).name)
+
+
+def scratch_dir() -> Path:
+    """A temporary working directory (extracted archives)."""
+    return Path(tempfile.mkdtemp(prefix="sg-entry-"))

@@ -1,0 +1,123 @@
+"""Device, precision, distributed set-up and the train / predict loops shared by both models."""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class Runtime:
+    """Where and how the script runs, settled once: CUDA + bf16 autocast when available, else CPU fp32."""
+
+    device: torch.device
+    bf16: bool = False
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def autocast(self):
+        # bf16 needs no loss scaling; CPU stays in fp32 (CPU autocast is slower for these small models).
+        if self.bf16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+
+def setup_runtime(force_cpu: bool = False) -> Runtime:
+    """Pick the device and join the process group when `torchrun` started several workers."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() and not force_cpu
+    rank = 0
+    if world_size > 1:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        rank = dist.get_rank()
+    if use_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    bf16 = use_cuda and torch.cuda.is_bf16_supported()
+    return Runtime(device=device, bf16=bf16, rank=rank, world_size=world_size)
+
+
+def teardown_runtime(rt: Runtime) -> None:
+    if rt.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def set_seed(seed: int) -> None:
+    """Seed every RNG the run uses (Python, NumPy, torch CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model under a DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") else model
+
+
+def forward_batch(model: nn.Module, model_type: str, batch, device: torch.device):
+    """Run one batch; returns `(logits, labels, extra)` (extra: the transformer's anomaly score)."""
+    if model_type == "gnn":
+        batch = batch.to(device)
+        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type)
+        return logits, batch.y, None
+    logits, anomaly, _ = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+    return logits, batch["y"].to(device), anomaly
+
+
+def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.optim.Optimizer,
+                    loss_fn: nn.Module, rt: Runtime, max_grad_norm: float = 1.0) -> tuple[float, float, int]:
+    """One pass over the training data; returns (mean loss, accuracy, samples) over all workers."""
+    model.train()
+    totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, correct, count
+    for batch in loader:
+        optimizer.zero_grad(set_to_none=True)
+        with rt.autocast():
+            logits, y, _ = forward_batch(model, model_type, batch, rt.device)
+        loss = loss_fn(logits.float(), y)
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        n = y.numel()
+        totals += torch.tensor([loss.item() * n, (logits.argmax(-1) == y).sum().item(), n],
+                               dtype=torch.float64, device=rt.device)
+    if rt.distributed:
+        dist.all_reduce(totals)
+    loss_sum, correct, count = totals.tolist()
+    if not count:
+        raise RuntimeError("the training loader yielded no samples")
+    return loss_sum / count, correct / count, int(count)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, model_type: str, loader, rt: Runtime) -> tuple[list[float], list[float] | None]:
+    """P(vulnerable) for every row of `loader` in order, and the transformer's anomaly scores."""
+    model = unwrap(model)
+    model.eval()
+    scores: list[float] = []
+    anomalies: list[float] = []
+    for batch in loader:
+        with rt.autocast():
+            logits, _, anomaly = forward_batch(model, model_type, batch, rt.device)
+        scores.extend(torch.softmax(logits.float(), dim=-1)[:, 1].tolist())
+        if anomaly is not None:
+            anomalies.extend(anomaly.float().tolist())
+    return scores, (anomalies if model_type == "transformer" else None)

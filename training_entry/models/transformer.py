@@ -1,0 +1,170 @@
+"""SQL Intent Transformer: an HF encoder with CLS pooling, a classification head and an energy OOD score.
+
+The encoder is either built from a config (offline default: a small RoBERTa with a byte-level BPE
+tokenizer trained on the training split) or loaded from a pretrained name / local directory. No
+code path downloads at run time unless the hub is allowed (HF_HUB_OFFLINE unset) and a hub name
+was explicitly asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+
+
+def small_roberta_config(vocab_size: int, *, hidden_size: int = 128, num_layers: int = 2, num_heads: int = 4,
+                         max_length: int = 256, pad_token_id: int = 1) -> dict:
+    """HF config dict of the offline default encoder (a small RoBERTa).
+
+    `max_position_embeddings` covers `max_length` plus RoBERTa's padding offset of 2.
+    """
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden size {hidden_size} is not a multiple of {num_heads} attention heads")
+    from transformers import RobertaConfig
+
+    cfg = RobertaConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, intermediate_size=4 * hidden_size,
+        max_position_embeddings=max(514, max_length + 2), pad_token_id=pad_token_id,
+        bos_token_id=0, eos_token_id=2, type_vocab_size=1,
+    )
+    return cfg.to_dict()
+
+
+def _build_encoder(encoder_config: dict) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    cfg_dict = dict(encoder_config)
+    model_type = cfg_dict.pop("model_type", None)
+    if not model_type:
+        raise ValueError("encoder config has no 'model_type'")
+    cfg = AutoConfig.for_model(model_type, **cfg_dict)
+    try:
+        # BERT-family encoders carry a pooler that CLS pooling does not use; leaving it out also
+        # keeps DDP from seeing parameters without gradients.
+        return AutoModel.from_config(cfg, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(cfg)
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE forbid downloads."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _pretrained_error(name: str, exc: Exception) -> RuntimeError:
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
+    where = ("HF_HUB_OFFLINE is set, so nothing is downloaded: " if hub_offline()
+             else "it could not be loaded: ")
+    return RuntimeError(
+        f"--pretrained {name!r}: {where}it is neither a local directory nor in the HF cache ({cache}). "
+        f"Offline, pass --pretrained <local dir> holding config.json, the weights and the tokenizer "
+        f"(e.g. a `save_pretrained` copy shipped in the model channel or the source dir). Cause: {exc}")
+
+
+def load_pretrained_encoder(name_or_dir: str) -> tuple[nn.Module, Any]:
+    """Load an encoder and its tokenizer from a local directory or (hub allowed) a model name.
+
+    Raises:
+        RuntimeError: naming the offline path when the model is not available locally.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    is_dir = Path(name_or_dir).expanduser().is_dir()
+    if not is_dir and name_or_dir.startswith((".", "/", "~")):
+        raise RuntimeError(f"--pretrained {name_or_dir!r}: no such directory")
+    if is_dir:
+        name_or_dir = str(Path(name_or_dir).expanduser())
+    local_only = hub_offline() or is_dir
+    try:
+        try:
+            encoder = AutoModel.from_pretrained(name_or_dir, local_files_only=local_only, add_pooling_layer=False)
+        except TypeError:
+            encoder = AutoModel.from_pretrained(name_or_dir, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_dir, local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        raise _pretrained_error(name_or_dir, exc) from exc
+    return encoder, tokenizer
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2):
+    """Train a byte-level BPE tokenizer on `texts` and wrap it as a RoBERTa fast tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency,
+                            special_tokens=list(SPECIAL_TOKENS), show_progress=False)
+    with tempfile.TemporaryDirectory(prefix="sg-bpe-") as tmp:
+        bpe.save_model(tmp)
+        vocab = json.loads(Path(tmp, "vocab.json").read_text(encoding="utf-8"))
+        merges = [tuple(line.split(" ")) for line in Path(tmp, "merges.txt").read_text(encoding="utf-8").splitlines()
+                  if line.strip() and not line.startswith("#version")]
+    return RobertaTokenizerFast(vocab=vocab, merges=merges)
+
+
+def load_tokenizer(directory: str | Path):
+    """Load a tokenizer saved with `save_pretrained` (never touches the hub)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+
+
+class EnhancedSQLIntentTransformer(nn.Module):
+    """Code classifier: HF encoder -> CLS embedding -> dropout/dense/tanh -> logits.
+
+    Args:
+        encoder_config: the HF config dict of the encoder (`config.to_dict()`, with `model_type`).
+        num_classes: output classes (2: safe / vulnerable).
+        dropout: dropout in the classification head.
+        energy_temperature: T of the energy score.
+        encoder: an already built (e.g. pretrained) encoder; its config must be `encoder_config`.
+
+    `forward` returns `(logits, anomaly_score, hidden)`:
+        - `logits` `[B, num_classes]`;
+        - `anomaly_score` `[B]`: the energy score `E(x) = -T * logsumexp(logits / T)` of
+          energy-based out-of-distribution detection (Liu et al., NeurIPS 2020). In-distribution
+          inputs get low (very negative) energy; **higher means more out-of-distribution**;
+        - `hidden` `[B, hidden_size]`: the CLS embedding.
+    """
+
+    def __init__(self, encoder_config: dict, num_classes: int = 2, dropout: float = 0.1,
+                 energy_temperature: float = 1.0, encoder: nn.Module | None = None):
+        super().__init__()
+        if energy_temperature <= 0:
+            raise ValueError(f"energy_temperature must be > 0, got {energy_temperature}")
+        self.encoder = encoder if encoder is not None else _build_encoder(encoder_config)
+        hidden = self.encoder.config.hidden_size
+        self.energy_temperature = energy_temperature
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    @property
+    def max_positions(self) -> int | None:
+        """Longest input the encoder accepts (RoBERTa reserves 2 positions for its padding offset)."""
+        cfg = self.encoder.config
+        max_pos = getattr(cfg, "max_position_embeddings", None)
+        if max_pos is None:
+            return None
+        return max_pos - 2 if cfg.model_type in ("roberta", "camembert", "xlm-roberta") else max_pos
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state[:, 0]
+        logits = self.head(hidden)
+        t = self.energy_temperature
+        anomaly_score = -t * torch.logsumexp(logits.float() / t, dim=-1)
+        return logits, anomaly_score, hidden
