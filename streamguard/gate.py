@@ -119,7 +119,10 @@ def _number(metrics: dict, split: str, name: str) -> float | None:
     return float(value)
 
 
-def _check(checks: list, reasons: list, name: str, value: float | None, limit: float, at_least: bool, label: str) -> None:
+def _check(
+    checks: list, reasons: list, name: str, value: float | None, limit: float, at_least: bool, label: str
+) -> None:
+    """Append one check (and its reason when it fails); a missing value always fails."""
     if value is None:
         passed = False
         reasons.append(f"{label} is missing or not a number (required, limit {limit})")
@@ -171,7 +174,8 @@ def evaluate_gate(
     valid_size = isinstance(model_bytes, int) and not isinstance(model_bytes, bool) and model_bytes >= 0
     size_ok = valid_size
     if not valid_size:
-        reasons.append(f"model size is unknown or invalid ({model_bytes!r}); limit {_human_bytes(thresholds.max_model_bytes)}")
+        limit = _human_bytes(thresholds.max_model_bytes)
+        reasons.append(f"model size is unknown or invalid ({model_bytes!r}); limit {limit}")
     elif model_bytes > thresholds.max_model_bytes:
         size_ok = False
         reasons.append(

@@ -372,3 +372,41 @@ def test_airflow_plugin_loader_finds_the_plugin_and_skips_package_modules(tmp_pa
         assert not {"app", "plots", "pages", "artifacts", "auth", "model_views"} & (set(sys.modules) - before)
     finally:
         sys.modules.pop("streamguard_ui_plugin", None)
+
+
+def test_plugin_inside_airflows_api_server(airflow_db, registry):
+    """The real API server mounts the app under /streamguard, guarded by Airflow's login."""
+    import subprocess
+
+    from tests.conftest import airflow_env
+
+    code = """
+import json
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app, get_auth_manager
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+app = create_app(apps="core")
+token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+anonymous, cookie = TestClient(app), TestClient(app, cookies={"_token": token})
+bearer = TestClient(app, headers={"Authorization": "Bearer " + token})
+plugins = bearer.get("/api/v2/plugins").json()["plugins"]
+print("RESULT " + json.dumps({
+    "anonymous": anonymous.get("/streamguard/api/models").status_code,
+    "models": bearer.get("/streamguard/api/models").json(),
+    "page": cookie.get("/streamguard/models/taint_flow_gnn/versions/1").text,
+    "plugin": [p for p in plugins if p["name"] == "streamguard_ui"],
+}))
+"""
+    env = airflow_env(STREAMGUARD_REGISTRY_URI=registry["client"].uri,
+                      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["anonymous"] == 401
+    assert result["models"]["models"][0]["champion"] == 1
+    assert "data-plot='roc'" in result["page"]
+    (plugin,) = result["plugin"]
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/streamguard"
+    assert plugin["external_views"][0]["href"] == "streamguard/"

@@ -472,7 +472,8 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
         artifacts.restore_checkpoint(ckpt_dir, model, optimizer, rt.device)
         history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
         start_epoch = state["epoch"] + 1
-        finished = state.get("finished", False)
+        # Early stopping is final; reaching the old --epochs is not (a rerun may ask for more).
+        finished = state.get("stopped_early", False)
         log(f"Resuming from epoch {state['epoch']} (checkpoint {ckpt_dir}); next epoch {start_epoch}")
         if rt.is_main and (ckpt_dir / artifacts.CHECKPOINT_BEST).is_file():
             # A restarted container has an empty model dir: put the best weights so far back.
@@ -535,7 +536,7 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
             artifacts.save_checkpoint(ckpt_dir, model, optimizer, {
                 "format_version": FORMAT_VERSION, "model_type": model_type, "model_kwargs": model_kwargs,
                 "epoch": epoch, "best": best, "bad_epochs": bad_epochs, "history": history,
-                "finished": stop or epoch == args.epochs, "fine_tuned_from": fine_tuned_from,
+                "stopped_early": stop, "fine_tuned_from": fine_tuned_from,
                 "rng": {"seed": args.seed, "epoch_seed": epoch_seed},
             })
         if stop:

@@ -21,6 +21,9 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from streamguard import settings
+from streamguard.registry import RegistryClient, RegistryError
+from streamguard.registry.records import MODEL_NAME_RE
 from streamguard_ui import pages
 from streamguard_ui.artifacts import ArtifactError, ReportLoader
 from streamguard_ui.model_views import as_dict, decisions_for_model, model_summary, plot_data
@@ -34,16 +37,12 @@ def default_registry_uri() -> str:
 
     The home is ``$STREAMGUARD_HOME``, else ``$AIRFLOW_HOME/streamguard``, else ``~/.streamguard``.
     """
-    from streamguard.settings import registry_uri
-
-    return registry_uri()
+    return settings.registry_uri()
 
 
 def default_cache_dir() -> Path:
     """Where extracted report files are cached: ``<StreamGuard home>/ui-cache``."""
-    from streamguard.settings import streamguard_home
-
-    return streamguard_home() / "ui-cache"
+    return settings.streamguard_home() / "ui-cache"
 
 
 class RegistryView:
@@ -64,25 +63,21 @@ class RegistryView:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                if self._factory is None:
-                    from streamguard.registry import RegistryClient
-
-                    self._client = RegistryClient(self.uri)
-                else:
-                    self._client = self._factory(self.uri)
+                self._client = (self._factory or RegistryClient)(self.uri)
             return self._client
+
+    def _read(self, what: Callable[[], Any]) -> Any:
+        """Run a registry read; a registry failure (unreadable record, storage error) becomes a 500."""
+        try:
+            return what()
+        except RegistryError as error:
+            raise HTTPException(status_code=500, detail=f"registry {self.uri}: {error}") from error
 
     def versions(self, name: str) -> list[dict]:
         """Every version of a model as dicts, oldest first; 404 when the model does not exist."""
-        from streamguard.registry import RegistryError
-        from streamguard.registry.records import MODEL_NAME_RE
-
         if not MODEL_NAME_RE.match(name):
             raise HTTPException(status_code=404, detail=f"model {name!r} not found: not a valid model name")
-        try:
-            versions = [as_dict(v) for v in self.client.list_versions(name)]
-        except RegistryError as error:
-            raise HTTPException(status_code=500, detail=f"registry {self.uri}: {error}") from error
+        versions = [as_dict(v) for v in self._read(lambda: self.client.list_versions(name))]
         if not versions:
             raise HTTPException(status_code=404, detail=f"model {name!r} not found in registry {self.uri}")
         return versions
@@ -96,20 +91,18 @@ class RegistryView:
 
     def alias(self, name: str, alias: str) -> int | None:
         """The version number an alias points at, or None when it is not set."""
-        record = self.client.alias_record(name, alias) if hasattr(self.client, "alias_record") else None
-        if record is not None:
-            return as_dict(record).get("version")
-        target = self.client.get_alias(name, alias)
-        return None if target is None else as_dict(target).get("version")
+        record = self._read(lambda: self.client.alias_record(name, alias))
+        return None if record is None else record.version
 
     def models(self) -> list[str]:
-        return sorted(self.client.list_models())
+        return sorted(self._read(self.client.list_models))
 
     def events(self, kind: str | None = None) -> list[dict]:
-        return [as_dict(e) for e in self.client.list_events(kind)]
+        """Registry events, oldest first (all, or those of one kind)."""
+        return [as_dict(e) for e in self._read(lambda: self.client.list_events(kind))]
 
     def gate_history(self, name: str) -> list[dict]:
-        return [dict(g) for g in self.client.gate_history(name)]
+        return [dict(g) for g in self._read(lambda: self.client.gate_history(name))]
 
 
 def create_app(
@@ -150,9 +143,8 @@ def create_app(
             headers=error.headers,
         )
 
-    def model_payload(name: str) -> dict:
+    def model_payload(name: str, events: list[dict]) -> dict:
         versions = registry.versions(name)
-        events = registry.events()
         types = {v.get("model_type") for v in versions}
         champion, deployed = registry.alias(name, CHAMPION), registry.alias(name, DEPLOYED)
         return {
@@ -193,7 +185,7 @@ def create_app(
     @app.get("/api/models/{name}")
     def api_model(name: str) -> dict:
         """One model: all version records, aliases, gate history and promotion decisions."""
-        return model_payload(name)
+        return model_payload(name, registry.events())
 
     @app.get("/api/models/{name}/versions/{number}")
     def api_version(name: str, number: int) -> dict:
@@ -207,8 +199,9 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse)
     def overview() -> HTMLResponse:
-        models = [model_payload(name) for name in registry.models()]
-        return HTMLResponse(pages.overview_page(registry.uri, models, registry.events()))
+        events = registry.events()
+        models = [model_payload(name, events) for name in registry.models()]
+        return HTMLResponse(pages.overview_page(registry.uri, models, events))
 
     @app.get("/models/{name}/versions/{number}", response_class=HTMLResponse)
     def version_html(name: str, number: int) -> HTMLResponse:

@@ -45,7 +45,8 @@ from streamguard.backends.local import (
 from streamguard.sagemaker_jobs import MetricParser, decode_hyperparameter, user_hyperparameters
 
 HOST = "algo-1"
-STOP_GRACE_S = 10.0  # SageMaker allows 120 s after SIGTERM; a local run needs less
+# Seconds between SIGTERM and SIGKILL: SageMaker allows 120 s; a local run needs less.
+STOP_GRACE_S = float(os.environ.get("STREAMGUARD_LOCAL_STOP_GRACE_S", "10"))
 STATUS_WRITE_INTERVAL_S = 0.5
 TAIL_LINES = 20
 
@@ -75,10 +76,11 @@ def upload(local: Path, uri: str) -> str:
 def command_args(hyperparameters: dict[str, str]) -> list[str]:
     """``--name value`` pairs as the SageMaker training toolkit builds them (values JSON-decoded).
 
-    Dicts and lists are passed as JSON; other values via ``str`` (so ``true`` arrives as ``True``).
+    Sorted by name, as the toolkit does. Dicts and lists are passed as JSON; other values via
+    ``str`` (so ``true`` arrives as ``True``).
     """
     args = []
-    for key, value in user_hyperparameters(hyperparameters).items():
+    for key, value in sorted(user_hyperparameters(hyperparameters).items()):
         text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
         args += [f"--{key}", text]
     return args

@@ -68,7 +68,7 @@ class S3Store(RegistryStore):
             try:
                 response = self.client.put_object(
                     Bucket=self.bucket, Key=self._key(key), Body=data,
-                    ContentType="application/json",
+                    ContentType="application/json", IfNoneMatch="*",
                 )
                 return response["ETag"]
             except self._client_error as exc:
@@ -101,7 +101,7 @@ class S3Store(RegistryStore):
         try:
             response = self.client.put_object(
                 Bucket=self.bucket, Key=self._key(key), Body=data,
-                ContentType="application/json",
+                ContentType="application/json", IfMatch=etag,
             )
         except self._client_error as exc:
             code, status = _code_status(exc)

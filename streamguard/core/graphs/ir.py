@@ -1,0 +1,442 @@
+"""Language-neutral graph under construction, with the flow-sensitive def-use machinery.
+
+The Python and Java frontends walk their syntax trees once, in source order, and call into
+`GraphIR`: ``add`` creates a node (with an ``ast_child`` edge from its parent), ``flow`` records a
+value-flow edge, ``use``/``define`` maintain the reaching definitions in ``env``. Branches fork
+the environment and join it afterwards; a statically dead branch is walked in ``dead`` mode
+(nodes flagged dead, its definitions never joined back). Loops get their loop-carried def-use
+edges after the body has been walked once. Calls and function definitions are recorded and
+resolved in `finish`, so calls to helpers defined further down the file are linked too.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .rules import PLAIN, CallRule
+from .vocab import EDGE_INDEX
+
+# Node flag bits set by the frontends (the builder maps them onto feature columns).
+SOURCE = 1 << 0
+PARAM_SOURCE = 1 << 1
+SINK = 1 << 2
+SANITIZER = 1 << 3
+LITERAL = 1 << 4
+SQL_LITERAL = 1 << 5
+PLACEHOLDER = 1 << 6
+CONCAT = 1 << 7
+CALL = 1 << 8
+LOCAL_CALL = 1 << 9
+IDENT = 1 << 10
+DEF = 1 << 11
+USE = 1 << 12
+DEAD = 1 << 13
+CONST_TRUE = 1 << 14
+CONST_FALSE = 1 << 15
+IN_LOOP = 1 << 16
+
+AST_CHILD = EDGE_INDEX["ast_child"]
+NEXT_STMT = EDGE_INDEX["next_stmt"]
+DATA_FLOW = EDGE_INDEX["data_flow"]
+CALL_ARG = EDGE_INDEX["call_arg"]
+SINK_ARG = EDGE_INDEX["sink_arg"]
+PARAM_FLOW = EDGE_INDEX["param_flow"]
+RETURN_FLOW = EDGE_INDEX["return_flow"]
+
+
+class BudgetExceeded(Exception):
+    """Raised by `GraphIR.add` when the hard node budget is spent; the walk stops there."""
+
+
+class Env:
+    """Reaching definitions: variable key -> ids of defining nodes, plus literal-index/key slots."""
+
+    __slots__ = ("vars", "slots", "lens")
+
+    def __init__(self) -> None:
+        self.vars: dict[str, frozenset[int]] = {}
+        # Containers whose every store so far used a literal index/key: key -> {index/key: defs}.
+        self.slots: dict[str, dict[object, frozenset[int]]] = {}
+        self.lens: dict[str, int] = {}  # known length of append-only containers
+
+    def copy(self) -> Env:
+        e = Env()
+        e.vars = dict(self.vars)
+        e.slots = {k: dict(v) for k, v in self.slots.items()}
+        e.lens = dict(self.lens)
+        return e
+
+
+def join(*envs: Env | None) -> Env | None:
+    """Merge environments at a control-flow join; None (unreachable) is the neutral element."""
+    live = [e for e in envs if e is not None]
+    if not live:
+        return None
+    out = live[0].copy()
+    for e in live[1:]:
+        for k, defs in e.vars.items():
+            cur = out.vars.get(k)
+            out.vars[k] = defs if cur is None else cur | defs
+        for k in list(out.slots):
+            other = e.slots.get(k)
+            if other is None:
+                del out.slots[k]
+                continue
+            mine = out.slots[k]
+            for idx in list(mine):
+                if idx in other:
+                    mine[idx] = mine[idx] | other[idx]
+                else:  # the other path did not store this index: fall back to the whole container
+                    del mine[idx]
+        for k in list(out.lens):
+            if e.lens.get(k) != out.lens[k]:
+                del out.lens[k]
+    return out
+
+
+@dataclass
+class Scope:
+    """A function, class or module: collects its (live) definitions for cross-scope lookups."""
+
+    kind: str
+    parent: Scope | None
+    all_defs: dict[str, set[int]] = field(default_factory=dict)
+
+
+@dataclass
+class FuncInfo:
+    """A function or method defined in the file."""
+
+    name: str
+    node: int
+    is_method: bool
+    params: list[tuple[str, int, bool]] = field(default_factory=list)  # (name, def node, may be a source)
+    returns: list[int] = field(default_factory=list)
+
+
+@dataclass
+class CallInfo:
+    """A call site, resolved against the file's functions in `GraphIR.finish`."""
+
+    node: int
+    name: str
+    args: list[int]
+    kwargs: dict[str, int]
+    via_self: bool  # unqualified, or on self/this: may target a function of this file
+    rule: CallRule = PLAIN
+    nparams_hint: int = -1
+
+
+class GraphIR:
+    """Nodes, typed edges and analysis state of one graph under construction."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.kinds: list[str] = []
+        self.flags: list[int] = []
+        self.depth: list[int] = []
+        self.lit_len: list[int] = []
+        self.nchild: list[int] = []
+        self.edges: list[tuple[int, int, int]] = []
+        self._edge_set: set[tuple[int, int, int]] = set()
+        self.use_defs: dict[int, set[int]] = {}
+        self.const_defs: set[int] = set()
+        self.env: Env | None = Env()
+        self.dead = False
+        self.loop_depth = 0
+        self.loop_uses: list[list[tuple[str, int]]] = []
+        self.break_stack: list[list[Env | None]] = []
+        self.continue_stack: list[list[Env | None]] = []
+        self.scope = Scope("module", None)
+        self.func_stack: list[FuncInfo | None] = [None]
+        self.functions: dict[str, list[FuncInfo]] = {}
+        self.calls: list[CallInfo] = []
+        self.pending_uses: list[tuple[int, str, Scope | None]] = []
+        self.truncated = False
+
+    # ----------------------------------------------------------------------------- nodes, edges
+    def add(self, kind: str, parent: int, flags: int = 0, lit_len: int = -1) -> int:
+        """Create a node (ast_child edge from ``parent`` unless it is -1) and return its id."""
+        nid = len(self.kinds)
+        if nid >= self.budget:
+            self.truncated = True
+            raise BudgetExceeded
+        if self.dead:
+            flags |= DEAD
+        if self.loop_depth:
+            flags |= IN_LOOP
+        self.kinds.append(kind)
+        self.flags.append(flags)
+        self.lit_len.append(lit_len)
+        self.nchild.append(0)
+        if parent >= 0:
+            self.depth.append(self.depth[parent] + 1)
+            self.nchild[parent] += 1
+            self.edges.append((parent, nid, AST_CHILD))
+        else:
+            self.depth.append(0)
+        return nid
+
+    def edge(self, src: int, dst: int, etype: int) -> None:
+        """Record a directed edge once (ast_child edges are added by `add`)."""
+        if src < 0 or dst < 0 or src == dst:
+            return
+        key = (src, dst, etype)
+        if key not in self._edge_set:
+            self._edge_set.add(key)
+            self.edges.append(key)
+
+    def flow(self, src: int, dst: int) -> None:
+        self.edge(src, dst, DATA_FLOW)
+
+    def mark(self, node: int, bits: int) -> None:
+        if node >= 0:
+            self.flags[node] |= bits
+
+    # ---------------------------------------------------------------------------- def-use
+    def use(self, key: str, node: int) -> None:
+        """``node`` reads variable ``key``: link it to the reaching definitions."""
+        self.flags[node] |= USE
+        env = self.env
+        defs = env.vars.get(key) if env is not None else None
+        if defs is None:
+            self.pending_uses.append((node, key, self._lookup_scope(key)))
+            return
+        if defs:
+            self.use_defs.setdefault(node, set()).update(defs)
+        for rec in self.loop_uses:
+            rec.append((key, node))
+
+    def define(self, key: str, node: int, value: int = -1, *, strong: bool = True, const: bool = False) -> None:
+        """``node`` defines variable ``key`` with the value of node ``value`` (-1: unknown/none)."""
+        self.flags[node] |= DEF
+        if value >= 0:
+            self.flow(value, node)
+        if const:
+            self.const_defs.add(node)
+        env = self.env
+        if env is not None:
+            old = env.vars.get(key)
+            env.vars[key] = frozenset((node,)) if strong or not old else old | {node}
+            if strong:
+                env.slots.pop(key, None)
+                env.lens.pop(key, None)
+        if not self.dead:
+            scope = self._class_scope() if "." in key else self.scope
+            scope.all_defs.setdefault(key, set()).add(node)
+
+    def declare(self, key: str) -> None:
+        """A local declared without a value: it shadows any field of the same name."""
+        if self.env is not None:
+            self.env.vars[key] = frozenset()
+            self.env.slots.pop(key, None)
+            self.env.lens.pop(key, None)
+
+    def is_local(self, key: str) -> bool:
+        return self.env is not None and key in self.env.vars
+
+    def _lookup_scope(self, key: str) -> Scope | None:
+        # Attribute keys (self.x / this.x) live in the class; other names not defined in the
+        # current function resolve in the enclosing scopes.
+        if "." in key:
+            return self._class_scope()
+        s = self.scope
+        return s.parent if s.kind == "function" else s
+
+    def _class_scope(self) -> Scope:
+        s = self.scope
+        while s.kind != "class" and s.parent is not None:
+            s = s.parent
+        return s
+
+    # ------------------------------------------------------------------ literal-index containers
+    def container_new(self, key: str, items: dict[object, int] | None) -> None:
+        """``key`` now holds a fresh container whose elements at literal positions are known."""
+        if self.env is None:
+            return
+        self.env.slots[key] = {k: frozenset((v,)) for k, v in (items or {}).items()}
+        if items is None or all(isinstance(k, int) for k in items):
+            self.env.lens[key] = len(items or {})
+
+    def container_store(self, key: str, index: object, value: int, *, append: bool = False) -> None:
+        """Record a store into container ``key``; a non-literal index drops the precise tracking."""
+        env = self.env
+        if env is None or key not in env.slots:
+            return
+        if append:
+            n = env.lens.get(key)
+            if n is None:
+                env.slots.pop(key, None)
+                return
+            index = n
+            env.lens[key] = n + 1
+        if index is None:
+            env.slots.pop(key, None)
+            env.lens.pop(key, None)
+            return
+        env.slots[key][index] = frozenset((value,))
+
+    def container_forget(self, key: str) -> None:
+        if self.env is not None:
+            self.env.slots.pop(key, None)
+            self.env.lens.pop(key, None)
+
+    def container_read(self, key: str, index: object) -> frozenset[int] | None:
+        """Definitions of element ``index`` of ``key`` when tracked precisely, else None."""
+        env = self.env
+        if env is None or index is None:
+            return None
+        slots = env.slots.get(key)
+        if slots is None:
+            return None
+        return slots.get(index)
+
+    # ----------------------------------------------------------------------------- control flow
+    @contextmanager
+    def dead_mode(self, dead: bool = True) -> Iterator[None]:
+        """Walk a statically dead region: nodes flagged dead, environment changes discarded."""
+        if not dead:
+            yield
+            return
+        saved_env, saved_dead = self.env, self.dead
+        self.env = saved_env.copy() if saved_env is not None else Env()
+        self.dead = True
+        try:
+            yield
+        finally:
+            self.env, self.dead = saved_env, saved_dead
+
+    @contextmanager
+    def loop(self, breakable: bool = True) -> Iterator[list[tuple[str, int]]]:
+        """Enter a loop body; afterwards uses in the body also see the definitions live at its end."""
+        rec: list[tuple[str, int]] = []
+        self.loop_uses.append(rec)
+        self.loop_depth += 1
+        if breakable:
+            self.break_stack.append([])
+        self.continue_stack.append([])
+        try:
+            yield rec
+        finally:
+            self.loop_uses.pop()
+            self.loop_depth -= 1
+            if self.loop_uses:
+                self.loop_uses[-1].extend(rec)
+
+    def close_loop(self, rec: list[tuple[str, int]], end_env: Env | None) -> None:
+        """Add the loop-carried def-use edges: uses in the body see definitions live at its end."""
+        if end_env is None:
+            return
+        for key, node in rec:
+            defs = end_env.vars.get(key)
+            if defs:
+                self.use_defs.setdefault(node, set()).update(defs)
+
+    def jump(self, kind: str) -> None:
+        """break / continue: remember the environment for the loop exit/head, then fall unreachable."""
+        stack = self.break_stack if kind == "break" else self.continue_stack
+        if stack and not self.dead:
+            stack[-1].append(self.env)
+        self.env = None
+
+    # ------------------------------------------------------------------------ functions, calls
+    @contextmanager
+    def function(self, info: FuncInfo | None, scope_kind: str = "function") -> Iterator[None]:
+        """Walk a function (or class) body in its own scope with a fresh environment."""
+        saved = (self.env, self.scope, self.loop_uses, self.break_stack, self.continue_stack, self.loop_depth)
+        self.env = Env()
+        self.scope = Scope(scope_kind, self.scope)
+        self.loop_uses, self.break_stack, self.continue_stack, self.loop_depth = [], [], [], 0
+        self.func_stack.append(info)
+        if info is not None and not self.dead:
+            self.functions.setdefault(info.name, []).append(info)
+        try:
+            yield
+        finally:
+            self.func_stack.pop()
+            self.env, self.scope, self.loop_uses, self.break_stack, self.continue_stack, self.loop_depth = saved
+
+    def returns(self, value: int) -> None:
+        info = self.func_stack[-1]
+        if info is not None and value >= 0 and not self.dead:
+            info.returns.append(value)
+        self.env = None
+
+    def call(self, info: CallInfo) -> None:
+        self.flags[info.node] |= CALL
+        r = info.rule
+        self.flags[info.node] |= ((SOURCE if r.source else 0) | (SINK if r.sink else 0)
+                                  | (SANITIZER if r.sanitizer else 0) | (CONCAT if r.concat else 0))
+        self.calls.append(info)
+
+    # ---------------------------------------------------------------------------------- finish
+    def finish(self) -> None:
+        """Resolve cross-scope uses and calls, seed entry parameters, emit def-use edges."""
+        for node, key, scope in self.pending_uses:
+            s = scope
+            while s is not None:
+                defs = s.all_defs.get(key)
+                if defs:
+                    self.use_defs.setdefault(node, set()).update(defs)
+                    break
+                s = s.parent
+                # A bare name never resolves in a class body from inside a method.
+                while s is not None and s.kind == "class" and "." not in key:
+                    s = s.parent
+        called: set[int] = set()
+        for c in self.calls:
+            targets = self._targets(c)
+            if targets:
+                self._link_local_call(c, targets)
+                called.update(t.node for t in targets)
+            else:
+                self._link_library_call(c)
+        for infos in self.functions.values():
+            for info in infos:
+                if info.node not in called:
+                    for _, pnode, may_source in info.params:
+                        if may_source and not self.flags[pnode] & DEAD:
+                            self.flags[pnode] |= PARAM_SOURCE
+        for use in sorted(self.use_defs):
+            for d in sorted(self.use_defs[use]):
+                self.flow(d, use)
+
+    def _targets(self, c: CallInfo) -> list[FuncInfo]:
+        if not c.via_self:
+            return []
+        cands = self.functions.get(c.name, [])
+        if len(cands) > 1 and c.nparams_hint >= 0:  # Java overloads: prefer matching arity
+            exact = [f for f in cands if len(f.params) == c.nparams_hint]
+            cands = exact or cands
+        return cands
+
+    def _link_local_call(self, c: CallInfo, targets: list[FuncInfo]) -> None:
+        # The helper's own body decides; library-name guesses would double count.
+        self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | SANITIZER)) | LOCAL_CALL
+        for t in targets:
+            params = t.params
+            for i, a in enumerate(c.args):
+                if i < len(params):
+                    self.edge(a, params[i][1], PARAM_FLOW)
+            by_name = {p[0]: p[1] for p in params}
+            for k, a in c.kwargs.items():
+                if k in by_name:
+                    self.edge(a, by_name[k], PARAM_FLOW)
+            for r in t.returns:
+                self.edge(r, c.node, RETURN_FLOW)
+
+    def _link_library_call(self, c: CallInfo) -> None:
+        rule = c.rule
+        if rule.sink:
+            pos = rule.sink_positions
+            for i, a in enumerate(c.args):
+                self.edge(a, c.node, SINK_ARG if pos is None or i in pos else CALL_ARG)
+            for k, a in c.kwargs.items():
+                self.edge(a, c.node, SINK_ARG if pos is None or k in rule.sink_keywords else CALL_ARG)
+        else:
+            for a in c.args:
+                self.edge(a, c.node, CALL_ARG)
+            for a in c.kwargs.values():
+                self.edge(a, c.node, CALL_ARG)
