@@ -385,3 +385,42 @@ def test_single_class_training_data_is_rejected(tmp_path, capsys):
                          "--model-dir", tmp_path / "model"], capsys)
     assert rc == 1
     assert "only one class" in (tmp_path / "sm_output" / "failure").read_text()
+
+
+# ---------------------------------------------------------------------------- pretrained encoders
+def test_pretrained_name_missing_offline_fails_naming_the_offline_path(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    train = write_jsonl(tmp_path / "train.jsonl", make_records(8))
+    rc, _, _ = run_main(["--model-type", "transformer", "--epochs", "1", "--pretrained", "streamguard-none/missing",
+                         "--train", train, "--validation", train, "--model-dir", tmp_path / "model"], capsys)
+    assert rc == 1
+    failure = (tmp_path / "sm_output" / "failure").read_text()
+    assert "HF_HUB_OFFLINE is set" in failure and "--pretrained <local dir>" in failure
+
+
+def test_transformer_from_a_local_pretrained_dir_then_evaluate(tmp_path, capsys, monkeypatch):
+    from models.transformer import EnhancedSQLIntentTransformer, small_roberta_config, train_bpe_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = train_bpe_tokenizer((r["code"] for r in make_records(30, seed=30)), vocab_size=400, min_frequency=1)
+    cfg = small_roberta_config(len(tok), hidden_size=32, num_layers=1, num_heads=2, max_length=64,
+                               pad_token_id=tok.pad_token_id)
+    EnhancedSQLIntentTransformer(cfg).encoder.save_pretrained(str(tmp_path / "enc"))
+    tok.save_pretrained(str(tmp_path / "enc"))
+    ch = make_channels(tmp_path / "data", n_train=16, n_val=8, n_test=6)
+    rc, out, err = run_main(["--model-type", "transformer", "--epochs", "1", "--batch-size", "8",
+                             "--learning-rate", "0.001", "--max-length", "64", "--pretrained", tmp_path / "enc",
+                             "--train", ch["train"], "--validation", ch["validation"],
+                             "--model-dir", tmp_path / "model"], capsys)
+    assert rc == 0, out + err
+    assert_metric_lines(out, epochs=1)
+    cfg_saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert cfg_saved["pretrained"] == str(tmp_path / "enc")
+    assert cfg_saved["model_kwargs"]["encoder_config"]["hidden_size"] == 32
+
+    rc, out, err = run_main(["--mode", "evaluate", "--model", tmp_path / "model", "--test", ch["test"],
+                             "--output-data-dir", tmp_path / "eval"], capsys)
+    assert rc == 0, out + err
+    rows = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(0 <= r["score"] <= 1 and isinstance(r["anomaly_score"], float) for r in rows)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test"]["n"] == 6

@@ -6,6 +6,7 @@ the I/O around them (registry, artifact store, event log) and returns small JSON
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tarfile
@@ -212,11 +213,15 @@ def build_retrain_data(config: dict, model_type: str, feedback: dict, key: str) 
             raise RuntimeError(f"champion's training channel {channels['train']} holds no *.jsonl")
         for f in files:
             storage.upload_file(str(f), storage.join_uri(train_uri, f.relative_to(local).as_posix()))
-        storage.download(feedback["labelled_uri"], str(Path(tmp) / "feedback.jsonl"))
-        storage.upload_file(str(Path(tmp) / "feedback.jsonl"), storage.join_uri(train_uri, "feedback.jsonl"))
+        fb = Path(tmp) / "feedback.jsonl"
+        storage.download(feedback["labelled_uri"], str(fb))
+        storage.upload_file(str(fb), storage.join_uri(train_uri, "feedback.jsonl"))
+        digest = hashlib.sha256()
+        for f in [*files, fb]:
+            digest.update(f.read_bytes())
     return {
         "channels": {"train": train_uri, "validation": channels["validation"], "test": channels["test"]},
-        "data_hash": None,
+        "data_hash": digest.hexdigest(),
         "source": f"champion v{champion.version} train + feedback ({feedback['n_labelled']} records)",
         "champion": _plain(champion),
     }
@@ -249,7 +254,7 @@ def compare_and_decide(config: dict, model_type: str, challenger_eval: dict, cha
                        challenger_job: dict, gate: dict, data: dict, backend: str, dag_run_id: str) -> dict:
     """Champion vs challenger on the same test set; promote by CAS only when really better."""
     from streamguard.champion import compare_models
-    from streamguard.registry.client import code_version
+    from streamguard.registry import code_version
 
     registry = _registry()
     model_name = MODEL_NAMES[model_type]
@@ -306,13 +311,36 @@ def ab_plan(config: dict, model_type: str, decision: dict, key: str, backend: st
     champion = registry.get_version(model_name, decision["champion_version"])
     challenger = registry.get_version(model_name, decision["challenger_version"])
 
-    def model_ref(v) -> dict:
-        return {"name": f"{model_name.replace('_', '-')}-v{v.version}", "version": v.version,
-                "artifact_uri": v.artifact_uri}
-
-    plan = endpoint_plan(model_ref(champion), model_ref(challenger),
-                         challenger_weight=config["ab_challenger_weight"],
-                         shadow=not decision.get("promoted"))
+    # After a promotion the new champion serves and the old one is the A/B challenger; after a
+    # rejection the champion serves and the rejected challenger can only shadow.
+    promoted = bool(decision.get("promoted"))
+    serving, other = (challenger, champion) if promoted else (champion, challenger)
+    plan = endpoint_plan(serving, other, challenger_weight=config["ab_challenger_weight"], shadow=not promoted)
     uri = run_uri(key, "ab", f"{model_type}-endpoint-config.json")
     storage.write_text(uri, json.dumps(plan, indent=2, default=str))
+    if backend == "sagemaker":
+        _create_sagemaker_endpoint_config(plan, {serving.version: serving, other.version: other})
     return {"plan_uri": uri, "plan": plan}
+
+
+def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
+    """CreateModel for each variant (if missing) and CreateEndpointConfig; the endpoint is left to people."""
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    from streamguard.ab import sagemaker_model_name
+    from streamguard.sagemaker_jobs import pytorch_training_image
+
+    sm = settings.resolve_sagemaker_settings()
+    client = SageMakerHook(aws_conn_id=sm.aws_conn_id).conn
+    for version in versions.values():
+        name = sagemaker_model_name(version)
+        try:
+            client.describe_model(ModelName=name)
+        except client.exceptions.ClientError:
+            client.create_model(
+                ModelName=name, ExecutionRoleArn=sm.role_arn,
+                PrimaryContainer={"Image": sm.image_uri or pytorch_training_image(sm.region, gpu=False),
+                                  "ModelDataUrl": version.artifact_uri},
+                Tags=[{"Key": "project", "Value": "streamguard"}],
+            )
+    client.create_endpoint_config(**plan)

@@ -292,8 +292,7 @@ def gate_model(config: TrainingConfig, evaluation: dict) -> dict:
 def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: dict, data: dict,
                    backend: str) -> dict:
     """Write the registry record (status `registered` or `rejected`), idempotent by job name."""
-    from streamguard.registry import RegistryClient
-    from streamguard.registry.client import code_version
+    from streamguard.registry import AliasConflict, RegistryClient, code_version
 
     model_type = evaluation["model_type"]
     client = RegistryClient(settings.registry_uri())
@@ -322,8 +321,9 @@ def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: di
         # The first version that passes the gate becomes champion; later ones must beat it
         # in the retraining DAG's champion/challenger comparison.
         try:
-            client.promote(MODEL_NAMES[model_type], version.version)
-        except Exception as exc:  # noqa: BLE001 - a concurrent run promoted first; that is fine
+            client.promote(MODEL_NAMES[model_type], version.version, expected_version=0,
+                           reason="first version to pass the gate")
+        except AliasConflict as exc:  # a concurrent run promoted first; its champion stands
             log.info("champion alias not set by this run: %s", exc)
     return _as_dict(version)
 
