@@ -131,7 +131,9 @@ def test_dependencies_exist_and_wait_for_init(compose):
         for target in targets:
             assert target in services, f"{name} depends on undefined service {target!r}"
             assert target != name
-    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"):
+    airflow_components = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                          "airflow-worker")
+    for name in airflow_components:
         depends = services[name]["depends_on"]
         assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
         assert depends["postgres"]["condition"] == "service_healthy", name

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tarfile
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ def _graphs_and_env(monkeypatch, tmp_path):
         if var.startswith("SM_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "sm_output"))
+    # A fresh checkpoint dir per test (never a shared /opt/ml/checkpoints that would resume across tests).
+    monkeypatch.setenv("SM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
 
 
 def write_jsonl(path: Path, records: list[dict], *, gz: bool = False) -> Path:
@@ -118,11 +121,10 @@ def gnn_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("gnn")
     ch = make_channels(root / "data", with_graphs=True)
     argv = ["--model-type", "gnn", "--epochs", "2", "--batch-size", "8", "--learning-rate", "0.005",
-            "--seed", "3", *TINY_GNN, "--train", ch["train"], "--validation", ch["validation"],
-            "--test", ch["test"], "--model-dir", root / "model", "--output-data-dir", root / "out"]
+            "--seed", "3", *TINY_GNN, "--checkpoint-dir", "none", "--train", ch["train"],
+            "--validation", ch["validation"], "--test", ch["test"], "--model-dir", root / "model",
+            "--output-data-dir", root / "out"]
     buf = io.StringIO()
-    from contextlib import redirect_stdout
-
     with redirect_stdout(buf):
         rc = entry.main([str(a) for a in argv])
     mp.undo()

@@ -37,9 +37,11 @@ from streamguard_ui.plots import (  # noqa: E402
 
 MODEL = "taint_flow_gnn"
 HISTORY = [
-    {"epoch": 1, "train_loss": 0.69, "train_acc": 0.55, "val_acc": 0.60},
-    {"epoch": 2, "train_loss": 0.52, "train_acc": 0.71, "val_acc": 0.74},
-    {"epoch": 3, "train_loss": 0.40, "train_acc": 0.82, "val_acc": 0.80},
+    {"epoch": epoch, "train_loss": loss, "train_acc": train_acc, "val_acc": val_acc, "val_f1": val_f1,
+     "seconds": seconds, "improved": True}
+    for epoch, loss, train_acc, val_acc, val_f1, seconds in [
+        (1, 0.69, 0.55, 0.60, 0.58, 2.5), (2, 0.52, 0.71, 0.74, 0.70, 2.4), (3, 0.40, 0.82, 0.80, 0.79, 2.6),
+    ]
 ]
 LABELS = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
 SCORES = [0.1, 0.2, 0.3, 0.4, 0.7, 0.6, 0.8, 0.85, 0.9, 0.95]
@@ -58,10 +60,12 @@ def split_metrics(accuracy: float, matrix: list[list[int]] | None = None) -> dic
 
 
 def report_files() -> dict[str, bytes]:
-    predictions = "".join(
-        json.dumps({"id": f"r{i}", "label": y, "score": s, "pred": int(s >= 0.5)}) + "\n"
-        for i, (y, s) in enumerate(zip(LABELS, SCORES))
-    )
+    rows = [
+        {"id": f"r{i}", "label": y, "score": s, "pred": int(s >= 0.5)} for i, (y, s) in enumerate(zip(LABELS, SCORES))
+    ]
+    # A record the model could not score: kept in the file, left out of the ROC curve and counted.
+    rows.append({"id": "unparsed", "label": 1, "score": None, "pred": None, "error": "no graph"})
+    predictions = "".join(json.dumps(row) + "\n" for row in rows)
     return {
         "history.json": json.dumps(HISTORY).encode(),
         "metrics.json": json.dumps({"validation": split_metrics(0.8), "test": split_metrics(0.9, CONFUSION)}).encode(),
@@ -164,7 +168,8 @@ def test_api_version_has_record_and_plot_data(registry):
     plots = body["plots"]
     assert plots["history"] == HISTORY
     assert plots["confusion_matrix"] == {"matrix": CONFUSION, "source": "registry record"}
-    assert plots["roc"]["n"] == 10 and plots["roc"]["auc"] == pytest.approx(EXPECTED_AUC)
+    assert plots["roc"]["n"] == 10 and plots["roc"]["unscored"] == 1
+    assert plots["roc"]["auc"] == pytest.approx(EXPECTED_AUC)
     assert plots["roc"]["points"][0] == [0.0, 0.0] and plots["roc"]["points"][-1] == [1.0, 1.0]
     assert plots["missing_files"] == []
 
@@ -200,6 +205,15 @@ def test_unknown_model_or_version_is_404_with_reason(registry, path, fragment):
     assert fragment in response.json()["detail"]
 
 
+def test_unreadable_registry_record_is_a_500_naming_the_file(registry):
+    from streamguard.registry.store import version_key
+
+    (registry["tmp"] / "registry" / version_key(MODEL, 2)).write_text("{}")
+    response = registry["http"].get(f"/api/models/{MODEL}")
+    assert response.status_code == 500
+    assert version_key(MODEL, 2) in response.json()["detail"] and "'model_name' is missing" in response.json()["detail"]
+
+
 # ----------------------------------------------------------------------------------------- HTML
 def test_overview_page_shows_versions_champion_gate_reasons_escaped(registry):
     response = registry["http"].get("/")
@@ -220,8 +234,10 @@ def test_version_page_has_three_svg_plots(registry):
     for plot in ("learning-curves", "confusion-matrix", "roc"):
         assert f"data-plot='{plot}'" in html
     assert html.count("<svg") == 3
-    assert f"AUC {EXPECTED_AUC:.3f}" in html
-    assert "data-series='train_loss'" in html and "data-series='val_acc'" in html
+    assert f"AUC {EXPECTED_AUC:.3f}" in html and "10 scored test predictions, 1 unscored left out" in html
+    for series in ("train_loss", "train_acc", "val_acc", "val_f1", "seconds"):
+        assert f"data-series='{series}'" in html
+    assert "data-series='improved'" not in html  # a flag, not a curve
     assert "href='../../../'" in html  # back to the overview, relative to any prefix
 
 
@@ -284,7 +300,7 @@ def test_predictions_uri_fills_in_when_the_archive_has_none(tmp_path):
     evaluated.write_bytes(predictions)
     report = ReportLoader(None).load(archive.as_uri(), sha, {"predictions_uri": evaluated.as_uri()})
     assert report.missing == ("test_predictions.jsonl",)
-    assert [row["score"] for row in report.predictions] == SCORES
+    assert [row["score"] for row in report.predictions] == [*SCORES, None]
     assert report.predictions_source == evaluated.as_uri()
 
 
@@ -293,7 +309,7 @@ def test_bad_prediction_line_names_file_and_line(tmp_path):
     files["test_predictions.jsonl"] += b'{"id": "x", "label": 2, "score": 0.5}\n'
     archive = tmp_path / "model.tar.gz"
     sha = write_archive(archive, files)
-    with pytest.raises(ArtifactError, match=r"test_predictions.jsonl, line 11: field 'label' is 2"):
+    with pytest.raises(ArtifactError, match=r"test_predictions.jsonl, line 12: field 'label' is 2"):
         ReportLoader(None).load(archive.as_uri(), sha)
 
 
@@ -324,7 +340,8 @@ def test_svg_charts_are_well_formed_and_escape_text():
     import xml.etree.ElementTree as ET
 
     history = [{"epoch": 1, "train_loss": 0.5, "<b>odd</b>": 0.3}, {"epoch": 2, "train_loss": 0.4, "<b>odd</b>": 0.4}]
-    for svg in (learning_curves_svg(history), confusion_matrix_svg(CONFUSION), roc_curve_svg(roc_points(LABELS, SCORES))):
+    charts = (learning_curves_svg(history), confusion_matrix_svg(CONFUSION), roc_curve_svg(roc_points(LABELS, SCORES)))
+    for svg in charts:
         root = ET.fromstring(svg)  # raises on malformed markup
         assert root.tag.endswith("svg") and root.get("data-plot")
     assert "&lt;b&gt;odd&lt;/b&gt;" in learning_curves_svg(history)
@@ -363,7 +380,7 @@ def test_airflow_plugin_loader_finds_the_plugin_and_skips_package_modules(tmp_pa
     shutil.copy(PLUGINS / "streamguard_ui_plugin.py", folder)
     shutil.copytree(PLUGINS / "streamguard_ui", folder / "streamguard_ui",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    before = set(sys.modules)
+    before, previous = set(sys.modules), sys.modules.get("streamguard_ui_plugin")
     try:
         plugins, errors = _load_plugins_from_plugin_directory(plugins_folder=str(folder))
         assert errors == {}
@@ -371,7 +388,10 @@ def test_airflow_plugin_loader_finds_the_plugin_and_skips_package_modules(tmp_pa
         # The package's modules were not imported again as loose top-level modules.
         assert not {"app", "plots", "pages", "artifacts", "auth", "model_views"} & (set(sys.modules) - before)
     finally:
+        # The loader registered the temporary copy under the plugin's module name; put the real one back.
         sys.modules.pop("streamguard_ui_plugin", None)
+        if previous is not None:
+            sys.modules["streamguard_ui_plugin"] = previous
 
 
 def test_plugin_inside_airflows_api_server(airflow_db, registry):

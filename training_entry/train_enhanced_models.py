@@ -302,7 +302,8 @@ def check_node_vocab(model_dir: Path) -> None:
     for key in ("node_kinds", "node_features", "edge_types"):
         if saved.get(key) != current[key]:
             raise EntryError(f"{path}: the model's {key} differ from the shipped featurizer "
-                             f"(model v{saved.get('featurizer_version')}, featurizer v{current['featurizer_version']}); "
+                             f"(model {saved.get('featurizer_version')}, "
+                             f"featurizer {current['featurizer_version']}); "
                              "retrain instead of fine-tuning or evaluating it")
 
 

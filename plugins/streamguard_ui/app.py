@@ -178,8 +178,8 @@ def create_app(
         """Every model with its version counts and where ``champion`` and ``deployed`` point."""
         summaries = []
         for name in registry.models():
-            versions = registry.versions(name)
-            summaries.append(model_summary(name, versions, registry.alias(name, CHAMPION), registry.alias(name, DEPLOYED)))
+            champion, deployed = registry.alias(name, CHAMPION), registry.alias(name, DEPLOYED)
+            summaries.append(model_summary(name, registry.versions(name), champion, deployed))
         return {"registry_uri": registry.uri, "models": summaries}
 
     @app.get("/api/models/{name}")

@@ -121,7 +121,9 @@ def read_report_files_from_archive(path: Path, where: str) -> dict[str, bytes]:
                 if key not in REPORT_FILES or not member.isfile():
                     continue
                 if member.size > MAX_REPORT_FILE_BYTES:
-                    raise ArtifactError(f"{where}: {key} is {member.size} bytes, over the {MAX_REPORT_FILE_BYTES} limit")
+                    raise ArtifactError(
+                        f"{where}: {key} is {member.size} bytes, over the {MAX_REPORT_FILE_BYTES} limit"
+                    )
                 handle = archive.extractfile(member)
                 if handle is None:
                     raise ArtifactError(f"{where}: cannot read member {member.name!r}")
@@ -153,7 +155,7 @@ def parse_metrics(data: bytes, where: str) -> dict:
 
 
 def parse_predictions(data: bytes, where: str) -> list[dict]:
-    """test_predictions.jsonl: one object per line with a 0/1 ``label`` and a numeric ``score``."""
+    """test_predictions.jsonl: one object per line with a 0/1 ``label`` and a numeric (or null) ``score``."""
     rows = []
     for number, line in enumerate(data.decode("utf-8", errors="strict").splitlines(), start=1):
         if not line.strip():
@@ -167,8 +169,10 @@ def parse_predictions(data: bytes, where: str) -> list[dict]:
         label, score = row.get("label"), row.get("score")
         if label not in (0, 1) or isinstance(label, float):
             raise ArtifactError(f"{where}, line {number}: field 'label' is {label!r}, expected 0 or 1")
-        if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise ArtifactError(f"{where}, line {number}: field 'score' is {score!r}, expected a number")
+        # null: the model could not score this record (the row carries an "error"); kept, and
+        # counted where the charts leave it out.
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            raise ArtifactError(f"{where}, line {number}: field 'score' is {score!r}, expected a number or null")
         rows.append(row)
     return rows
 

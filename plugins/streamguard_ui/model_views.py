@@ -71,13 +71,16 @@ def confusion_matrix(record: Mapping, report: Report | None) -> dict | None:
         if _is_2x2(matrix):
             return {"matrix": [[int(v) for v in row] for row in matrix], "source": source}
     if report is not None and report.predictions:
-        counts = [[0, 0], [0, 0]]
+        counts, unscored = [[0, 0], [0, 0]], 0
         for row in report.predictions:
             pred = row.get("pred")
             if pred not in (0, 1):
+                if row.get("score") is None:
+                    unscored += 1
+                    continue
                 pred = 1 if float(row["score"]) >= 0.5 else 0
             counts[int(row["label"])][int(pred)] += 1
-        return {"matrix": counts, "source": "test_predictions.jsonl"}
+        return {"matrix": counts, "source": "test_predictions.jsonl", "unscored": unscored}
     return None
 
 
@@ -91,16 +94,27 @@ def _is_2x2(matrix: Any) -> bool:
 
 
 def roc(report: Report | None) -> dict | None:
-    """ROC points and AUC from the test predictions, or None (no predictions, or one class only)."""
+    """ROC points and AUC from the test predictions, or None when there are none.
+
+    Rows without a score (records the model could not score) are left out and counted in
+    ``unscored``; with one class only the curve is undefined and ``error`` says so.
+    """
     if report is None or not report.predictions:
         return None
-    labels = [int(row["label"]) for row in report.predictions]
-    scores = [float(row["score"]) for row in report.predictions]
+    scored = [row for row in report.predictions if row.get("score") is not None]
+    labels = [int(row["label"]) for row in scored]
+    scores = [float(row["score"]) for row in scored]
+    unscored = len(report.predictions) - len(scored)
     try:
         points = roc_points(labels, scores)
     except ValueError as error:
-        return {"points": [], "auc": None, "n": len(labels), "error": str(error)}
-    return {"points": [[round(x, 6), round(y, 6)] for x, y in points], "auc": auc(points), "n": len(labels)}
+        return {"points": [], "auc": None, "n": len(labels), "unscored": unscored, "error": str(error)}
+    return {
+        "points": [[round(x, 6), round(y, 6)] for x, y in points],
+        "auc": auc(points),
+        "n": len(labels),
+        "unscored": unscored,
+    }
 
 
 def plot_data(record: Mapping, report: Report | None) -> dict:

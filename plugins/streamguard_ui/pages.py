@@ -123,7 +123,9 @@ def _model_section(model: Mapping) -> str:
         f"<p class='muted'>{summary['versions']} versions: {summary['registered']} registered, "
         f"{summary['rejected']} rejected by the gate.</p>"
     )
-    header = "".join(f"<th>{esc(SPLIT_LABELS.get(split, split))} {esc(metric)}</th>" for split, metric in OVERVIEW_METRICS)
+    header = "".join(
+        f"<th>{esc(SPLIT_LABELS.get(split, split))} {esc(metric)}</th>" for split, metric in OVERVIEW_METRICS
+    )
     rows = []
     for version in reversed(model["versions"]):
         metrics = version.get("metrics") or {}
@@ -149,7 +151,8 @@ def _model_section(model: Mapping) -> str:
 def _event_rows(events: Sequence[Mapping]) -> str:
     return "".join(
         f"<tr><td>{esc(e.get('created_at'))}</td><td>{esc(e.get('kind'))}</td>"
-        f"<td>{_event_summary(e.get('payload') or {})}</td><td>{_reasons(_event_reasons(e.get('payload') or {}))}</td></tr>"
+        f"<td>{_event_summary(e.get('payload') or {})}</td>"
+        f"<td>{_reasons(_event_reasons(e.get('payload') or {}))}</td></tr>"
         for e in events
     )
 
@@ -160,7 +163,10 @@ _EVENT_HEAD = "<thead><tr><th>when</th><th>kind</th><th>what</th><th>reasons</th
 def _decisions_table(decisions: Sequence[Mapping]) -> str:
     if not decisions:
         return "<h3>Promotion decisions</h3><p class='muted'>None recorded yet.</p>"
-    return f"<h3>Promotion decisions</h3><table class='decisions'>{_EVENT_HEAD}<tbody>{_event_rows(decisions)}</tbody></table>"
+    return (
+        "<h3>Promotion decisions</h3>"
+        f"<table class='decisions'>{_EVENT_HEAD}<tbody>{_event_rows(decisions)}</tbody></table>"
+    )
 
 
 def _event_reasons(payload: Mapping) -> Any:
@@ -182,7 +188,9 @@ def _events_section(events: Sequence[Mapping]) -> str:
     if not events:
         return "<h2>Registry events</h2><p class='muted'>No events yet.</p>"
     shown = list(reversed(events))[:MAX_EVENTS_SHOWN]
-    note = f" (latest {MAX_EVENTS_SHOWN} of {len(events)}; all at <code>api/events</code>)" if len(events) > len(shown) else ""
+    note = ""
+    if len(events) > len(shown):
+        note = f" (latest {MAX_EVENTS_SHOWN} of {len(events)}; all at <code>api/events</code>)"
     return (
         f"<h2>Registry events</h2><p class='muted'>Newest first{note}.</p>"
         f"<table class='events'>{_EVENT_HEAD}<tbody>{_event_rows(shown)}</tbody></table>"
@@ -281,7 +289,8 @@ def _plots_section(plots: Mapping | None, report_error: str | None) -> str:
     if roc and roc.get("points"):
         charts.append(
             "<figure>" + roc_curve_svg([tuple(p) for p in roc["points"]])
-            + f"<figcaption class='muted'>{esc(roc['n'])} test predictions"
+            + f"<figcaption class='muted'>{esc(roc['n'])} scored test predictions"
+            + (f", {esc(roc['unscored'])} unscored left out" if roc.get("unscored") else "")
             + (f" from <code>{esc(plots['predictions_source'])}</code>"
                if plots.get("predictions_source") and plots.get("predictions_source") != plots.get("source") else "")
             + "</figcaption></figure>"

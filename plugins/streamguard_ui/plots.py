@@ -17,15 +17,18 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F
 FONT = "font-family='system-ui, sans-serif'"
 
 # history.json column names this page knows, in the order they are drawn; other numeric columns
-# follow. Loss-like columns go to the loss panel, everything else to the score panel.
-KNOWN_SERIES = ("train_loss", "val_loss", "train_acc", "val_acc", "val_f1", "val_roc_auc")
+# follow (booleans such as `improved` are flags, not curves).
+KNOWN_SERIES = ("train_loss", "val_loss", "train_acc", "val_acc", "val_f1", "val_fpr", "val_auc", "val_roc_auc")
 SERIES_LABELS = {
     "train_loss": "train loss",
     "val_loss": "validation loss",
     "train_acc": "train accuracy",
     "val_acc": "validation accuracy",
     "val_f1": "validation F1",
+    "val_fpr": "validation FPR",
+    "val_auc": "validation ROC AUC",
     "val_roc_auc": "validation ROC AUC",
+    "seconds": "seconds per epoch",
 }
 
 
@@ -115,16 +118,18 @@ def _panel(
     for tick in _nice_ticks(y_lo, y_hi):
         if y_lo <= tick <= y_hi:
             y = py(tick)
-            parts.append(f"<line x1='{_num(left)}' y1='{_num(y)}' x2='{_num(left + width)}' y2='{_num(y)}' stroke='#eee'/>")
             parts.append(
-                f"<text x='{_num(left - 6)}' y='{_num(y + 4)}' font-size='11' text-anchor='end'>{_tick_label(tick)}</text>"
+                f"<line x1='{_num(left)}' y1='{_num(y)}' x2='{_num(left + width)}' y2='{_num(y)}' stroke='#eee'/>"
+                f"<text x='{_num(left - 6)}' y='{_num(y + 4)}' font-size='11' "
+                f"text-anchor='end'>{_tick_label(tick)}</text>"
             )
     # Whole-number ticks on the epoch axis: fractional epochs mean nothing here.
     x_ticks = [t for t in _nice_ticks(x_lo, x_hi, 6) if float(t).is_integer() and x_lo <= t <= x_hi] or [x_lo, x_hi]
     for tick in x_ticks:
         x = px(tick)
         parts.append(
-            f"<text x='{_num(x)}' y='{_num(top + height + 16)}' font-size='11' text-anchor='middle'>{_tick_label(tick)}</text>"
+            f"<text x='{_num(x)}' y='{_num(top + height + 16)}' font-size='11' "
+            f"text-anchor='middle'>{_tick_label(tick)}</text>"
         )
     parts.append(
         f"<text x='{_num(left + width / 2)}' y='{_num(top + height + 32)}' font-size='11' "
@@ -169,26 +174,28 @@ def history_series(history: Sequence[Mapping]) -> list[Series]:
     return [Series(k, tuple(x for x, _ in columns[k]), tuple(y for _, y in columns[k])) for k in order]
 
 
-def learning_curves_svg(history: Sequence[Mapping], *, width: int = 760, height: int = 460) -> str:
-    """Two stacked panels over epochs: loss columns on top, accuracy and other scores below."""
+def _is_fraction(series: Series) -> bool:
+    return all(0.0 <= y <= 1.0 for y in series.ys if math.isfinite(y))
+
+
+def learning_curves_svg(history: Sequence[Mapping], *, width: int = 760, panel_height: int = 155) -> str:
+    """Stacked panels over epochs: loss columns, then fractions (accuracy, F1, AUC...) on a 0-1 axis,
+    then any other numeric column (e.g. seconds per epoch) when the history has one.
+    """
     series = history_series(history)
     losses = [s for s in series if "loss" in s.name]
-    scores = [s for s in series if "loss" not in s.name]
-    plot_w, panel_h, left = width - 240, (height - 150) / 2, 60.0
+    fractions = [s for s in series if "loss" not in s.name and _is_fraction(s)]
+    others = [s for s in series if "loss" not in s.name and not _is_fraction(s)]
+    # A fixed 0-1 axis for fractions keeps versions comparable at a glance.
+    panels = [("Loss", losses, None), ("Accuracy and scores", fractions, (0.0, 1.0))]
+    if others:
+        panels.append(("Other per-epoch values", others, None))
+    gap, top0 = 70, 30
+    height = top0 + len(panels) * panel_height + (len(panels) - 1) * gap + 50
     parts = [_svg_open("learning-curves", width, height, "Learning curves per epoch")]
-    parts += _panel(losses, left=left, top=30, width=plot_w, height=panel_h, title="Loss", x_label="epoch")
-    # Scores are fractions: a fixed 0-1 axis keeps versions comparable at a glance.
-    unit = all(0.0 <= y <= 1.0 for s in scores for y in s.ys if math.isfinite(y))
-    parts += _panel(
-        scores,
-        left=left,
-        top=30 + panel_h + 70,
-        width=plot_w,
-        height=panel_h,
-        title="Accuracy and scores",
-        x_label="epoch",
-        y_range=(0.0, 1.0) if unit else None,
-    )
+    for index, (title, group, y_range) in enumerate(panels):
+        parts += _panel(group, left=60.0, top=top0 + index * (panel_height + gap), width=width - 240,
+                        height=panel_height, title=title, x_label="epoch", y_range=y_range)
     parts.append("</svg>")
     return "".join(parts)
 
@@ -220,8 +227,10 @@ def confusion_matrix_svg(matrix: Sequence[Sequence[int]], *, title: str = "Confu
             text_fill = "#fff" if share > 0.55 else "#000"
             x, y = left + col * cell, top + row * cell
             parts.append(
-                f"<rect data-cell='{row}{col}' x='{x}' y='{y}' width='{cell}' height='{cell}' fill='{fill}' stroke='#fff'/>"
-                f"<text x='{x + cell / 2}' y='{y + cell / 2}' font-size='18' text-anchor='middle' fill='{text_fill}'>{count}</text>"
+                f"<rect data-cell='{row}{col}' x='{x}' y='{y}' width='{cell}' height='{cell}' "
+                f"fill='{fill}' stroke='#fff'/>"
+                f"<text x='{x + cell / 2}' y='{y + cell / 2}' font-size='18' text-anchor='middle' "
+                f"fill='{text_fill}'>{count}</text>"
                 f"<text x='{x + cell / 2}' y='{y + cell / 2 + 18}' font-size='11' text-anchor='middle' "
                 f"fill='{text_fill}'>{share:.1%}</text>"
             )
@@ -294,7 +303,8 @@ def roc_curve_svg(points: Sequence[tuple[float, float]], *, title: str = "ROC cu
     path = " ".join(f"{_num(left + x * side)},{_num(top + side - y * side)}" for x, y in points)
     parts.append(f"<polyline data-series='roc' points='{path}' fill='none' stroke='{PALETTE[0]}' stroke-width='2'/>")
     parts.append(
-        f"<text x='{left + side / 2}' y='{top + side + 34}' font-size='11' text-anchor='middle'>false positive rate</text>"
+        f"<text x='{left + side / 2}' y='{top + side + 34}' font-size='11' "
+        "text-anchor='middle'>false positive rate</text>"
         f"<text x='14' y='{top + side / 2}' font-size='11' text-anchor='middle' "
         f"transform='rotate(-90 14 {top + side / 2})'>true positive rate</text>"
     )

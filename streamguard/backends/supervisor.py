@@ -49,6 +49,8 @@ HOST = "algo-1"
 STOP_GRACE_S = float(os.environ.get("STREAMGUARD_LOCAL_STOP_GRACE_S", "10"))
 STATUS_WRITE_INTERVAL_S = 0.5
 TAIL_LINES = 20
+MAX_REASON_CHARS = 1024  # the API's limit for FailureReason
+LOG_MARK = "[streamguard-local "
 
 
 class JobStopped(Exception):
@@ -172,7 +174,7 @@ class Supervisor:
     def log(self, message: str) -> None:
         """A supervisor line in train.log (marked, so it is not mistaken for the entry's output)."""
         with open(self.paths.train_log, "a", encoding="utf-8") as fh:
-            fh.write(f"[streamguard-local {utcnow_iso()}] {message}\n")
+            fh.write(f"{LOG_MARK}{utcnow_iso()}] {message}\n")
 
     # ----------------------------------------------------------------------------------- signals
     def on_sigterm(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
@@ -361,9 +363,13 @@ class Supervisor:
             text = self.paths.failure.read_text(errors="replace").strip()
             if text:
                 return text
-        tail = _tail(self.paths.train_log, TAIL_LINES)
         how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
-        return f"AlgorithmError: the training script ended with {how}. Last log lines:\n{tail}"
+        head = f"AlgorithmError: the training script ended with {how}. Last log lines:\n"
+        tail = _tail(self.paths.train_log, TAIL_LINES)
+        room = MAX_REASON_CHARS - len(head)
+        if len(tail) > room:  # keep the header and the very end of the log within the API's limit
+            tail = "..." + tail[-(room - 3):]
+        return head + tail
 
     def upload_outputs(self, checkpoint_dir: Path) -> None:
         from streamguard.sourcedir import tar_directory
@@ -403,9 +409,11 @@ def _pump(stream, lines: queue.Queue) -> None:
 
 
 def _tail(path: Path, n: int) -> str:
+    """The last ``n`` lines the training script printed (the supervisor's own lines left out)."""
     if not path.is_file():
         return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    lines = [line for line in path.read_text(errors="replace").splitlines() if not line.startswith(LOG_MARK)]
+    return "\n".join(lines[-n:]) or "(the script printed nothing)"
 
 
 def main(argv: list[str] | None = None) -> int:

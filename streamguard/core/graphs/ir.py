@@ -97,6 +97,15 @@ def join(*envs: Env | None) -> Env | None:
 
 
 @dataclass
+class LoopFrame:
+    """Uses inside a loop body and the environments at its breaks and continues."""
+
+    uses: list[tuple[str, int]] = field(default_factory=list)
+    breaks: list[Env | None] = field(default_factory=list)
+    continues: list[Env | None] = field(default_factory=list)
+
+
+@dataclass
 class Scope:
     """A function, class or module: collects its (live) definitions for cross-scope lookups."""
 
@@ -309,27 +318,38 @@ class GraphIR:
             self.env, self.dead = saved_env, saved_dead
 
     @contextmanager
-    def loop(self, breakable: bool = True) -> Iterator[list[tuple[str, int]]]:
-        """Enter a loop body; afterwards uses in the body also see the definitions live at its end."""
-        rec: list[tuple[str, int]] = []
-        self.loop_uses.append(rec)
+    def loop(self) -> Iterator[LoopFrame]:
+        """Enter a loop body: collects its uses, breaks and continues (see `close_loop`)."""
+        frame = LoopFrame()
+        self.loop_uses.append(frame.uses)
+        self.break_stack.append(frame.breaks)
+        self.continue_stack.append(frame.continues)
         self.loop_depth += 1
-        if breakable:
-            self.break_stack.append([])
-        self.continue_stack.append([])
         try:
-            yield rec
+            yield frame
         finally:
             self.loop_uses.pop()
+            self.break_stack.pop()
+            self.continue_stack.pop()
             self.loop_depth -= 1
-            if self.loop_uses:
-                self.loop_uses[-1].extend(rec)
+            if self.loop_uses:  # an enclosing loop carries these uses around as well
+                self.loop_uses[-1].extend(frame.uses)
 
-    def close_loop(self, rec: list[tuple[str, int]], end_env: Env | None) -> None:
+    @contextmanager
+    def breakable(self) -> Iterator[list[Env | None]]:
+        """Enter a switch: ``break`` leaves it, collecting the environments at each break."""
+        breaks: list[Env | None] = []
+        self.break_stack.append(breaks)
+        try:
+            yield breaks
+        finally:
+            self.break_stack.pop()
+
+    def close_loop(self, frame: LoopFrame, end_env: Env | None) -> None:
         """Add the loop-carried def-use edges: uses in the body see definitions live at its end."""
         if end_env is None:
             return
-        for key, node in rec:
+        for key, node in frame.uses:
             defs = end_env.vars.get(key)
             if defs:
                 self.use_defs.setdefault(node, set()).update(defs)

@@ -1,0 +1,160 @@
+"""`build_graph`: code -> graph record (kinds, features, typed edges), bounded in size.
+
+The frontend builds the full graph IR (up to a hard budget), taint is propagated on it, and only
+then is the graph cut to ``max_nodes`` so that truncation never hides a source -> sink path that
+fits: sources, sinks, sanitizers and nodes on taint paths are kept first, the remaining budget
+goes to the earliest nodes in pre-order. A truncated graph says so in ``graph_truncated``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import ir as IR
+from .ir import GraphIR
+from .java_frontend import build_java_ir
+from .python_frontend import build_python_ir
+from .taint import TaintInput, flows_to_sink, propagate, reached_sinks
+from .tokens import build_token_ir
+from .vocab import EDGE_INDEX, FEATURIZER_VERSION, KIND_INDEX, NODE_FEAT_DIM
+
+DEFAULT_MAX_NODES = 2000
+# The IR may grow this many times past max_nodes before the walk stops (bounds time on huge input).
+_BUDGET_FACTOR = 10
+_MIN_BUDGET = 5000
+
+_LANGUAGE_ALIASES = {"python": "python", "py": "python", "python3": "python", "python2": "python",
+                     "java": "java"}
+
+_AST_CHILD, _AST_PARENT = EDGE_INDEX["ast_child"], EDGE_INDEX["ast_parent"]
+_DEAD_BRANCH, _FLOW_REV = EDGE_INDEX["dead_branch"], EDGE_INDEX["flow_rev"]
+_REVERSED_FLOW = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "sink_arg", "param_flow", "return_flow"))
+
+# (feature column, IR flag bit) for the flags the frontends set directly.
+_FLAG_COLUMNS = (
+    (0, IR.SOURCE), (1, IR.PARAM_SOURCE), (2, IR.SINK), (3, IR.SANITIZER), (4, IR.LITERAL),
+    (5, IR.SQL_LITERAL), (6, IR.PLACEHOLDER), (7, IR.CONCAT), (8, IR.CALL), (9, IR.LOCAL_CALL),
+    (10, IR.IDENT), (11, IR.DEF), (12, IR.USE), (16, IR.DEAD), (17, IR.CONST_TRUE), (18, IR.CONST_FALSE),
+    (20, IR.IN_LOOP),
+)
+_TAINTED, _FLOWS_TO_SINK, _ON_PATH, _OVERWRITTEN, _TRUNCATED = 13, 14, 15, 19, 21
+_DEPTH, _LIT_LEN, _NCHILD, _POSITION, _NUM_USES = 22, 23, 24, 25, 26
+
+
+def normalise_language(language: str) -> str:
+    """Canonical language name; ValueError naming the value for anything unsupported."""
+    lang = _LANGUAGE_ALIASES.get(str(language).strip().lower()) if language is not None else None
+    if lang is None:
+        raise ValueError(f"build_graph: unsupported language {language!r} (supported: python, java)")
+    return lang
+
+
+def build_graph(code: str, language: str, max_nodes: int = DEFAULT_MAX_NODES) -> dict:
+    """Build the taint-flow graph record of one function or file.
+
+    Args:
+        code: source text; code that does not parse still yields a graph (``parse_ok`` False).
+        language: ``"python"`` or ``"java"`` (common aliases accepted).
+        max_nodes: node cap; larger graphs are cut deterministically (see module docstring).
+
+    Returns:
+        ``{"v", "language", "parse_ok", "num_nodes", "kind", "feat", "edge_index", "edge_type"}``.
+
+    Raises:
+        ValueError: unsupported language or ``max_nodes < 1``.
+    """
+    lang = normalise_language(language)
+    if max_nodes < 1:
+        raise ValueError(f"build_graph: max_nodes must be >= 1, got {max_nodes}")
+    code = "" if code is None else str(code)
+    budget = max(_MIN_BUDGET, max_nodes * _BUDGET_FACTOR)
+    graph, parse_ok = (build_java_ir if lang == "java" else build_python_ir)(code, budget)
+    if not graph.kinds:  # empty input: one root node so that every graph has a node
+        graph = build_token_ir(code, lang, budget)
+        parse_ok = parse_ok and bool(code.strip())
+    return _assemble(graph, lang, parse_ok, max_nodes)
+
+
+def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
+    n = len(g.kinds)
+    flags = g.flags
+    dead = [bool(f & IR.DEAD) for f in flags]
+    sink = [bool(f & IR.SINK) for f in flags]
+
+    # Forward edges; any edge between live and dead code becomes dead_branch (never carries taint).
+    fwd = [(s, d, _DEAD_BRANCH if dead[s] != dead[d] else t) for s, d, t in g.edges]
+    t_in = TaintInput(
+        num_nodes=n, src=[e[0] for e in fwd], dst=[e[1] for e in fwd], etype=[e[2] for e in fwd],
+        seed=[bool(f & (IR.SOURCE | IR.PARAM_SOURCE)) for f in flags],
+        blocker=[bool(f & IR.SANITIZER) or s for f, s in zip(flags, sink)], sink=sink, dead=dead)
+    tainted, _ = propagate(t_in)
+    to_sink = flows_to_sink(t_in)
+    reached = reached_sinks(t_in, tainted)
+    on_path = [a and b for a, b in zip(tainted, to_sink)]
+    for s in reached:
+        on_path[s] = True
+
+    overwritten = [False] * n
+    num_uses = [0] * n
+    for use, defs in g.use_defs.items():
+        if defs and all(d in g.const_defs for d in defs):
+            overwritten[use] = True
+        for d in defs:
+            num_uses[d] += 1
+
+    keep = _select(n, max_nodes, flags, on_path)
+    truncated = g.truncated or len(keep) < n
+    index = {old: new for new, old in enumerate(keep)}
+    m = len(keep)
+
+    kind, feat = [], []
+    for new, old in enumerate(keep):
+        kind.append(KIND_INDEX.get(g.kinds[old], 0))
+        row = [0.0] * NODE_FEAT_DIM
+        f = flags[old]
+        for col, bit in _FLAG_COLUMNS:
+            if f & bit:
+                row[col] = 1.0
+        row[_TAINTED] = float(tainted[old])
+        row[_FLOWS_TO_SINK] = float(to_sink[old])
+        row[_ON_PATH] = float(on_path[old])
+        row[_OVERWRITTEN] = float(overwritten[old])
+        row[_TRUNCATED] = float(truncated)
+        row[_DEPTH] = round(min(1.0, g.depth[old] / 32.0), 4)
+        lit = g.lit_len[old]
+        row[_LIT_LEN] = round(min(1.0, math.log2(1 + lit) / 12.0), 4) if lit >= 0 else 0.0
+        row[_NCHILD] = round(min(1.0, math.log2(1 + g.nchild[old]) / 5.0), 4)
+        row[_POSITION] = round(new / m, 4)
+        row[_NUM_USES] = round(min(1.0, math.log2(1 + num_uses[old]) / 4.0), 4)
+        feat.append(row)
+
+    src, dst, etype = [], [], []
+    for s, d, t in fwd:
+        a, b = index.get(s), index.get(d)
+        if a is None or b is None:
+            continue
+        src.append(a)
+        dst.append(b)
+        etype.append(t)
+        rev = (_DEAD_BRANCH if t == _DEAD_BRANCH else _AST_PARENT if t == _AST_CHILD
+               else _FLOW_REV if t in _REVERSED_FLOW else -1)
+        if rev >= 0:
+            src.append(b)
+            dst.append(a)
+            etype.append(rev)
+    return {"v": FEATURIZER_VERSION, "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
+            "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype}
+
+
+def _select(n: int, max_nodes: int, flags: list[int], on_path: list[bool]) -> list[int]:
+    """Node ids to keep, in original order: all of them, or the important ones plus a pre-order prefix."""
+    if n <= max_nodes:
+        return list(range(n))
+    important = IR.SOURCE | IR.PARAM_SOURCE | IR.SINK | IR.SANITIZER
+    chosen = [i for i in range(n) if on_path[i] or flags[i] & important][:max_nodes]
+    picked = set(chosen)
+    for i in range(n):
+        if len(picked) >= max_nodes:
+            break
+        picked.add(i)
+    return sorted(picked)

@@ -1,0 +1,86 @@
+"""`streamguard monitor`: snapshots of local and (moto) SageMaker jobs, and following one job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamguard.cli import main
+from tests.moto_server import moto_server  # noqa: F401  (pytest fixture)
+from tests.test_local_backend import make_request, world  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def finished_jobs(world):
+    be = world["backend"]
+    be.create_training_job(make_request(world, "mon-ok"))
+    be.create_training_job(make_request(world, "mon-fail", behaviour="fail"))
+    be.wait("mon-ok", 60)
+    be.wait("mon-fail", 60)
+    return str(be.root)
+
+
+def test_once_json_lists_local_jobs(finished_jobs, capsys):
+    assert main(["monitor", "--backend", "local", "--jobs-dir", finished_jobs, "--once", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"mon-ok", "mon-fail"}
+    ok, failed = rows["mon-ok"], rows["mon-fail"]
+    assert ok["status"] == "Completed" and ok["backend"] == "local" and ok["instance"] == "local"
+    assert ok["train_accuracy"] == pytest.approx(0.6) and ok["val_accuracy"] == pytest.approx(0.55)
+    assert ok["elapsed_s"] is not None and ok["elapsed_s"] >= 0
+    assert failed["status"] == "Failed"
+    assert failed["failure_reason"] == "ValueError: the train channel has no positive examples"
+
+
+def test_once_plain_table(finished_jobs, capsys):
+    assert main(["monitor", "--backend", "local", "--jobs-dir", finished_jobs, "--once"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["backend", "job", "status"]
+    assert "mon-ok" in out and "0.5500" in out
+    assert "mon-fail: ValueError: the train channel has no positive examples" in out
+
+
+def test_wait_exit_codes(finished_jobs, capsys):
+    assert main(["monitor", "--jobs-dir", finished_jobs, "--wait", "mon-ok", "--interval", "0.1"]) == 0
+    assert "mon-ok completed" in capsys.readouterr().out
+    assert main(["monitor", "--jobs-dir", finished_jobs, "--wait", "mon-fail", "--interval", "0.1"]) == 1
+    assert "mon-fail Failed: ValueError: the train channel" in capsys.readouterr().err
+    assert main(["monitor", "--backend", "local", "--jobs-dir", finished_jobs, "--wait", "nope"]) == 2
+
+
+def test_wait_follows_a_running_job_and_its_log(world, capsys):
+    be = world["backend"]
+    be.create_training_job(make_request(world, "mon-live", sleep=1))
+    code = main(["monitor", "--jobs-dir", str(be.root), "--wait", "mon-live", "--interval", "0.2", "--timeout", "60"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Epoch 2/2: Train Loss=0.5000;" in out  # the job's own log lines are followed
+    assert "mon-live: InProgress" in out and "mon-live: Completed" in out
+
+
+def test_empty_jobs_dir(tmp_path, capsys):
+    assert main(["monitor", "--backend", "local", "--jobs-dir", str(tmp_path / "none"), "--once"]) == 0
+    assert capsys.readouterr().out.strip() == "no training jobs"
+
+
+def test_sagemaker_jobs_through_moto(moto_server, finished_jobs, capsys):
+    import boto3
+
+    from streamguard.sagemaker_jobs import build_training_request
+
+    request = build_training_request(
+        job_name="sg-moto-job", model_type="gnn", channels={"train": "s3://b/d/train"}, output_uri="s3://b/jobs",
+        source_dir_uri="s3://b/code/sourcedir.tar.gz", hyperparameters={"model-type": "gnn"},
+        role_arn="arn:aws:iam::123456789012:role/sm", region="us-east-1",
+    )
+    boto3.client("sagemaker").create_training_job(**request)
+    assert main(["monitor", "--backend", "sagemaker", "--once", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["backend"], r["status"], r["instance"]) for r in rows] == [
+        ("sg-moto-job", "sagemaker", "Completed", "ml.m5.xlarge x1")]
+    assert main(["monitor", "--backend", "all", "--jobs-dir", finished_jobs, "--once", "--json"]) == 0
+    assert {r["name"] for r in json.loads(capsys.readouterr().out)} == {"sg-moto-job", "mon-ok", "mon-fail"}
+    assert main(["monitor", "--backend", "all", "--jobs-dir", finished_jobs, "--wait", "sg-moto-job"]) == 0
