@@ -18,7 +18,7 @@ HEAVY = ("torch", "transformers", "torch_geometric", "boto3")
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(REPO / "dags"))
 
 
 def test_no_import_errors(dagbag):
@@ -31,7 +31,7 @@ def test_expected_dag_ids(dagbag):
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_house_rules(dagbag, dag_id):
-    dag = dagbag.get_dag(dag_id)
+    dag = dagbag.dags.get(dag_id)
     assert dag is not None
     assert "streamguard" in dag.tags
     assert dag.catchup is False
@@ -43,7 +43,7 @@ def test_house_rules(dagbag, dag_id):
 
 
 def test_training_dag_shape(dagbag):
-    dag = dagbag.get_dag("streamguard_training")
+    dag = dagbag.dags["streamguard_training"]
     ids = set(dag.task_ids)
     for model in ("gnn", "transformer"):
         for step in ("build_job", "train", "wait", "collect", "evaluate", "gate", "register"):

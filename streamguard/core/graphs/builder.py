@@ -16,7 +16,7 @@ from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
 from .taint import TaintInput, flows_to_sink, propagate, reached_sinks
 from .tokens import build_token_ir
-from .vocab import EDGE_INDEX, FEATURIZER_VERSION, KIND_INDEX, NODE_FEAT_DIM
+from .vocab import EDGE_INDEX, FEATURE_INDEX, FEATURIZER_VERSION, KIND_INDEX, NODE_FEAT_DIM
 
 DEFAULT_MAX_NODES = 2000
 # The IR may grow this many times past max_nodes before the walk stops (bounds time on huge input).
@@ -31,14 +31,17 @@ _DEAD_BRANCH, _FLOW_REV = EDGE_INDEX["dead_branch"], EDGE_INDEX["flow_rev"]
 _REVERSED_FLOW = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "sink_arg", "param_flow", "return_flow"))
 
 # (feature column, IR flag bit) for the flags the frontends set directly.
-_FLAG_COLUMNS = (
-    (0, IR.SOURCE), (1, IR.PARAM_SOURCE), (2, IR.SINK), (3, IR.SANITIZER), (4, IR.LITERAL),
-    (5, IR.SQL_LITERAL), (6, IR.PLACEHOLDER), (7, IR.CONCAT), (8, IR.CALL), (9, IR.LOCAL_CALL),
-    (10, IR.IDENT), (11, IR.DEF), (12, IR.USE), (16, IR.DEAD), (17, IR.CONST_TRUE), (18, IR.CONST_FALSE),
-    (20, IR.IN_LOOP),
-)
-_TAINTED, _FLOWS_TO_SINK, _ON_PATH, _OVERWRITTEN, _TRUNCATED = 13, 14, 15, 19, 21
-_DEPTH, _LIT_LEN, _NCHILD, _POSITION, _NUM_USES = 22, 23, 24, 25, 26
+_FLAG_COLUMNS = tuple((FEATURE_INDEX[name], bit) for name, bit in (
+    ("is_source", IR.SOURCE), ("is_param_source", IR.PARAM_SOURCE), ("is_sink", IR.SINK),
+    ("is_sanitizer", IR.SANITIZER), ("is_literal", IR.LITERAL), ("is_sql_literal", IR.SQL_LITERAL),
+    ("has_placeholder", IR.PLACEHOLDER), ("is_string_concat", IR.CONCAT), ("is_call", IR.CALL),
+    ("is_local_call", IR.LOCAL_CALL), ("is_identifier", IR.IDENT), ("is_def", IR.DEF), ("is_use", IR.USE),
+    ("dead", IR.DEAD), ("const_true", IR.CONST_TRUE), ("const_false", IR.CONST_FALSE), ("in_loop", IR.IN_LOOP),
+))
+_TAINTED, _FLOWS_TO_SINK, _ON_PATH = (FEATURE_INDEX[c] for c in ("is_tainted", "flows_to_sink", "on_taint_path"))
+_OVERWRITTEN, _TRUNCATED = FEATURE_INDEX["overwritten_by_const"], FEATURE_INDEX["graph_truncated"]
+_DEPTH, _LIT_LEN, _NCHILD, _POSITION, _NUM_USES = (
+    FEATURE_INDEX[c] for c in ("depth", "literal_len", "num_children", "position", "num_uses"))
 
 
 def normalise_language(language: str) -> str:

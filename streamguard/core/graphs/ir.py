@@ -136,6 +136,7 @@ class CallInfo:
     via_self: bool  # unqualified, or on self/this: may target a function of this file
     rule: CallRule = PLAIN
     nparams_hint: int = -1
+    skip_self: bool = False  # Python self.m(...): the first parameter of a method is the receiver
 
 
 class GraphIR:
@@ -436,7 +437,7 @@ class GraphIR:
         # The helper's own body decides; library-name guesses would double count.
         self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | SANITIZER)) | LOCAL_CALL
         for t in targets:
-            params = t.params
+            params = t.params[1:] if c.skip_self and t.is_method else t.params
             for i, a in enumerate(c.args):
                 if i < len(params):
                     self.edge(a, params[i][1], PARAM_FLOW)
