@@ -141,9 +141,10 @@ def is_gpu_instance(instance_type: str) -> bool:
 
 def pytorch_training_image(region: str, *, gpu: bool, version: str = DEFAULT_PYTORCH_VERSION,
                            py: str = DEFAULT_PY_VERSION) -> str:
-    """The AWS PyTorch training DLC URI, e.g. ``763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311``.
+    """The AWS PyTorch training Deep Learning Container image URI for ``region``.
 
-    A few opt-in regions use another registry account; pass ``image_uri`` explicitly there.
+    e.g. ``763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311``. A few
+    opt-in regions use another registry account; pass ``image_uri`` explicitly there.
     """
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region or ""):
         raise ValueError(f"pytorch_training_image: {region!r} is not an AWS region name")

@@ -35,12 +35,15 @@ class UnsafeArchiveError(ValueError):
     """An archive member would escape the destination or is not a plain file/directory."""
 
 
-def _files_under(root: Path) -> list[Path]:
+def _files_under(root: Path, *, source_only: bool = True) -> list[Path]:
+    """Every file under ``root``, sorted; ``source_only`` leaves out caches and hidden files."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        if source_only:
+            dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
+        dirnames.sort()
         for name in sorted(filenames):
-            if name.startswith(".") or name.endswith((".pyc", ".pyo")):
+            if source_only and (name.startswith(".") or name.endswith((".pyc", ".pyo"))):
                 continue
             path = Path(dirpath) / name
             if path.is_symlink():
@@ -84,9 +87,11 @@ def write_deterministic_tar(members: Iterable[tuple[str, Path]], out_path: str |
 
 
 def tar_directory(src_dir: str | os.PathLike, out_path: str | os.PathLike) -> tuple[Path, str]:
-    """Tar every file under ``src_dir`` with paths relative to it (like SageMaker's model.tar.gz)."""
+    """Tar every file under ``src_dir`` (hidden ones too) with paths relative to it, like
+    SageMaker's model.tar.gz; a missing directory gives an empty archive."""
     src = Path(src_dir)
-    members = [(p.relative_to(src).as_posix(), p) for p in _files_under(src)] if src.is_dir() else []
+    files = _files_under(src, source_only=False) if src.is_dir() else []
+    members = [(p.relative_to(src).as_posix(), p) for p in files]
     return write_deterministic_tar(members, out_path)
 
 

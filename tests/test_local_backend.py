@@ -68,6 +68,9 @@ if args.behaviour == "crash":
     sys.exit(3)
 with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as fh:
     fh.write("weights for " + args.model_type)
+os.makedirs(os.path.join(os.environ["SM_MODEL_DIR"], "tokenizer"), exist_ok=True)
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "tokenizer", ".hidden.json"), "w") as fh:
+    fh.write("{}")
 '''
 
 
@@ -134,7 +137,8 @@ def test_completed_job_follows_the_container_contract(world):
 
     out = Path(world["tmp"]) / "out" / "job-ok" / "output"
     assert status["ModelArtifacts"]["S3ModelArtifacts"] == (out / "model.tar.gz").as_uri()
-    assert read_tar(out / "model.tar.gz") == {"model.txt": b"weights for gnn"}
+    # Everything the script saved, sub-directories and hidden files included, at the archive root.
+    assert read_tar(out / "model.tar.gz") == {"model.txt": b"weights for gnn", "tokenizer/.hidden.json": b"{}"}
     dump = json.loads(read_tar(out / "output.tar.gz")["env.json"])
     assert status["TrainingTimeInSeconds"] is not None
     assert status["TrainingStartTime"] and status["TrainingEndTime"]
@@ -302,17 +306,20 @@ def test_sourcedir_tarball_is_deterministic_and_ships_core(world, tmp_path):
     entry = tmp_path / "entry"
     (entry / "__pycache__").mkdir()
     (entry / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
-    first, sha1 = build_sourcedir_tarball(tmp_path / "a.tar.gz", entry_dir=entry)
+    # Determinism is checked on the entry alone: streamguard/core is the live package tree.
+    first, sha1 = build_sourcedir_tarball(tmp_path / "a.tar.gz", entry_dir=entry, include_core=False)
     time.sleep(1.1)
     os.utime(entry / "train_enhanced_models.py")  # a new mtime must not change the hash
-    second, sha2 = build_sourcedir_tarball(tmp_path / "b.tar.gz", entry_dir=entry)
+    second, sha2 = build_sourcedir_tarball(tmp_path / "b.tar.gz", entry_dir=entry, include_core=False)
     assert sha1 == sha2 and first.read_bytes() == second.read_bytes()
-    names = set(read_tar(first))
+    assert set(read_tar(first)) == {"train_enhanced_models.py", "requirements.txt"}
+    (entry / "train_enhanced_models.py").write_text(FAKE_ENTRY + "\n# changed\n")
+    assert build_sourcedir_tarball(tmp_path / "c.tar.gz", entry_dir=entry, include_core=False)[1] != sha1
+
+    names = set(read_tar(build_sourcedir_tarball(tmp_path / "d.tar.gz", entry_dir=entry)[0]))
     assert {"train_enhanced_models.py", "requirements.txt", "streamguard/__init__.py",
             "streamguard/core/__init__.py"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
-    (entry / "train_enhanced_models.py").write_text(FAKE_ENTRY + "\n# changed\n")
-    assert build_sourcedir_tarball(tmp_path / "c.tar.gz", entry_dir=entry)[1] != sha1
 
 
 def test_real_training_entry_is_packaged_when_present(tmp_path):

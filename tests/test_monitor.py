@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -84,3 +85,16 @@ def test_sagemaker_jobs_through_moto(moto_server, finished_jobs, capsys):
     assert main(["monitor", "--backend", "all", "--jobs-dir", finished_jobs, "--once", "--json"]) == 0
     assert {r["name"] for r in json.loads(capsys.readouterr().out)} == {"sg-moto-job", "mon-ok", "mon-fail"}
     assert main(["monitor", "--backend", "all", "--jobs-dir", finished_jobs, "--wait", "sg-moto-job"]) == 0
+
+
+def test_rich_table_renders_rows(finished_jobs):
+    from rich.console import Console
+
+    from streamguard.monitor import local_rows, render_rich
+
+    table = render_rich(local_rows(finished_jobs))
+    assert table.row_count == 2
+    console = Console(width=160, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(table)
+    text = console.export_text()
+    assert "mon-ok" in text and "Completed" in text and "Failed" in text

@@ -426,3 +426,13 @@ def test_transformer_from_a_local_pretrained_dir_then_evaluate(tmp_path, capsys,
     rows = [json.loads(x) for x in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(0 <= r["score"] <= 1 and isinstance(r["anomaly_score"], float) for r in rows)
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test"]["n"] == 6
+
+
+def test_max_train_samples_takes_a_seeded_subset(tmp_path, capsys):
+    ch = make_channels(tmp_path / "data", n_train=40, n_val=8)
+    argv = ["--model-type", "gnn", "--epochs", "1", "--max-train-samples", "10", *TINY_GNN,
+            "--train", ch["train"], "--validation", ch["validation"]]
+    rc, out, err = run_main([*argv, "--model-dir", tmp_path / "m1", "--checkpoint-dir", "none"], capsys)
+    assert rc == 0, out + err
+    counts = json.loads((tmp_path / "m1" / "config.json").read_text())["train_label_counts"]
+    assert sum(counts.values()) == 10 and "train=10 " in out

@@ -94,8 +94,8 @@ def _graph_for(obj: dict, record: dict) -> dict:
 
 
 def read_samples(path: str | Path, *, require_label: bool = True, need_graphs: bool = False,
-                 strict: bool = True) -> list[Sample]:
-    """Read and validate every record of a channel.
+                 strict: bool = True, limit: int | None = None, seed: int = 0) -> list[Sample]:
+    """Read and validate the records of a channel.
 
     Args:
         path: a JSONL(.gz) file or a directory of them.
@@ -103,9 +103,17 @@ def read_samples(path: str | Path, *, require_label: bool = True, need_graphs: b
         need_graphs: keep (or build) each record's graph and check it converts to a PyG graph.
         strict: raise DataError on the first bad row (training); otherwise keep it as a Sample
             with `error` set, so that evaluation reports it instead of dropping it.
+        limit: keep a seeded random subset of this many lines, in file order (smoke runs); the
+            subset is drawn before validation so graphs are only built for the rows kept.
+        seed: seed of that subset.
     """
+    lines = list(iter_lines(path))
+    indices = range(len(lines))
+    if limit is not None and limit < len(lines):
+        indices = sorted(random.Random(seed).sample(range(len(lines)), limit))
     samples: list[Sample] = []
-    for index, (where, obj) in enumerate(iter_lines(path)):
+    for index in indices:
+        where, obj = lines[index]
         try:
             if isinstance(obj, Exception):
                 raise DataError(f"invalid JSON: {obj}")
@@ -139,14 +147,6 @@ def _str_or_none(value: Any) -> str | None:
 def _label_or_none(raw: dict) -> int | None:
     value = raw.get("label")
     return value if value in (0, 1) and not isinstance(value, float) else None
-
-
-def subsample(samples: Sequence[Sample], limit: int | None, seed: int) -> list[Sample]:
-    """A seeded random subset of at most `limit` samples, in their original order (smoke runs)."""
-    if limit is None or limit >= len(samples):
-        return list(samples)
-    keep = sorted(random.Random(seed).sample(range(len(samples)), limit))
-    return [samples[i] for i in keep]
 
 
 def label_counts(samples: Sequence[Sample], num_classes: int = 2) -> list[int]:

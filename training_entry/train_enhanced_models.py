@@ -409,8 +409,8 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
     threshold = 0.5 if args.threshold is None else args.threshold
     need_graphs = model_type == "gnn"
 
-    train_samples = datamod.subsample(datamod.read_samples(train_path, need_graphs=need_graphs),
-                                      args.max_train_samples, args.seed)
+    train_samples = datamod.read_samples(train_path, need_graphs=need_graphs, limit=args.max_train_samples,
+                                         seed=args.seed)
     val_samples = datamod.read_samples(val_path, need_graphs=need_graphs)
     test_samples = datamod.read_samples(args.test, need_graphs=need_graphs) if args.test else None
     if not train_samples:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import cached_property
 from pathlib import Path
 
 from airflow.sdk import BaseHook
@@ -28,8 +29,9 @@ class LocalTrainingHook(BaseHook):
         super().__init__()
         self.jobs_dir = Path(jobs_dir) if jobs_dir else settings.local_jobs_dir()
 
-    @property
+    @cached_property
     def backend(self):
+        """One backend per hook, so the supervisors it starts are reaped when they exit."""
         from streamguard.backends.local import LocalTrainingBackend
 
         return LocalTrainingBackend(self.jobs_dir)

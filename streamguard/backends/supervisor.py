@@ -14,8 +14,11 @@ script-mode container contract on this machine (see SAGEMAKER.md):
 
 Differences from SageMaker, on purpose: one host only (``InstanceCount`` > 1 runs one process and
 says so in the log), no ``requirements.txt`` install (the local environment already has the
-packages), ``SM_NUM_GPUS`` from ``$STREAMGUARD_LOCAL_NUM_GPUS`` (default 0), and timestamps as
-ISO-8601 strings.
+packages), ``SM_NUM_GPUS`` from ``$STREAMGUARD_LOCAL_NUM_GPUS`` (default 0), ``SM_HP_<NAME>``
+with every non-alphanumeric character as ``_`` (``model-type`` -> ``SM_HP_MODEL_TYPE``), channels
+copied as directory prefixes (S3Prefix ``data/train`` does not also match ``data/train2/``),
+``SM_CHECKPOINT_DIR`` pointing at the job's ``checkpoints/`` (SageMaker: ``CheckpointConfig.LocalPath``),
+and timestamps as ISO-8601 strings.
 
 SIGTERM (from `stop_training_job` or a killed Airflow task) stops the training process group and
 records ``Stopped``; the model trained so far is still uploaded, as SageMaker does on stop.
@@ -55,10 +58,6 @@ LOG_MARK = "[streamguard-local "
 
 class JobStopped(Exception):
     """Raised inside the supervisor when a stop was requested between steps."""
-
-
-def _scheme(uri: str) -> str:
-    return uri.split("://", 1)[0].lower() if "://" in uri else "file"
 
 
 def fetch(uri: str, dest: Path) -> None:

@@ -98,11 +98,35 @@ def join(*envs: Env | None) -> Env | None:
 
 @dataclass
 class LoopFrame:
-    """Uses inside a loop body and the environments at its breaks and continues."""
+    """State of one loop being walked.
 
+    On entry every variable gets a placeholder definition (a negative id standing for "the value
+    at the loop head"). A use inside the body that still sees the placeholder is exposed to the
+    previous iteration; `GraphIR.close_loop` replaces the placeholder by the definitions live at
+    the head (before the loop, or at the end of the body). A use after a kill in the body does not
+    see the placeholder, so a constant assignment in the body really kills the taint.
+    """
+
+    before: Env | None = None
+    entry: Env | None = None
+    placeholders: dict[int, str] = field(default_factory=dict)
+    subst: dict[int, frozenset[int]] = field(default_factory=dict)
     uses: list[tuple[str, int]] = field(default_factory=list)
     breaks: list[Env | None] = field(default_factory=list)
     continues: list[Env | None] = field(default_factory=list)
+
+    def resolve(self, env: Env | None) -> Env | None:
+        """Replace this loop's placeholders in an environment seen after the loop."""
+        if env is None or not self.subst:
+            return env
+        for k, defs in env.vars.items():
+            hit = [d for d in defs if d in self.subst]
+            if hit:
+                new = set(defs).difference(hit)
+                for d in hit:
+                    new.update(self.subst[d])
+                env.vars[k] = frozenset(new)
+        return env
 
 
 @dataclass
@@ -165,6 +189,7 @@ class GraphIR:
         self.calls: list[CallInfo] = []
         self.pending_uses: list[tuple[int, str, Scope | None]] = []
         self.truncated = False
+        self._placeholder = 0  # last loop-head placeholder id handed out (negative)
 
     # ----------------------------------------------------------------------------- nodes, edges
     def add(self, kind: str, parent: int, flags: int = 0, lit_len: int = -1) -> int:
@@ -216,8 +241,8 @@ class GraphIR:
             return
         if defs:
             self.use_defs.setdefault(node, set()).update(defs)
-        for rec in self.loop_uses:
-            rec.append((key, node))
+        if self.loop_uses:
+            self.loop_uses[-1].append((key, node))
 
     def define(self, key: str, node: int, value: int = -1, *, strong: bool = True, const: bool = False) -> None:
         """``node`` defines variable ``key`` with the value of node ``value`` (-1: unknown/none)."""
@@ -320,8 +345,16 @@ class GraphIR:
 
     @contextmanager
     def loop(self) -> Iterator[LoopFrame]:
-        """Enter a loop body: collects its uses, breaks and continues (see `close_loop`)."""
-        frame = LoopFrame()
+        """Enter a loop: ``frame.entry`` (also the current env) is the environment at the loop head."""
+        frame = LoopFrame(before=self.env)
+        if self.env is not None:
+            entry = self.env.copy()
+            for k, defs in entry.vars.items():
+                self._placeholder -= 1
+                frame.placeholders[self._placeholder] = k
+                entry.vars[k] = defs | {self._placeholder}
+            frame.entry = entry
+        self.env = frame.entry
         self.loop_uses.append(frame.uses)
         self.break_stack.append(frame.breaks)
         self.continue_stack.append(frame.continues)
@@ -333,7 +366,7 @@ class GraphIR:
             self.break_stack.pop()
             self.continue_stack.pop()
             self.loop_depth -= 1
-            if self.loop_uses:  # an enclosing loop carries these uses around as well
+            if self.loop_uses:  # an enclosing loop resolves its own placeholders in these uses
                 self.loop_uses[-1].extend(frame.uses)
 
     @contextmanager
@@ -347,13 +380,22 @@ class GraphIR:
             self.break_stack.pop()
 
     def close_loop(self, frame: LoopFrame, end_env: Env | None) -> None:
-        """Add the loop-carried def-use edges: uses in the body see definitions live at its end."""
-        if end_env is None:
-            return
-        for key, node in frame.uses:
-            defs = end_env.vars.get(key)
-            if defs:
-                self.use_defs.setdefault(node, set()).update(defs)
+        """Resolve the loop-head placeholders: value before the loop or at the end of the body."""
+        before, end = frame.before, end_env
+        for ph, key in frame.placeholders.items():
+            defs = set(before.vars.get(key, ())) if before is not None else set()
+            if end is not None:
+                defs.update(end.vars.get(key, ()))
+            defs.discard(ph)
+            frame.subst[ph] = frozenset(defs)
+        for _, node in frame.uses:
+            ud = self.use_defs.get(node)
+            if not ud:
+                continue
+            hit = [d for d in ud if d in frame.subst]
+            for d in hit:
+                ud.discard(d)
+                ud.update(frame.subst[d])
 
     def jump(self, kind: str) -> None:
         """break / continue: remember the environment for the loop exit/head, then fall unreachable."""
@@ -421,7 +463,10 @@ class GraphIR:
                         if may_source and not self.flags[pnode] & DEAD:
                             self.flags[pnode] |= PARAM_SOURCE
         for use in sorted(self.use_defs):
-            for d in sorted(self.use_defs[use]):
+            defs = self.use_defs[use]
+            if any(d < 0 for d in defs):  # placeholders of loops inside nested lambdas: drop
+                defs.difference_update([d for d in defs if d < 0])
+            for d in sorted(defs):
                 self.flow(d, use)
 
     def _targets(self, c: CallInfo) -> list[FuncInfo]:

@@ -309,7 +309,7 @@ class _JavaWalker:
             g.env = before
             return
         with g.loop() as frame:
-            sid, end = self.branch(body, nid, before, False)
+            sid, end = self.branch(body, nid, frame.entry, False)
             g.edge(nid, sid, IR.NEXT_STMT)
             g.env = IR.join(end, *frame.continues)
             for u in updates:
@@ -317,9 +317,9 @@ class _JavaWalker:
             end_all = g.env
         g.close_loop(frame, end_all)
         if truth is True:  # leaves only through break
-            g.env = IR.join(*frame.breaks)
+            g.env = frame.resolve(IR.join(*frame.breaks))
         else:
-            g.env = IR.join(before, end_all, *frame.breaks)
+            g.env = frame.resolve(IR.join(before, end_all, *frame.breaks))
 
     def do_statement(self, n, parent: int) -> int:
         g = self.g
@@ -335,7 +335,7 @@ class _JavaWalker:
                 self.mark_condition(self.node(cond, nid), truth)
             end_all = g.env
         g.close_loop(frame, end_all)
-        g.env = IR.join(*frame.breaks) if truth is True else IR.join(end_all, *frame.breaks)
+        g.env = frame.resolve(IR.join(*frame.breaks) if truth is True else IR.join(end_all, *frame.breaks))
         return nid
 
     def for_statement(self, n, parent: int) -> int:
@@ -362,7 +362,7 @@ class _JavaWalker:
             var = g.add("java.identifier", nid, IR.IDENT)
             key = _text(name)
             with g.loop() as frame:
-                g.env = before.copy() if before is not None else None
+                g.env = frame.entry
                 g.define(key, var, v)
                 body = n.child_by_field_name("body")
                 end = g.env
@@ -371,7 +371,7 @@ class _JavaWalker:
                     g.edge(nid, sid, IR.NEXT_STMT)
                     end = IR.join(g.env, *frame.continues)
             g.close_loop(frame, end)
-            g.env = IR.join(before, end, *frame.breaks)
+            g.env = frame.resolve(IR.join(before, end, *frame.breaks))
         return nid
 
     def try_statement(self, n, parent: int) -> int:

@@ -55,6 +55,7 @@ JAVA_SINK_METHODS: dict[str, tuple[int, ...] | None] = {
     "search": (0, 1), "evaluate": _SQL_ARG0, "compile": _SQL_ARG0,
     # HTTP response splitting, open redirect
     "setHeader": ALL_ARGS, "addHeader": ALL_ARGS, "addCookie": ALL_ARGS, "sendRedirect": _SQL_ARG0,
+    "sendError": ALL_ARGS,  # the message is written into the error page (XSS)
 }
 # Output methods are sinks (XSS) only on a response writer/stream.
 _JAVA_WRITER_METHODS = frozenset({"println", "print", "write", "format", "printf", "append"})
