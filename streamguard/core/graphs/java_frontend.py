@@ -48,7 +48,9 @@ _TYPE_DECLS = frozenset({"class_declaration", "interface_declaration", "enum_dec
                          "annotation_type_declaration"})
 _CONTAINER_TYPES = re.compile(r"List|Map|Set|Queue|Deque|Vector|Stack|Hashtable|Properties|Collection")
 _STRINGY_PARAM = re.compile(r"\bString\b|\bObject\b|CharSequence|char\s*\[|byte\s*\[")
-_ASSIGNED = re.compile(r"(?<![\w.=!<>])(\w+)\s*(?:[-+*/%&|^]|<<|>>>?)?=(?!=)|(?:\+\+|--)\s*(\w+)|(\w+)\s*(?:\+\+|--)")
+# Every alternative starts at a word start (lookbehind), which keeps the scan linear in the input.
+_ASSIGNED = re.compile(
+    r"(?<![\w.=!<>])(\w+)\s*(?:[-+*/%&|^]|<<|>>>?)?=(?!=)|(?:\+\+|--)\s*(\w+)|(?<!\w)(\w+)\s*(?:\+\+|--)")
 _CONST_METHOD = re.compile(
     r"\b(\w+)\s*\(\s*\)\s*(?:throws[\w\s,.]*)?\{\s*return\s+(true|false|-?\d+)\s*;\s*\}")
 

@@ -13,8 +13,9 @@ Error tolerance (``parse_ok=False`` whenever any of it was needed), in this orde
 from __future__ import annotations
 
 import ast
-import re
 import textwrap
+import warnings
+from dataclasses import replace
 
 from . import ir as IR
 from .consts import UNKNOWN, fold_binary, fold_unary
@@ -27,7 +28,6 @@ _MAX_REPAIRS = 40
 _BINOPS = {"Add": "+", "Sub": "-", "Mult": "*", "Mod": "%", "Div": "/", "FloorDiv": "/", "BitAnd": "&",
            "BitOr": "|", "BitXor": "^", "LShift": "<<", "RShift": ">>"}
 _CMPOPS = {"Eq": "==", "NotEq": "!=", "Lt": "<", "Gt": ">", "LtE": "<=", "GtE": ">=", "Is": "==", "IsNot": "!="}
-_NON_STRING_ANNOTATION = re.compile(r"^(int|float|bool|complex)$")
 _CONST_TYPES = (ast.Constant,)
 
 
@@ -35,19 +35,25 @@ def tolerant_parse(code: str) -> tuple[ast.Module | None, bool]:
     """Parse with line repair (see module docstring). Returns (tree or None, parsed without repair)."""
     src = textwrap.dedent(code.replace("\r\n", "\n").replace("\x00", ""))
     try:
-        return ast.parse(src), src == code
+        return _parse(src), src == code
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     lines = src.split("\n")
     for _ in range(_MAX_REPAIRS):
         try:
-            return ast.parse("\n".join(lines)), False
+            return _parse("\n".join(lines)), False
         except SyntaxError as e:
             if not _repair(lines, e):
                 return None, False
         except (ValueError, RecursionError, MemoryError):
             return None, False
     return None, False
+
+
+def _parse(src: str) -> ast.Module:
+    with warnings.catch_warnings():  # e.g. SyntaxWarning for "invalid escape sequence" in old code
+        warnings.simplefilter("ignore")
+        return ast.parse(src)
 
 
 def _repair(lines: list[str], err: SyntaxError) -> bool:
@@ -142,6 +148,7 @@ class _PyWalker:
         self.seq_elems: dict[int, list[int]] = {}            # list/tuple literal node -> element values
         self.dict_elems: dict[int, dict[object, int]] = {}   # dict literal node -> {literal key: value}
         self.class_depth = 0
+        self.statement_defs: set[int] = set()  # definitions bound to a string literal or built string
 
     # ------------------------------------------------------------------------------ constants
     def const(self, n: ast.AST) -> object:
@@ -259,9 +266,8 @@ class _PyWalker:
             for p in params:
                 pid = g.add("py.arg", aid, IR.IDENT)
                 g.define(p.arg, pid)
-                ann = ast.unparse(p.annotation) if p.annotation is not None else ""
-                may_source = p.arg not in ("self", "cls") and not _NON_STRING_ANNOTATION.match(ann)
-                info.params.append((p.arg, pid, may_source))
+                # Annotations are not enforced at run time: every parameter but self/cls may be untrusted.
+                info.params.append((p.arg, pid, p.arg not in ("self", "cls")))
             self.statements(n.body, nid, nid)
         self.class_depth = saved_depth
         return nid
@@ -345,6 +351,9 @@ class _PyWalker:
         if key is not None:
             tid = g.add("py." + type(t).__name__, parent, IR.IDENT)
             g.define(key, tid, v, strong=strong, const=isinstance(value, ast.Constant))
+            if v >= 0 and (g.flags[v] & (IR.CONCAT | IR.SQL_LITERAL) or (
+                    isinstance(value, ast.Constant) and isinstance(value.value, str))):
+                self.statement_defs.add(tid)
             if v in self.seq_elems:
                 g.container_new(key, dict(enumerate(self.seq_elems[v])))
             elif v in self.dict_elems:
@@ -632,6 +641,31 @@ class _PyWalker:
 
     ListComp = SetComp = GeneratorExp = DictComp = comprehension_expr
 
+    def statement_positions(self, args: list, vals: list[int]) -> tuple[int, ...]:
+        """Arguments of a wrapper sink that hold the statement.
+
+        The first argument that is (or names) a string literal or a string built by concatenation
+        or formatting, as in ``db.query("... $1", name)`` or ``queryDB(conn, sql)``; without one,
+        every argument that is not a parameter container (tuple/list/dict literal).
+        """
+        g = self.g
+        env = g.env
+        fallback = []
+        for i, (a, v) in enumerate(zip(args, vals)):
+            if isinstance(a, ast.Starred):
+                continue
+            if (isinstance(a, ast.Constant) and isinstance(a.value, str)) or g.flags[v] & (IR.CONCAT | IR.SQL_LITERAL):
+                return (i,)
+            key = _self_key(a)
+            if key is not None and env is not None:
+                if env.vars.get(key, frozenset()) & self.statement_defs:
+                    return (i,)
+                if key in env.slots:
+                    continue  # a name bound to a tuple/list/dict literal
+            if not isinstance(a, (ast.Tuple, ast.List, ast.Dict, ast.Set)):
+                fallback.append(i)
+        return tuple(fallback)
+
     def NamedExpr(self, n: ast.NamedExpr, parent: int) -> int:
         nid = self.g.add("py.NamedExpr", parent)
         v = self.node(n.value, nid)
@@ -665,6 +699,8 @@ class _PyWalker:
             g.flow(kv, kid)
             kwargs[kw.arg if kw.arg is not None else f"**{i}"] = kid
         rule = classify_python_call(dotted, len(vals), tuple(kwargs), recv is not None and self.stringy(recv, -1))
+        if rule.wrapper:
+            rule = replace(rule, sink_positions=self.statement_positions(n.args, vals))
         base = _self_key(recv) if recv is not None else None
         precise = None
         if base is not None and name in GET_METHODS and n.args:

@@ -27,6 +27,7 @@ class CallRule:
     concat: bool = False
     sink_positions: tuple[int, ...] | None = ()
     sink_keywords: tuple[str, ...] = ()
+    wrapper: bool = False  # sink recognised by name only (e.g. execute_query): see the frontends
 
 
 PLAIN = CallRule()
@@ -113,14 +114,22 @@ _PY_REQUEST_ATTRS = frozenset({
     "META", "body", "query_params", "query_string", "params", "stream",
 })
 _PY_SOURCE_ATTRS = frozenset({"sys.argv", "os.environ", "sys.stdin"})
-_PY_SOURCE_FUNCS = frozenset({"input", "raw_input", "getenv", "os.getenv", "getpass"})
+_PY_SOURCE_FUNCS = frozenset({"input", "raw_input", "getenv", "os.getenv", "getpass", "cgi.FieldStorage",
+                              "FieldStorage", "urlopen", "urllib.request.urlopen", "requests.get", "requests.post"})
 _PY_SOURCE_METHODS = frozenset({
     "recv", "recvfrom", "recv_into", "read", "readline", "readlines", "get_json", "get_data", "getlist",
 })
 
 _PY_SQL_KEYWORDS = ("sql", "query", "statement", "operation", "stmt")
-_PY_SQL_METHODS = frozenset({"execute", "executemany", "executescript", "mogrify", "raw", "exec", "query",
-                             "read_sql", "read_sql_query", "execute_sql"})
+_PY_DBAPI_METHODS = frozenset({"execute", "executemany", "executescript", "mogrify", "raw", "read_sql",
+                               "read_sql_query"})
+# SQL execution, including the thin project wrappers real code calls (execute_query, queryDB,
+# insertDB, db_execute, self._query): the callee's name says it runs its first argument.
+_PY_SQL_NAME = re.compile(
+    r"(?i)^_*(execute\w*|exec|mogrify|raw|sql|run_?sql|\w*_query|query\w*|(insert|delete|update|select)_?"
+    r"(db|query|one|all)|db_?execute\w*|run_?command|read_sql\w*)$")
+# ... but not helpers that only build or fetch a query string.
+_PY_NOT_SQL = re.compile(r"(?i)^_*(build|make|get|parse|format|create|construct|prepare|set|add|log)_")
 _PY_SQL_FUNCS = frozenset({"text", "sqlalchemy.text", "read_sql", "pd.read_sql", "pandas.read_sql",
                            "pd.read_sql_query", "pandas.read_sql_query"})
 _PY_OS_FUNCS = frozenset({
@@ -152,10 +161,15 @@ def classify_python_call(dotted: str, nargs: int, keywords: tuple[str, ...], rec
         return CallRule(sanitizer=True)
     if has_receiver and method in _PY_FORMAT_METHODS and receiver_is_str:
         return CallRule(concat=True)
-    if (has_receiver and method in _PY_SQL_METHODS) or dotted in _PY_SQL_FUNCS:
-        # A second argument (or parameters keyword) means the driver binds the values.
+    if method in _PY_DBAPI_METHODS or dotted in _PY_SQL_FUNCS:
+        # DB-API: the statement is the first argument; a second one (or a parameters keyword)
+        # is bound by the driver.
         bound = nargs >= 2 or any(k in ("params", "parameters", "args", "vars") for k in keywords)
         return CallRule(sink=True, sanitizer=bound, sink_positions=(0,), sink_keywords=_PY_SQL_KEYWORDS)
+    if _PY_SQL_NAME.match(method) and not _PY_NOT_SQL.match(method):
+        # A project wrapper (queryDB(conn, sql), execute_query(sql, params)): the statement may be
+        # any argument; the frontend leaves out arguments that are parameter containers.
+        return CallRule(sink=True, sink_positions=ALL_ARGS, sink_keywords=_PY_SQL_KEYWORDS, wrapper=True)
     if dotted in _PY_OS_FUNCS or dotted in _PY_CODE_FUNCS:
         return CallRule(sink=True, sink_positions=(0,), sink_keywords=("args", "cmd", "command"))
     if dotted in _PY_FILE_FUNCS:
