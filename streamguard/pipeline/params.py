@@ -31,6 +31,8 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
                                    "minItems": 1, "uniqueItems": True},
                "Which models to train."),
     "seed": (13, {"type": "integer", "minimum": 0}, "Seed for splitting and training."),
+    "val_ratio": (0.1, {"type": "number", "minimum": 0.05, "maximum": 0.45}, "Fraction of groups for validation."),
+    "test_ratio": (0.1, {"type": "number", "minimum": 0.05, "maximum": 0.45}, "Fraction of groups for the test split."),
     "gnn_epochs": (MODEL_DEFAULTS["gnn"]["epochs"], {"type": "integer", "minimum": 1, "maximum": 500},
                    "GNN epochs."),
     "gnn_batch_size": (MODEL_DEFAULTS["gnn"]["batch_size"], {"type": "integer", "minimum": 1, "maximum": 4096},
@@ -85,6 +87,8 @@ class TrainingConfig:
     use_spot: bool
     max_runtime_s: int
     gate_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    val_ratio: float = 0.1
+    test_ratio: float = 0.1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -176,6 +180,7 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
     }
     return TrainingConfig(
         models=models, data_uri=v["data_uri"].strip(), sample_pairs=v["sample_pairs"], seed=v["seed"],
-        per_model=per_model, instance_type=v["instance_type"], instance_count=v["instance_count"],
+        per_model=per_model, val_ratio=v["val_ratio"], test_ratio=v["test_ratio"],
+        instance_type=v["instance_type"], instance_count=v["instance_count"],
         use_spot=v["use_spot"], max_runtime_s=v["max_runtime_minutes"] * 60, gate_overrides=gate_overrides,
     )

@@ -39,6 +39,8 @@ RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "max_age_days": (30, {"type": "integer", "minimum": 1}, "Retrain when the champion is older than this."),
     "cooldown_days": (7, {"type": "number", "minimum": 0}, "No new retraining within this window unless severe."),
     "finetune_epochs": (3, {"type": "integer", "minimum": 1, "maximum": 100}, "Fine-tuning epochs."),
+    "finetune_learning_rate": (0.0, {"type": "number", "minimum": 0, "maximum": 1},
+                               "Fine-tuning learning rate; 0 = the champion's learning rate × finetune_lr_factor."),
     "finetune_lr_factor": (0.3, {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                            "Fine-tuning learning rate = champion's learning rate × this."),
     "min_gain": (0.01, {"type": "number", "minimum": 0, "maximum": 1}, "Promotion: minimum accuracy gain."),
@@ -240,7 +242,8 @@ def finetune_config(config: dict, champion: dict) -> TrainingConfig:
     hps = champion.get("hyperparameters") or {}
     mt = champion["model_type"]
     per_model = dict(base.per_model)
-    lr = float(hps.get("learning-rate", per_model[mt].learning_rate)) * config["finetune_lr_factor"]
+    lr = config["finetune_learning_rate"] or (
+        float(hps.get("learning-rate", per_model[mt].learning_rate)) * config["finetune_lr_factor"])
     per_model[mt] = replace(per_model[mt], epochs=config["finetune_epochs"], learning_rate=lr,
                             batch_size=int(hps.get("batch-size", per_model[mt].batch_size)))
     return replace(base, per_model=per_model, seed=int(hps.get("seed", base.seed)) + 1)

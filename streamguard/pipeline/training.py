@@ -74,7 +74,8 @@ def prepare_channels(config: TrainingConfig, key: str) -> dict:
             inputs = [str(sample)]
             source = f"generated:{config.sample_pairs}-pairs-seed-{config.seed}"
         out = tmp_path / "prepared"
-        report = _as_dict(prepare(inputs, str(out), seed=config.seed))
+        ratios = (1.0 - config.val_ratio - config.test_ratio, config.val_ratio, config.test_ratio)
+        report = _as_dict(prepare(inputs, str(out), seed=config.seed, ratios=ratios))
         for path in sorted(out.rglob("*")):
             if path.is_file():
                 storage.upload_file(str(path), storage.join_uri(data_root, str(path.relative_to(out))))

@@ -8,7 +8,7 @@ goes to the earliest nodes in pre-order. A truncated graph says so in ``graph_tr
 
 from __future__ import annotations
 
-import math
+import numpy as np
 
 from . import ir as IR
 from .ir import GraphIR
@@ -110,26 +110,8 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     index = {old: new for new, old in enumerate(keep)}
     m = len(keep)
 
-    kind, feat = [], []
-    for new, old in enumerate(keep):
-        kind.append(KIND_INDEX.get(g.kinds[old], 0))
-        row = [0.0] * NODE_FEAT_DIM
-        f = flags[old]
-        for col, bit in _FLAG_COLUMNS:
-            if f & bit:
-                row[col] = 1.0
-        row[_TAINTED] = float(tainted[old])
-        row[_FLOWS_TO_SINK] = float(to_sink[old])
-        row[_ON_PATH] = float(on_path[old])
-        row[_OVERWRITTEN] = float(overwritten[old])
-        row[_TRUNCATED] = float(truncated)
-        row[_DEPTH] = round(min(1.0, g.depth[old] / 32.0), 4)
-        lit = g.lit_len[old]
-        row[_LIT_LEN] = round(min(1.0, math.log2(1 + lit) / 12.0), 4) if lit >= 0 else 0.0
-        row[_NCHILD] = round(min(1.0, math.log2(1 + g.nchild[old]) / 5.0), 4)
-        row[_POSITION] = round(new / m, 4)
-        row[_NUM_USES] = round(min(1.0, math.log2(1 + num_uses[old]) / 4.0), 4)
-        feat.append(row)
+    kind = [KIND_INDEX.get(g.kinds[old], 0) for old in keep]
+    feat = _features(g, keep, flags, tainted, to_sink, on_path, overwritten, num_uses, truncated)
 
     src, dst, etype = [], [], []
     for s, d, t in fwd:
@@ -147,6 +129,30 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
             etype.append(rev)
     return {"v": FEATURIZER_VERSION, "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
             "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype}
+
+
+def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool], to_sink: list[bool],
+              on_path: list[bool], overwritten: list[bool], num_uses: list[int], truncated: bool) -> list[list[float]]:
+    """The ``feat`` matrix of the kept nodes (column layout: ``NODE_FEATURES``)."""
+    m = len(keep)
+    idx = np.asarray(keep, dtype=np.int64)
+    out = np.zeros((m, NODE_FEAT_DIM), dtype=np.float64)
+    fl = np.asarray(flags, dtype=np.int64)[idx]
+    for col, bit in _FLAG_COLUMNS:
+        out[:, col] = (fl & bit) != 0
+    out[:, _TAINTED] = np.asarray(tainted, dtype=bool)[idx]
+    out[:, _FLOWS_TO_SINK] = np.asarray(to_sink, dtype=bool)[idx]
+    out[:, _ON_PATH] = np.asarray(on_path, dtype=bool)[idx]
+    out[:, _OVERWRITTEN] = np.asarray(overwritten, dtype=bool)[idx]
+    out[:, _TRUNCATED] = float(truncated)
+    out[:, _DEPTH] = np.minimum(1.0, np.asarray(g.depth, dtype=np.float64)[idx] / 32.0)
+    lit = np.asarray(g.lit_len, dtype=np.float64)[idx]
+    out[:, _LIT_LEN] = np.where(lit >= 0, np.minimum(1.0, np.log2(1.0 + np.maximum(lit, 0.0)) / 12.0), 0.0)
+    out[:, _NCHILD] = np.minimum(1.0, np.log2(1.0 + np.asarray(g.nchild, dtype=np.float64)[idx]) / 5.0)
+    out[:, _POSITION] = np.arange(m, dtype=np.float64) / m
+    out[:, _NUM_USES] = np.minimum(1.0, np.log2(1.0 + np.asarray(num_uses, dtype=np.float64)[idx]) / 4.0)
+    # Rounded so that records are compact and identical across platforms.
+    return np.round(out, 4).tolist()
 
 
 def _select(n: int, max_nodes: int, flags: list[int], on_path: list[bool]) -> list[int]:

@@ -46,6 +46,10 @@ PARAM_FLOW = EDGE_INDEX["param_flow"]
 RETURN_FLOW = EDGE_INDEX["return_flow"]
 
 
+# Cap on the reaching definitions kept per variable at a join (bounds time on generated code).
+MAX_REACHING_DEFS = 64
+
+
 class BudgetExceeded(Exception):
     """Raised by `GraphIR.add` when the hard node budget is spent; the walk stops there."""
 
@@ -78,7 +82,10 @@ def join(*envs: Env | None) -> Env | None:
     for e in live[1:]:
         for k, defs in e.vars.items():
             cur = out.vars.get(k)
-            out.vars[k] = defs if cur is None else cur | defs
+            merged = defs if cur is None else cur | defs
+            if len(merged) > MAX_REACHING_DEFS:  # pathological code: keep the latest definitions
+                merged = frozenset(sorted(merged)[-MAX_REACHING_DEFS:])
+            out.vars[k] = merged
         for k in list(out.slots):
             other = e.slots.get(k)
             if other is None:
@@ -253,8 +260,17 @@ class GraphIR:
             self.const_defs.add(node)
         env = self.env
         if env is not None:
-            old = env.vars.get(key)
-            env.vars[key] = frozenset((node,)) if strong or not old else old | {node}
+            if not strong:
+                # A partial update (list.add(v), a[i] = v, x++) also reads the old value: the new
+                # definition node carries the old definitions, so one node replaces them all and
+                # the reaching sets stay small on long runs of updates.
+                old = env.vars.get(key)
+                if old:
+                    self.flags[node] |= USE
+                    self.use_defs.setdefault(node, set()).update(old)
+                    if self.loop_uses:
+                        self.loop_uses[-1].append((key, node))
+            env.vars[key] = frozenset((node,))
             if strong:
                 env.slots.pop(key, None)
                 env.lens.pop(key, None)

@@ -31,62 +31,6 @@ _CMPOPS = {"Eq": "==", "NotEq": "!=", "Lt": "<", "Gt": ">", "LtE": "<=", "GtE": 
 _CONST_TYPES = (ast.Constant,)
 
 
-def tolerant_parse(code: str) -> tuple[ast.Module | None, bool]:
-    """Parse with line repair (see module docstring). Returns (tree or None, parsed without repair)."""
-    src = textwrap.dedent(code.replace("\r\n", "\n").replace("\x00", ""))
-    try:
-        return _parse(src), src == code
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        pass
-    lines = src.split("\n")
-    for _ in range(_MAX_REPAIRS):
-        try:
-            return _parse("\n".join(lines)), False
-        except SyntaxError as e:
-            if not _repair(lines, e):
-                return None, False
-        except (ValueError, RecursionError, MemoryError):
-            return None, False
-    return None, False
-
-
-def _parse(src: str) -> ast.Module:
-    with warnings.catch_warnings():  # e.g. SyntaxWarning for "invalid escape sequence" in old code
-        warnings.simplefilter("ignore")
-        return ast.parse(src)
-
-
-def _repair(lines: list[str], err: SyntaxError) -> bool:
-    """Change one line to get past ``err``; False when there is nothing left to change."""
-    ln = err.lineno if err.lineno and 1 <= err.lineno <= len(lines) else len(lines)
-    if ln < 1:
-        return False
-    i = ln - 1
-    line = lines[i]
-    indent = line[: len(line) - len(line.lstrip())]
-    prev = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
-    prev_indent = prev[: len(prev) - len(prev.lstrip())]
-    msg = err.msg or ""
-    if "unexpected indent" in msg or "unindent does not match" in msg:
-        new = prev_indent + line.lstrip()
-    elif "expected an indented block" in msg:
-        new = prev_indent + "    pass"
-    else:
-        new = indent + "pass"
-    if new == line:
-        if line.strip() in ("pass", ""):
-            # Already neutralised: the real culprit is earlier (e.g. an unclosed bracket).
-            j = next((j for j in range(i - 1, -1, -1) if lines[j].strip() not in ("pass", "")), None)
-            if j is None:
-                return False
-            lj = lines[j]
-            lines[j] = lj[: len(lj) - len(lj.lstrip())] + "pass"
-            return True
-        new = indent + "pass"
-    lines[i] = new
-    return True
-
-
 def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
     """Build the graph IR of Python source. Returns (ir, parse_ok); never raises on bad code."""
     tree, clean = tolerant_parse(code)
@@ -120,23 +64,8 @@ def _module_constants(tree: ast.Module) -> dict[str, object]:
     return {k: v for k, v in cands.items() if counts.get(k, 0) == 1}
 
 
-def _dotted(n: ast.AST) -> str:
-    """``a.b.c`` for attribute chains on a name; ``?.c`` when the base is computed."""
-    parts = []
-    while isinstance(n, ast.Attribute):
-        parts.append(n.attr)
-        n = n.value
-    parts.append(n.id if isinstance(n, ast.Name) else "?")
-    return ".".join(reversed(parts))
 
 
-def _self_key(n: ast.AST) -> str | None:
-    """Variable key for a name or a ``self.x``/``cls.x`` attribute."""
-    if isinstance(n, ast.Name):
-        return n.id
-    if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
-        return f"self.{n.attr}"
-    return None
 
 
 class _PyWalker:
@@ -151,44 +80,6 @@ class _PyWalker:
         self.statement_defs: set[int] = set()  # definitions bound to a string literal or built string
 
     # ------------------------------------------------------------------------------ constants
-    def const(self, n: ast.AST) -> object:
-        if isinstance(n, ast.Constant):
-            return n.value
-        if isinstance(n, ast.Name):
-            return self.consts.get(n.id, UNKNOWN) if not self.g.is_local(n.id) else UNKNOWN
-        if isinstance(n, ast.UnaryOp):
-            op = {"Not": "!", "USub": "-", "UAdd": "+"}.get(type(n.op).__name__)
-            return fold_unary(op, self.const(n.operand)) if op else UNKNOWN
-        if isinstance(n, ast.BoolOp):
-            op = "and" if isinstance(n.op, ast.And) else "or"
-            val = self.const(n.values[0])
-            for nxt in n.values[1:]:
-                val = fold_binary(op, val, lambda nxt=nxt: self.const(nxt))
-            return val
-        if isinstance(n, ast.Compare):
-            left, result = self.const(n.left), True
-            for op, right_n in zip(n.ops, n.comparators):
-                sym = _CMPOPS.get(type(op).__name__)
-                right = self.const(right_n)
-                if sym is None:
-                    return UNKNOWN
-                r = fold_binary(sym, left, lambda right=right: right)
-                if r is UNKNOWN:
-                    return UNKNOWN
-                result = result and r
-                left = right
-            return result
-        if isinstance(n, ast.BinOp):
-            sym = _BINOPS.get(type(n.op).__name__)
-            if sym is None:
-                return UNKNOWN
-            return fold_binary(sym, self.const(n.left), lambda: self.const(n.right))
-        return UNKNOWN
-
-    def truth(self, n: ast.AST) -> bool | None:
-        v = self.const(n)
-        return None if v is UNKNOWN else bool(v)
-
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n: ast.AST, parent: int) -> int:
         """Emit ``n``; returns the id of the node carrying its value."""
@@ -333,7 +224,7 @@ class _PyWalker:
         g = self.g
         nid = g.add("py.AugAssign", parent)
         v = self.node(n.value, nid)
-        key = _self_key(n.target)
+        key = self_key(n.target)
         if key is None:
             self.assign(n.target, nid, v, None, strong=False)
             return nid
@@ -347,7 +238,7 @@ class _PyWalker:
     def assign(self, t: ast.AST, parent: int, v: int, value: ast.AST | None, *, strong: bool = True) -> None:
         """Bind target ``t`` to the value node ``v`` (``value`` is its syntax, when known)."""
         g = self.g
-        key = _self_key(t)
+        key = self_key(t)
         if key is not None:
             tid = g.add("py." + type(t).__name__, parent, IR.IDENT)
             g.define(key, tid, v, strong=strong, const=isinstance(value, ast.Constant))
@@ -375,18 +266,18 @@ class _PyWalker:
             self.node(t.value, sid)
             idx = self.node(t.slice, sid)
             g.flow(v, sid)
-            base = _self_key(t.value)
+            base = self_key(t.value)
             if base is not None:
                 g.define(base, sid, -1, strong=False)
                 index = self.const(t.slice)
-                g.container_store(base, None if index is UNKNOWN else _hashable(index), v)
+                g.container_store(base, None if index is UNKNOWN else hashable(index), v)
             del idx
             return
         if isinstance(t, ast.Attribute):  # obj.attr = v taints obj
             aid = g.add("py.Attribute", parent)
             self.node(t.value, aid)
             g.flow(v, aid)
-            base = _self_key(t.value)
+            base = self_key(t.value)
             if base is not None:
                 g.define(base, aid, -1, strong=False)
             return
@@ -487,252 +378,8 @@ class _PyWalker:
     TryStar = Try
 
     # ----------------------------------------------------------------------------- expressions
-    def Name(self, n: ast.Name, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.Name", parent, IR.IDENT)
-        if isinstance(n.ctx, ast.Load):
-            g.use(n.id, nid)
-        else:
-            g.define(n.id, nid)
-        return nid
-
-    def Constant(self, n: ast.Constant, parent: int) -> int:
-        v = n.value
-        tname = "Ellipsis" if v is Ellipsis else "None" if v is None else type(v).__name__
-        flags = IR.LITERAL
-        length = len(v) if isinstance(v, (str, bytes)) else len(repr(v))
-        if isinstance(v, str):
-            if SQL_TEXT.search(v):
-                flags |= IR.SQL_LITERAL
-            if PLACEHOLDER.search(v):
-                flags |= IR.PLACEHOLDER
-        return self.g.add(f"py.Constant:{tname}", parent, flags, length)
-
-    def JoinedStr(self, n: ast.JoinedStr, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.JoinedStr", parent, IR.CONCAT)
-        for part in n.values:
-            g.flow(self.node(part, nid), nid)
-        return nid
-
-    def stringy(self, n: ast.AST, v: int) -> bool:
-        return (isinstance(n, ast.Constant) and isinstance(n.value, str)) or isinstance(n, ast.JoinedStr) or bool(
-            v >= 0 and self.g.flags[v] & IR.CONCAT)
-
-    def BinOp(self, n: ast.BinOp, parent: int) -> int:
-        g = self.g
-        op = type(n.op).__name__
-        nid = g.add(f"py.BinOp:{op}", parent)
-        lv, rv = self.node(n.left, nid), self.node(n.right, nid)
-        g.flow(lv, nid)
-        g.flow(rv, nid)
-        if (op == "Add" and (self.stringy(n.left, lv) or self.stringy(n.right, rv))) or (
-                op == "Mod" and self.stringy(n.left, lv)):
-            g.flags[nid] |= IR.CONCAT
-        return nid
-
-    def BoolOp(self, n: ast.BoolOp, parent: int) -> int:
-        nid = self.g.add(f"py.BoolOp:{type(n.op).__name__}", parent)
-        for v in n.values:
-            self.g.flow(self.node(v, nid), nid)
-        return nid
-
-    def UnaryOp(self, n: ast.UnaryOp, parent: int) -> int:
-        nid = self.g.add(f"py.UnaryOp:{type(n.op).__name__}", parent)
-        self.g.flow(self.node(n.operand, nid), nid)
-        return nid
-
-    def IfExp(self, n: ast.IfExp, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.IfExp", parent)
-        truth = self.truth(n.test)
-        self.mark_condition(self.node(n.test, nid), truth)
-        for arm, dead in ((n.body, truth is False), (n.orelse, truth is True)):
-            with g.dead_mode(dead):
-                v = self.node(arm, nid)
-            g.flow(v, nid)
-        return nid
-
-    def Attribute(self, n: ast.Attribute, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.Attribute", parent)
-        if is_python_source_attribute(_dotted(n)):
-            g.flags[nid] |= IR.SOURCE
-        key = _self_key(n)
-        if key is not None and key.startswith("self."):
-            g.add("py.Name", nid, IR.IDENT)
-            g.use(key, nid)
-            return nid
-        g.flow(self.node(n.value, nid), nid)
-        return nid
-
-    def Subscript(self, n: ast.Subscript, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.Subscript", parent)
-        v = self.node(n.value, nid)
-        self.node(n.slice, nid)
-        base = _self_key(n.value)
-        precise = None
-        if base is not None:
-            index = self.const(n.slice)
-            precise = g.container_read(base, None if index is UNKNOWN else _hashable(index))
-        if precise is not None:  # lst[1] reads exactly what was stored at index 1
-            for d in precise:
-                g.flow(d, nid)
-        else:
-            g.flow(v, nid)
-        return nid
-
-    def sequence(self, n, parent: int) -> int:
-        nid = self.g.add("py." + type(n).__name__, parent)
-        elems = []
-        for e in n.elts:
-            v = self.node(e, nid)
-            self.g.flow(v, nid)
-            elems.append(v)
-        if not any(isinstance(e, ast.Starred) for e in n.elts):
-            self.seq_elems[nid] = elems
-        return nid
-
-    List = Tuple = Set = sequence
-
-    def Dict(self, n: ast.Dict, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.Dict", parent)
-        known: dict[object, int] | None = {}
-        for k, v in zip(n.keys, n.values):
-            kv = self.node(k, nid) if k is not None else -1
-            vv = self.node(v, nid)
-            g.flow(kv, nid)
-            g.flow(vv, nid)
-            kc = self.const(k) if k is not None else UNKNOWN
-            if known is not None and kc is not UNKNOWN:
-                known[_hashable(kc)] = vv
-            else:
-                known = None
-        if known is not None:
-            self.dict_elems[nid] = known
-        return nid
-
-    def Lambda(self, n: ast.Lambda, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.Lambda", parent)
-        outer = g.env
-        with g.function(None):
-            g.env = outer.copy() if outer is not None else IR.Env()
-            a = n.args
-            for p in list(a.posonlyargs) + list(a.args) + list(a.kwonlyargs):
-                g.define(p.arg, g.add("py.arg", nid, IR.IDENT))
-            g.flow(self.node(n.body, nid), nid)
-        return nid
-
-    def comprehension_expr(self, n, parent: int) -> int:
-        g = self.g
-        nid = g.add("py." + type(n).__name__, parent)
-        for comp in n.generators:
-            cid = g.add("py.comprehension", nid)
-            it = self.node(comp.iter, cid)
-            self.assign(comp.target, cid, it, None)
-            for cond in comp.ifs:
-                self.node(cond, cid)
-        for part in ((n.key, n.value) if isinstance(n, ast.DictComp) else (n.elt,)):
-            g.flow(self.node(part, nid), nid)
-        return nid
-
-    ListComp = SetComp = GeneratorExp = DictComp = comprehension_expr
-
-    def statement_positions(self, args: list, vals: list[int]) -> tuple[int, ...]:
-        """Arguments of a wrapper sink that hold the statement.
-
-        The first argument that is (or names) a string literal or a string built by concatenation
-        or formatting, as in ``db.query("... $1", name)`` or ``queryDB(conn, sql)``; without one,
-        every argument that is not a parameter container (tuple/list/dict literal).
-        """
-        g = self.g
-        env = g.env
-        fallback = []
-        for i, (a, v) in enumerate(zip(args, vals)):
-            if isinstance(a, ast.Starred):
-                continue
-            if (isinstance(a, ast.Constant) and isinstance(a.value, str)) or g.flags[v] & (IR.CONCAT | IR.SQL_LITERAL):
-                return (i,)
-            key = _self_key(a)
-            if key is not None and env is not None:
-                if env.vars.get(key, frozenset()) & self.statement_defs:
-                    return (i,)
-                if key in env.slots:
-                    continue  # a name bound to a tuple/list/dict literal
-            if not isinstance(a, (ast.Tuple, ast.List, ast.Dict, ast.Set)):
-                fallback.append(i)
-        return tuple(fallback)
-
-    def NamedExpr(self, n: ast.NamedExpr, parent: int) -> int:
-        nid = self.g.add("py.NamedExpr", parent)
-        v = self.node(n.value, nid)
-        tid = self.g.add("py.Name", nid, IR.IDENT)
-        self.g.define(n.target.id, tid, v)
-        return tid
-
-    def Call(self, n: ast.Call, parent: int) -> int:
-        g = self.g
-        nid = g.add("py.Call", parent)
-        func = n.func
-        dotted = _dotted(func)
-        recv = func.value if isinstance(func, ast.Attribute) else None
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        fv = rv = -1
-        if isinstance(func, ast.Name):
-            g.add("py.Name", nid, IR.IDENT)  # callee name: not a variable read
-        elif isinstance(func, ast.Attribute):
-            fv = g.add("py.Attribute", nid)
-            if is_python_source_attribute(dotted):
-                g.flags[fv] |= IR.SOURCE
-            rv = self.node(recv, fv)
-            g.flow(rv, fv)
-        else:
-            fv = self.node(func, nid)
-        vals = [self.node(a, nid) for a in n.args]
-        kwargs: dict[str, int] = {}
-        for i, kw in enumerate(n.keywords):
-            kid = g.add("py.keyword", nid)
-            kv = self.node(kw.value, kid)
-            g.flow(kv, kid)
-            kwargs[kw.arg if kw.arg is not None else f"**{i}"] = kid
-        rule = classify_python_call(dotted, len(vals), tuple(kwargs), recv is not None and self.stringy(recv, -1))
-        if rule.wrapper:
-            rule = replace(rule, sink_positions=self.statement_positions(n.args, vals))
-        base = _self_key(recv) if recv is not None else None
-        precise = None
-        if base is not None and name in GET_METHODS and n.args:
-            index = self.const(n.args[0])
-            precise = g.container_read(base, None if index is UNKNOWN else _hashable(index))
-        if precise is not None:  # d.get("k") reads exactly what was stored under "k"
-            for d in precise:
-                g.flow(d, nid)
-        elif fv >= 0:
-            g.flow(fv, nid)
-        if base is not None and isinstance(recv, ast.Name):
-            if name in STORE_METHODS and vals:
-                g.define(base, rv, vals[-1], strong=False)
-                if name in APPEND_METHODS and len(vals) == 1:
-                    g.container_store(base, None, vals[0], append=True)
-                else:
-                    g.container_forget(base)
-            elif name not in READ_METHODS:
-                g.container_forget(base)
-        if rule.concat:
-            g.flags[nid] |= IR.CONCAT
-        via_self = isinstance(func, ast.Name) or (dotted.count(".") == 1 and dotted.split(".")[0] in ("self", "cls"))
-        g.call(CallInfo(nid, name, vals, kwargs, via_self, rule, skip_self=not isinstance(func, ast.Name)))
-        return nid
 
 
-def _hashable(v: object) -> object:
-    try:
-        hash(v)
-        return v
-    except TypeError:
-        return repr(v)
 
 
 _LEAVES = ("Import", "ImportFrom", "Pass", "Global", "Nonlocal")

@@ -1,0 +1,129 @@
+"""Constant folding of Java conditions: literals, file constants, Juliet support values (walker mixin)."""
+
+from __future__ import annotations
+
+import re
+
+from .consts import JULIET_CONSTANTS, JULIET_METHODS, UNKNOWN, fold_binary, fold_unary
+from .java_syntax import TYPE_DECLS, named, text
+
+# Every alternative starts at a word start (lookbehind), which keeps the scan linear in the input.
+_ASSIGNED = re.compile(
+    r"(?<![\w.=!<>])(\w+)\s*(?:[-+*/%&|^]|<<|>>>?)?=(?!=)|(?:\+\+|--)\s*(\w+)|(?<!\w)(\w+)\s*(?:\+\+|--)")
+_CONST_METHOD = re.compile(
+    r"\b(\w+)\s*\(\s*\)\s*(?:throws[\w\s,.]*)?\{\s*return\s+(true|false|-?\d+)\s*;\s*\}")
+
+
+class JavaConstants:
+    @property
+    def const_methods(self) -> dict[str, object]:
+        """No-arg methods whose whole body is ``return <literal>;`` (scanned on first need)."""
+        if self._const_methods is None:
+            self._const_methods = {}
+            for m in _CONST_METHOD.finditer(self.code):
+                v = m.group(2)
+                self._const_methods[m.group(1)] = True if v == "true" else False if v == "false" else int(v)
+        return self._const_methods
+
+    def assignments(self, name: str) -> int:
+        """How often ``name`` is assigned or incremented anywhere in the file (scanned on first need)."""
+        if self._assigned is None:
+            self._assigned = {}
+            for m in _ASSIGNED.finditer(self.code):
+                key = m.group(1) or m.group(2) or m.group(3)
+                self._assigned[key] = self._assigned.get(key, 0) + 1
+        return self._assigned.get(name, 0)
+
+    def collect_constants(self, root) -> None:
+        """Fields with a constant initializer that are final or never reassigned (usable to fold
+        branch conditions), in every class body of the file."""
+        stack = [root]
+        while stack:
+            n = stack.pop()
+            for c in n.named_children:
+                if c.type in TYPE_DECLS:
+                    body = c.child_by_field_name("body")
+                    if body is not None:
+                        stack.append(body)
+                elif c.type in ("field_declaration", "constant_declaration"):
+                    self._field_constants(c)
+
+    def _field_constants(self, decl) -> None:
+        mods = next((c for c in decl.children if c.type == "modifiers"), None)
+        final = mods is not None and "final" in text(mods).split()
+        for d in decl.children_by_field_name("declarator"):
+            name_n, value_n = d.child_by_field_name("name"), d.child_by_field_name("value")
+            if name_n is None:
+                continue
+            name = text(name_n)
+            self.declared.add(name)
+            if value_n is None:
+                continue
+            v = self.const(value_n)
+            if v is not UNKNOWN and (final or self.assignments(name) <= 1):
+                self.consts[name] = v
+
+    def const(self, n) -> object:
+        """Fold a Java expression to a Python value, or UNKNOWN."""
+        t = n.type
+        if t == "true":
+            return True
+        if t == "false":
+            return False
+        if t in ("decimal_integer_literal", "hex_integer_literal", "octal_integer_literal", "binary_integer_literal"):
+            s = text(n).replace("_", "").rstrip("lL")
+            try:
+                if t == "octal_integer_literal" and not s.lower().startswith("0o"):
+                    return int(s, 8)
+                return int(s, 0)
+            except ValueError:
+                return UNKNOWN
+        if t == "decimal_floating_point_literal":
+            try:
+                return float(text(n).rstrip("fFdD"))
+            except ValueError:
+                return UNKNOWN
+        if t == "string_literal":
+            s = text(n)
+            return s[1:-1] if len(s) >= 2 else UNKNOWN
+        if t == "parenthesized_expression":
+            inner = named(n)
+            return self.const(inner[0]) if len(inner) == 1 else UNKNOWN
+        if t == "unary_expression":
+            op, operand = n.child_by_field_name("operator"), n.child_by_field_name("operand")
+            return fold_unary(op.type, self.const(operand)) if op is not None and operand is not None else UNKNOWN
+        if t == "binary_expression":
+            op = n.child_by_field_name("operator")
+            left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+            if op is None or left is None or right is None:
+                return UNKNOWN
+            return fold_binary(op.type, self.const(left), lambda: self.const(right))
+        if t == "identifier":
+            name = text(n)
+            if self.g.is_local(name):
+                return UNKNOWN
+            if name in self.consts:
+                return self.consts[name]
+            return UNKNOWN if name in self.declared else JULIET_CONSTANTS.get(name, UNKNOWN)
+        if t == "field_access":
+            obj, fld = n.child_by_field_name("object"), n.child_by_field_name("field")
+            if obj is None or fld is None:
+                return UNKNOWN
+            if obj.type == "this":
+                return self.consts.get(text(fld), UNKNOWN)
+            return JULIET_CONSTANTS.get(f"{text(obj)}.{text(fld)}", UNKNOWN)
+        if t == "method_invocation":
+            args = n.child_by_field_name("arguments")
+            if args is None or named(args):
+                return UNKNOWN
+            obj, name = n.child_by_field_name("object"), text(n.child_by_field_name("name"))
+            if obj is None or obj.type == "this":
+                if name in self.const_methods:
+                    return self.const_methods[name]
+                return JULIET_METHODS.get(name, UNKNOWN)
+            return JULIET_METHODS.get(f"{text(obj)}.{name}", UNKNOWN)
+        return UNKNOWN
+
+    def truth(self, cond) -> bool | None:
+        v = self.const(cond)
+        return None if v is UNKNOWN else bool(v)

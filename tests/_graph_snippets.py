@@ -1,0 +1,253 @@
+"""Small Java and Python snippets for the graph featurizer tests: (code, taint reaches a sink?)."""
+
+from __future__ import annotations
+
+JAVA: dict[str, tuple[str, bool]] = {
+    "concat_into_executeQuery": ('''class A { void f(HttpServletRequest request, Statement stmt) throws Exception {
+  String q = "SELECT * FROM users WHERE id = '" + request.getParameter("id") + "'";
+  stmt.executeQuery(q);
+}}''', True),
+    "prepared_statement": ('''class A { void f(HttpServletRequest request, Connection c) throws Exception {
+  PreparedStatement ps = c.prepareStatement("SELECT * FROM users WHERE id = ?");
+  ps.setString(1, request.getParameter("id"));
+  ps.executeQuery();
+}}''', False),
+    "if_false": ('''class A { void f(HttpServletRequest request, Statement stmt) throws Exception {
+  String d = request.getParameter("id");
+  if (false) { stmt.executeQuery("SELECT * FROM users WHERE id='" + d + "'"); }
+}}''', False),
+    "if_5_eq_7": ('''class A { void f(HttpServletRequest request, Statement stmt) throws Exception {
+  String d = request.getParameter("id");
+  if (5 == 7) { stmt.executeQuery("SELECT " + d); }
+}}''', False),
+    "juliet_static_final_false": ('''class A { void f(HttpServletRequest request, Statement stmt) throws Exception {
+  String d = request.getParameter("id");
+  if (IO.STATIC_FINAL_FALSE) { stmt.executeQuery("SELECT " + d); }
+}}''', False),
+    "own_static_final_false": ('''class A { private static final boolean DEBUG = false;
+ void f(HttpServletRequest request, Statement stmt) throws Exception {
+  String d = request.getParameter("id");
+  if (DEBUG) { stmt.executeQuery("SELECT " + d); }
+}}''', False),
+    "own_static_final_true": ('''class A { private static final boolean DEBUG = true;
+ void f(HttpServletRequest request, Statement stmt) throws Exception {
+  String d = request.getParameter("id");
+  if (DEBUG) { stmt.executeQuery("SELECT " + d); }
+}}''', True),
+    "juliet_private_five": ('''class A { void f(Statement stmt) throws Exception {
+  String data;
+  if (privateFive != 5) { data = System.getenv("ADD"); } else { data = "foo"; }
+  stmt.executeQuery("SELECT " + data);
+}}''', False),
+    "overwritten_by_constant": ('''class A { void f(HttpServletRequest request, Statement stmt) throws Exception {
+  String data = request.getParameter("id");
+  data = "foo";
+  stmt.executeQuery("SELECT " + data);
+}}''', False),
+    "helper_sink": ('''class A { void run(HttpServletRequest request) throws Exception {
+  String data = request.getParameter("id");
+  badSink(data);
+ }
+ private void badSink(String data) throws Exception {
+  Statement s = IO.getDBConnection().createStatement();
+  s.executeQuery("SELECT " + data);
+ }
+}''', True),
+    "helper_returns_source": ('''class A {
+ private String source(HttpServletRequest request) { return request.getParameter("id"); }
+ void run(HttpServletRequest request, Statement s) throws Exception {
+  String data = source(request);
+  s.executeQuery("SELECT " + data);
+}}''', True),
+    "helper_returns_constant": ('''class A { private String source(HttpServletRequest request) {
+  String unused = request.getParameter("id"); return "foo"; }
+ void run(HttpServletRequest request, Statement s) throws Exception {
+  String data = source(request);
+  s.executeQuery("SELECT " + data);
+}}''', False),
+    "list_safe_index": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  LinkedList<String> list = new LinkedList<String>();
+  list.add(request.getParameter("id"));
+  list.add("safe");
+  String x = list.get(1);
+  s.executeQuery("SELECT " + x);
+}}''', False),
+    "list_tainted_index": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  LinkedList<String> list = new LinkedList<String>();
+  list.add(request.getParameter("id"));
+  list.add("safe");
+  String x = list.get(0);
+  s.executeQuery("SELECT " + x);
+}}''', True),
+    "map_safe_key": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  HashMap<Integer, String> m = new HashMap<Integer, String>();
+  m.put(0, request.getParameter("id"));
+  m.put(1, "foo");
+  s.executeQuery("SELECT " + m.get(1));
+}}''', False),
+    "switch_constant_safe": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  String d;
+  switch (6) { case 6: d = "foo"; break; default: d = request.getParameter("id"); break; }
+  s.executeQuery("SELECT " + d);
+}}''', False),
+    "switch_constant_tainted": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  String d;
+  switch (6) { case 6: d = request.getParameter("id"); break; default: d = "foo"; break; }
+  s.executeQuery("SELECT " + d);
+}}''', True),
+    "while_true_break": ('''class A { void f(Statement s) throws Exception {
+  String d = "";
+  while (true) { d = System.getProperty("user.home"); break; }
+  s.executeQuery("SELECT " + d);
+}}''', True),
+    "loop_carried": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  String q = "SELECT 1";
+  for (int i = 0; i < 3; i++) { s.executeQuery(q); q = request.getParameter("id"); }
+}}''', True),
+    "sanitized_in_loop": ('''class A { void f(HttpServletResponse response) throws Exception {
+  String data = System.getenv("ADD");
+  for (int k = 0; k < 1; k++) {
+    data = URLEncoder.encode(data, "UTF-8");
+    response.addHeader("Location", "/a.jsp?lang=" + data);
+  }
+}}''', False),
+    "field_between_methods": ('''class A { private String dataRun;
+ private void sink(Statement stmt) throws Exception { String data = dataRun; stmt.executeQuery("S" + data); }
+ public void run(HttpServletRequest request) throws Throwable { dataRun = request.getParameter("a"); sink(null); } }''',
+                              True),
+    "string_builder": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  StringBuilder sb = new StringBuilder("SELECT * FROM u WHERE id=");
+  sb.append(request.getParameter("id"));
+  s.execute(sb.toString());
+}}''', True),
+    "parse_int": ('''class A { void f(HttpServletRequest request, Statement s) throws Exception {
+  int id = Integer.parseInt(request.getParameter("id"));
+  s.executeQuery("SELECT * FROM u WHERE id=" + id);
+}}''', False),
+    "os_command": ('''class A { void f() throws Exception {
+  String c = System.getenv("X");
+  Runtime.getRuntime().exec("ls " + c);
+}}''', True),
+    "bare_method_param": ('''public ResultSet find(Connection conn, String name) throws SQLException {
+    Statement st = conn.createStatement();
+    return st.executeQuery("SELECT * FROM users WHERE name = '" + name + "'");
+}''', True),
+    "bare_method_prepared": ('''public ResultSet find(Connection conn, String name) throws SQLException {
+    PreparedStatement ps = conn.prepareStatement("SELECT * FROM users WHERE name = ?");
+    ps.setString(1, name);
+    return ps.executeQuery();
+}''', False),
+}
+
+PYTHON: dict[str, tuple[str, bool]] = {
+    "percent_into_execute": ('''def view(cursor):
+    cursor.execute("SELECT * FROM users WHERE id = '%s'" % request.args["id"])
+''', True),
+    "parameterized": ('''def view(cursor):
+    uid = request.args["id"]
+    cursor.execute("SELECT * FROM users WHERE id = %s", (uid,))
+''', False),
+    "if_false": ('''def view(cursor):
+    uid = request.args["id"]
+    if False:
+        cursor.execute("SELECT * FROM users WHERE id = " + uid)
+''', False),
+    "while_false": ('''def view(cursor):
+    uid = request.args["id"]
+    while 0:
+        cursor.execute("SELECT * FROM users WHERE id = " + uid)
+''', False),
+    "module_constant": ('''DEBUG = False
+
+def view(cursor):
+    uid = request.args["id"]
+    if DEBUG and uid:
+        cursor.execute("SELECT * FROM users WHERE id = " + uid)
+''', False),
+    "overwritten_by_constant": ('''def view(cursor):
+    uid = request.args["id"]
+    uid = "42"
+    cursor.execute("SELECT * FROM users WHERE id = " + uid)
+''', False),
+    "helper_function": ('''def run(cursor, q):
+    cursor.execute(q)
+
+def view(cursor):
+    uid = request.form.get("id")
+    run(cursor, "SELECT * FROM users WHERE id = " + uid)
+''', True),
+    "helper_method": ('''class View:
+    def run(self, q):
+        self.cur.execute(q)
+
+    def get(self):
+        uid = request.form.get("id")
+        self.run(f"SELECT * FROM users WHERE id = {uid}")
+''', True),
+    "list_safe_index": ('''def view(cursor):
+    vals = [request.args["id"], "safe"]
+    cursor.execute("SELECT * FROM users WHERE id = " + vals[1])
+''', False),
+    "list_tainted_index": ('''def view(cursor):
+    vals = [request.args["id"], "safe"]
+    cursor.execute("SELECT * FROM users WHERE id = " + vals[0])
+''', True),
+    "append_safe_index": ('''def view(cursor):
+    vals = []
+    vals.append(request.args["id"])
+    vals.append("safe")
+    cursor.execute("SELECT * FROM users WHERE id = " + vals[1])
+''', False),
+    "dict_safe_key": ('''def view(cursor):
+    d = {"a": os.environ["X"], "b": "safe"}
+    cursor.execute("SELECT * FROM users WHERE id = " + d["b"])
+''', False),
+    "dict_tainted_key": ('''def view(cursor):
+    d = {"a": os.environ["X"], "b": "safe"}
+    cursor.execute("SELECT * FROM users WHERE id = " + d.get("a"))
+''', True),
+    "int_sanitizer": ('''def view(cursor):
+    uid = int(request.args["id"])
+    cursor.execute("SELECT * FROM users WHERE id = %d" % uid)
+''', False),
+    "entry_parameter": ('''def get_user(cur, name):
+    cur.execute("SELECT * FROM users WHERE name = '" + name + "'")
+    return cur.fetchall()
+''', True),
+    "entry_parameter_bound": ('''def get_user(cur, name):
+    cur.execute("SELECT * FROM users WHERE name = %s", (name,))
+    return cur.fetchall()
+''', False),
+    "wrapper_with_placeholder": ('''def page(name):
+    rows = db.query("SELECT * FROM pages WHERE name = $1", name)
+    return rows
+''', False),
+    "wrapper_statement_second": ('''def posts(self, postid):
+    text = "SELECT * FROM post WHERE id = %d" % (postid)
+    return sql.queryDB(self.conn, text)
+''', True),
+    "loop_kill": ('''def view(cursor, items):
+    q = request.args["q"]
+    for i in items:
+        q = "x"
+        cursor.execute("SELECT " + q)
+''', False),
+    "f_string": ('''def view(cursor):
+    name = input()
+    cursor.execute(f"SELECT * FROM users WHERE name = '{name}'")
+''', True),
+    "str_format": ('''def view(cursor):
+    name = input()
+    cursor.execute("SELECT * FROM users WHERE name = '{}'".format(name))
+''', True),
+    "self_attribute_between_methods": ('''class A:
+    def load(self):
+        self.name = request.args["n"]
+
+    def find(self, cur):
+        cur.execute("SELECT * FROM users WHERE name = '%s'" % self.name)
+''', True),
+    "os_system": ('''import os, sys
+os.system("ls " + sys.argv[1])
+''', True),
+}
