@@ -61,6 +61,7 @@ class _SimJob:
         self.request = request
         self.fail_reason = fail_reason
         self.describes = 0
+        self.statuses: list[str] = []  # TrainingJobStatus as each describe saw it
         self.log_offset = 0
         self.log_stream: str | None = None
 
@@ -98,6 +99,12 @@ class SageMakerSimulator:
         """Recorded requests whose ``mode`` hyperparameter is ``mode`` (None: training jobs, no ``mode``)."""
         with self._lock:
             return [copy.deepcopy(r) for r in self.requests if hyperparameter(r, "mode") == mode]
+
+    def status_history(self, name: str) -> list[str]:
+        """The ``TrainingJobStatus`` every ``DescribeTrainingJob`` of job ``name`` answered, in order."""
+        with self._lock:
+            job = self._jobs.get(name)
+            return list(job.statuses) if job else []
 
     def stop_all(self) -> None:
         """Stop every local job still running (so a failed test leaves no training process behind)."""
@@ -183,7 +190,13 @@ class SageMakerSimulator:
             if sim_job.fail_reason is not None:
                 if sim_job.describes > 1 and job.training_job_status == "InProgress":
                     self._finish(job, "Failed", sim_job.fail_reason)
-                return
+            else:
+                self._sync_local(backend, job, sim_job, name)
+            sim_job.statuses.append(job.training_job_status)
+
+    def _sync_local(self, backend, job, sim_job: _SimJob, name: str) -> None:
+        """Copy the local job's state onto the moto job."""
+        if True:
             desc = self.backend.describe_training_job(name)
             job.training_job_status = desc["TrainingJobStatus"]
             job.secondary_status = desc.get("SecondaryStatus") or desc["TrainingJobStatus"]

@@ -326,7 +326,90 @@ def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: di
                            reason="first version to pass the gate")
         except AliasConflict as exc:  # a concurrent run promoted first; its champion stands
             log.info("champion alias not set by this run: %s", exc)
-    return _as_dict(version)
+    result = _as_dict(version)
+    if backend == "sagemaker":
+        result["model_package_arn"] = register_model_package(result, gate_passed=bool(gate["passed"]))
+    return result
+
+
+# ------------------------------------------------------------------------ SageMaker Model Registry
+def model_package_group_name(model_type: str) -> str:
+    """The SageMaker model package group of a model type (hyphens only: the API rejects `_`)."""
+    return "streamguard-" + MODEL_NAMES[model_type].replace("_", "-")
+
+
+def pytorch_inference_image(region: str) -> str:
+    """The AWS PyTorch inference DLC matching the training image's version (CPU serving)."""
+    from streamguard.sagemaker_jobs import pytorch_training_image
+
+    return pytorch_training_image(region, gpu=False).replace("/pytorch-training:", "/pytorch-inference:")
+
+
+def register_model_package(version: dict, *, gate_passed: bool) -> str:
+    """Mirror one registry version into the SageMaker Model Registry; returns the package ARN.
+
+    The package group is created on first use. The package is `Approved` when the gate passed and
+    `Rejected` otherwise, serves `ModelDataUrl` = the registered artifact with the PyTorch inference
+    image, and carries the registry version and training job in `CustomerMetadataProperties`.
+    Idempotent by training job name: a task retry finds the package it created before.
+
+    Args:
+        version: the registry record (`ModelVersion.to_dict()`).
+    """
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+    from botocore.exceptions import ClientError
+
+    sm = SageMakerHook(aws_conn_id="aws_default").conn
+    group = model_package_group_name(version["model_type"])
+    job_name = version["training_job_name"]
+    try:
+        sm.describe_model_package_group(ModelPackageGroupName=group)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ValidationException":
+            raise
+        try:
+            sm.create_model_package_group(
+                ModelPackageGroupName=group,
+                ModelPackageGroupDescription=f"StreamGuard {version['model_name']} ({version['model_type']})",
+            )
+        except ClientError as create_exc:  # another run created it between describe and create
+            if "already exists" not in str(create_exc):
+                raise
+    existing = _find_model_package(sm, group, job_name)
+    if existing:
+        log.info("model package for job %s already registered (retry): %s", job_name, existing)
+        return existing
+    response = sm.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription=(f"{version['model_name']} registry version {version['version']} "
+                                 f"({version['status']}) from training job {job_name}")[:1024],
+        InferenceSpecification={
+            "Containers": [{"Image": pytorch_inference_image(sm.meta.region_name),
+                            "ModelDataUrl": version["artifact_uri"]}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus="Approved" if gate_passed else "Rejected",
+        CustomerMetadataProperties={
+            "registry_model_name": version["model_name"],
+            "registry_version": str(version["version"]),
+            "registry_status": version["status"],
+            "training_job_name": job_name,
+            "artifact_sha256": version["artifact_sha256"],
+        },
+    )
+    return response["ModelPackageArn"]
+
+
+def _find_model_package(sm, group: str, job_name: str) -> str | None:
+    """ARN of the package in ``group`` made from training job ``job_name``, if any."""
+    for page in sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group):
+        for summary in page.get("ModelPackageSummaryList", []):
+            arn = summary["ModelPackageArn"]
+            props = sm.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties") or {}
+            if props.get("training_job_name") == job_name:
+                return arn
+    return None
 
 
 def summarize(key: str, results: list[dict]) -> dict:

@@ -8,6 +8,8 @@ goes to the earliest nodes in pre-order. A truncated graph says so in ``graph_tr
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from . import ir as IR
@@ -17,6 +19,8 @@ from .python_frontend import build_python_ir
 from .taint import TaintInput, flows_to_sink, propagate, reached_sinks
 from .tokens import build_token_ir
 from .vocab import EDGE_INDEX, FEATURE_INDEX, FEATURIZER_VERSION, KIND_INDEX, NODE_FEAT_DIM
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_NODES = 2000
 # The IR may grow this many times past max_nodes before the walk stops (bounds time on huge input).
@@ -71,7 +75,13 @@ def build_graph(code: str, language: str, max_nodes: int = DEFAULT_MAX_NODES) ->
         raise ValueError(f"build_graph: max_nodes must be >= 1, got {max_nodes}")
     code = "" if code is None else str(code)
     budget = max(_MIN_BUDGET, max_nodes * _BUDGET_FACTOR)
-    graph, parse_ok = (build_java_ir if lang == "java" else build_python_ir)(code, budget)
+    try:
+        graph, parse_ok = (build_java_ir if lang == "java" else build_python_ir)(code, budget)
+    except Exception as exc:  # noqa: BLE001 - one odd record must not stop a 20k-record preparation
+        # A construct the frontend does not handle: keep the record with a token-chain graph,
+        # marked as not parsed, and say which construct it was.
+        log.warning("build_graph: %s frontend failed (%s: %s); using a token graph", lang, type(exc).__name__, exc)
+        graph, parse_ok = build_token_ir(code, lang, budget), False
     if not graph.kinds:  # empty input: one root node so that every graph has a node
         graph = build_token_ir(code, lang, budget)
         parse_ok = parse_ok and bool(code.strip())

@@ -273,7 +273,7 @@ class PyExpressions:
         g = self.g
         nid = g.add("py.Call", parent)
         func = n.func
-        dotted = dotted(func)
+        callee = dotted(func)
         recv = func.value if isinstance(func, ast.Attribute) else None
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         fv = rv = -1
@@ -281,7 +281,7 @@ class PyExpressions:
             g.add("py.Name", nid, IR.IDENT)  # callee name: not a variable read
         elif isinstance(func, ast.Attribute):
             fv = g.add("py.Attribute", nid)
-            if is_python_source_attribute(dotted):
+            if is_python_source_attribute(callee):
                 g.flags[fv] |= IR.SOURCE
             rv = self.node(recv, fv)
             g.flow(rv, fv)
@@ -294,7 +294,7 @@ class PyExpressions:
             kv = self.node(kw.value, kid)
             g.flow(kv, kid)
             kwargs[kw.arg if kw.arg is not None else f"**{i}"] = kid
-        rule = classify_python_call(dotted, len(vals), tuple(kwargs), recv is not None and self.stringy(recv, -1))
+        rule = classify_python_call(callee, len(vals), tuple(kwargs), recv is not None and self.stringy(recv, -1))
         if rule.wrapper:
             rule = replace(rule, sink_positions=self.statement_positions(n.args, vals))
         base = self_key(recv) if recv is not None else None
@@ -318,6 +318,6 @@ class PyExpressions:
                 g.container_forget(base)
         if rule.concat:
             g.flags[nid] |= IR.CONCAT
-        via_self = isinstance(func, ast.Name) or (dotted.count(".") == 1 and dotted.split(".")[0] in ("self", "cls"))
+        via_self = isinstance(func, ast.Name) or (callee.count(".") == 1 and callee.split(".")[0] in ("self", "cls"))
         g.call(CallInfo(nid, name, vals, kwargs, via_self, rule, skip_self=not isinstance(func, ast.Name)))
         return nid

@@ -1,34 +1,20 @@
 """Python frontend: ``ast`` tree -> `GraphIR` with def-use, calls and dead branches.
 
-Error tolerance (``parse_ok=False`` whenever any of it was needed), in this order:
-1. the code is dedented (functions cut out of a class body keep their indentation);
-2. line repair, at most 40 rounds: the line a ``SyntaxError`` points at is re-indented to its
-   predecessor's level ("unexpected indent") or replaced by ``pass`` at its own indentation
-   (anything else, e.g. Python 2 ``print "x"``), and parsing is retried; the graph then covers
-   every line that survived;
-3. if that fails, a token chain from `tokenize` (see `tokens.py`): one node per token, calls
-   classified by name, no data flow.
+Statements and control flow live here, expressions in `python_expressions`. Code that does not
+parse is repaired line by line (`python_repair`); if even that fails the graph is a token chain
+(`tokens`), and ``parse_ok`` is False in both cases.
 """
 
 from __future__ import annotations
 
 import ast
-import textwrap
-import warnings
-from dataclasses import replace
 
 from . import ir as IR
-from .consts import UNKNOWN, fold_binary, fold_unary
-from .ir import CallInfo, FuncInfo, GraphIR
-from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT, STORE_METHODS,
-                    classify_python_call, is_python_source_attribute)
+from .consts import UNKNOWN
+from .ir import FuncInfo, GraphIR
+from .python_expressions import PyExpressions, hashable, self_key
+from .python_repair import tolerant_parse
 from .tokens import build_token_ir
-
-_MAX_REPAIRS = 40
-_BINOPS = {"Add": "+", "Sub": "-", "Mult": "*", "Mod": "%", "Div": "/", "FloorDiv": "/", "BitAnd": "&",
-           "BitOr": "|", "BitXor": "^", "LShift": "<<", "RShift": ">>"}
-_CMPOPS = {"Eq": "==", "NotEq": "!=", "Lt": "<", "Gt": ">", "LtE": "<=", "GtE": ">=", "Is": "==", "IsNot": "!="}
-_CONST_TYPES = (ast.Constant,)
 
 
 def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
@@ -68,8 +54,8 @@ def _module_constants(tree: ast.Module) -> dict[str, object]:
 
 
 
-class _PyWalker:
-    """One pass over a Python ``ast`` tree, in source order."""
+class _PyWalker(PyExpressions):
+    """One pass over a Python ``ast`` tree, in source order (expressions in the mixin)."""
 
     def __init__(self, graph: GraphIR, consts: dict[str, object]):
         self.g = graph

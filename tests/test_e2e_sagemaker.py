@@ -1,0 +1,330 @@
+"""The training DAG end to end in SageMaker mode, against moto with real training behind it.
+
+The DAG runs in this process (`DAG.test`) with ``STREAMGUARD_BACKEND=sagemaker``: the provider's
+operator, sensor and hook talk to a ``ThreadedMotoServer`` through the ``aws_default`` connection,
+and `tests.sagemaker_sim.SageMakerSimulator` makes moto's training jobs real (the local backend
+runs each received ``CreateTrainingJob`` request against the moto S3 bucket). The tests check the
+exact requests SageMaker receives, the registry and SageMaker model packages they lead to, a
+failed job, and that a retried training task starts no second job.
+
+Two settings of the parsed DAG are shortened for the test only: the sensors' ``poke_interval``
+(60 s in the DAG) and every task's ``retry_delay`` (20 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import REPO
+from tests.moto_server import _CLEARED_ENV, aws_env, reset_moto_server, start_moto_server
+from tests.sagemaker_sim import SageMakerSimulator, hyperparameter
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+BUCKET = "sg-e2e-sagemaker"
+ROLE_ARN = "arn:aws:iam::123456789012:role/test"
+REGION = "us-east-1"
+DAG_ID = "streamguard_training"
+MODEL_TYPES = ("gnn", "transformer")
+# Tiny but real: a few dozen records, one epoch, gates open so both models register.
+CONF = {
+    "sample_pairs": 20,
+    "gnn_epochs": 1,
+    "transformer_epochs": 1,
+    "gnn_batch_size": 8,
+    "transformer_batch_size": 8,
+    "gnn_min_val_accuracy": 0.0,
+    "transformer_min_val_accuracy": 0.0,
+    "max_fpr": 1.0,
+}
+FAILURE_REASON = "AlgorithmError: simulated out of memory (exit code 137)"
+
+
+# ------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def sagemaker_env(airflow_db, tmp_path_factory):
+    """Moto server + bucket + SageMaker-mode env + simulator + the parsed training DAG (one per module)."""
+    endpoint = start_moto_server()
+    reset_moto_server(endpoint)
+    home = tmp_path_factory.mktemp("e2e-sagemaker")
+    empty = home / "aws-empty-config"
+    empty.write_text("")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in _CLEARED_ENV:
+            mp.delenv(name, raising=False)
+        for name, value in aws_env(endpoint).items():
+            mp.setenv(name, value)
+        mp.setenv("AWS_CONFIG_FILE", str(empty))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+        # The provider reads `endpoint_url` and `region_name` from the connection's extra.
+        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+            "conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"region_name": REGION, "endpoint_url": endpoint},
+        }))
+        mp.setenv("STREAMGUARD_BACKEND", "sagemaker")
+        mp.setenv("STREAMGUARD_ARTIFACT_ROOT", f"s3://{BUCKET}/artifacts")
+        mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry")
+        mp.setenv("STREAMGUARD_SAGEMAKER_ROLE_ARN", ROLE_ARN)
+        mp.delenv("STREAMGUARD_TRAINING_IMAGE", raising=False)
+
+        import boto3
+
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+
+        # The DAG file picks operator and sensor from STREAMGUARD_BACKEND at import: parse it now.
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(REPO / "dags" / "streamguard_training.py"), include_examples=False)
+        assert bag.import_errors == {}, bag.import_errors
+        dag = bag.dags[DAG_ID]
+        from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
+
+        for task in dag.tasks:
+            task.retry_delay = timedelta(seconds=1)
+            if isinstance(task, SageMakerTrainingSensor):
+                task.poke_interval = 1
+        with SageMakerSimulator(home / "sim-jobs") as sim:
+            yield SimpleNamespace(endpoint=endpoint, dag=dag, sim=sim, home=home, mp=mp)
+
+
+def _run_dag(env, conf: dict, registry_prefix: str):
+    """One `DAG.test` run with its own registry prefix; returns the DagRun."""
+    env.sim.reset()
+    env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/{registry_prefix}")
+    return env.dag.test(run_conf=conf)
+
+
+def _s3():
+    import boto3
+
+    return boto3.client("s3", region_name=REGION)
+
+
+def _sm():
+    import boto3
+
+    return boto3.client("sagemaker", region_name=REGION)
+
+
+def _read_s3(uri: str) -> bytes:
+    bucket, key = uri[len("s3://"):].split("/", 1)
+    return _s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _expected_inputs(run_id: str):
+    """Config, prepared data and source package of a run, rebuilt independently of the DAG."""
+    from streamguard import storage
+    from streamguard.pipeline.params import TrainingConfig, resolve_training_config
+    from streamguard.pipeline.training import run_key, run_uri
+    from streamguard.sourcedir import build_sourcedir_tarball
+
+    config: TrainingConfig = resolve_training_config(CONF)
+    key = run_key(DAG_ID, run_id)
+    data = json.loads(storage.read_text(run_uri(key, "data", "_SUCCESS.json")))
+    with tempfile.TemporaryDirectory(prefix="sg-e2e-src-") as tmp:
+        _path, sha = build_sourcedir_tarball(Path(tmp) / "sourcedir.tar.gz")
+    source = {"uri": run_uri(key, "code", sha[:12], "sourcedir.tar.gz"), "sha256": sha}
+    return config, data, source
+
+
+@pytest.fixture(scope="module")
+def success_run(sagemaker_env):
+    """The training DAG run with both models; returns (dag run, recorded requests)."""
+    dr = _run_dag(sagemaker_env, CONF, "registry-ok")
+    return dr, list(sagemaker_env.sim.requests)
+
+
+# ---------------------------------------------------------------------------------------- tests
+def test_dag_run_succeeds(success_run):
+    dr, requests = success_run
+    assert dr.state == "success", [(ti.task_id, ti.state) for ti in dr.get_task_instances()]
+    assert len(requests) == 4  # two training jobs, two evaluation jobs, nothing twice
+
+
+def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker_env):
+    from streamguard.pipeline.training import build_training_job, run_key, run_uri
+    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS, validate_request
+
+    dr, requests = success_run
+    assert dr.state == "success"
+    training = [r for r in requests if hyperparameter(r, "mode") is None]
+    assert sorted(hyperparameter(r, "model-type") for r in training) == ["gnn", "transformer"]
+    config, data, source = _expected_inputs(dr.run_id)
+    key = run_key(DAG_ID, dr.run_id)
+    for request in training:
+        validate_request(request)
+        model_type = hyperparameter(request, "model-type")
+        expected = build_training_job(config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker")
+        assert request == expected
+        # The same, field by field, for what SageMaker relies on.
+        m = config.per_model[model_type]
+        assert request["TrainingJobName"].startswith(f"sg-{model_type}-")
+        assert request["RoleArn"] == ROLE_ARN
+        assert request["AlgorithmSpecification"] == {
+            "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-cpu-py311",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": METRIC_DEFINITIONS,
+            "EnableSageMakerMetricsTimeSeries": True,
+        }
+        assert {"Name": "train:loss", "Regex": "Train Loss=(.*?);"} in METRIC_DEFINITIONS
+        assert {"Name": "train:accuracy", "Regex": "Train Acc=(.*?);"} in METRIC_DEFINITIONS
+        assert {"Name": "validation:accuracy", "Regex": "Val Acc=(.*?);"} in METRIC_DEFINITIONS
+        assert request["HyperParameters"] == {
+            "model-type": json.dumps(model_type),
+            "epochs": str(m.epochs),
+            "batch-size": str(m.batch_size),
+            "learning-rate": json.dumps(m.learning_rate),
+            "seed": str(config.seed),
+            "sagemaker_program": '"train_enhanced_models.py"',
+            "sagemaker_submit_directory": json.dumps(source["uri"]),
+            "sagemaker_region": '"us-east-1"',
+            "sagemaker_container_log_level": "20",
+        }
+        assert source["uri"].startswith(f"s3://{BUCKET}/artifacts/runs/")
+        assert [(c["ChannelName"], c["DataSource"]["S3DataSource"]["S3DataType"],
+                 c["DataSource"]["S3DataSource"]["S3Uri"]) for c in request["InputDataConfig"]] == [
+            (name, "S3Prefix", run_uri(key, "data", name)) for name in ("train", "validation", "test")]
+        assert request["OutputDataConfig"] == {"S3OutputPath": run_uri(key, "jobs")}
+        assert request["ResourceConfig"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1,
+                                             "VolumeSizeInGB": 30}
+        assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 120 * 60}
+        assert request["EnableManagedSpotTraining"] is False
+        assert {"Key": "model_type", "Value": model_type} in request["Tags"]
+        assert {"Key": "dag_id", "Value": DAG_ID} in request["Tags"]
+        assert {"Key": "project", "Value": "streamguard"} in request["Tags"]
+        # The sensor watched a running job that then completed.
+        history = sagemaker_env.sim.status_history(request["TrainingJobName"])
+        assert "InProgress" in history and history[-1] == "Completed", history
+
+
+def test_evaluation_requests_run_evaluate_mode_on_the_trained_model(success_run):
+    from streamguard.pipeline.training import build_training_job, run_key, run_uri
+    from streamguard.sagemaker_jobs import validate_request
+
+    dr, requests = success_run
+    assert dr.state == "success"
+    evaluation = [r for r in requests if hyperparameter(r, "mode") == "evaluate"]
+    assert sorted(hyperparameter(r, "model-type") for r in evaluation) == ["gnn", "transformer"]
+    config, data, source = _expected_inputs(dr.run_id)
+    key = run_key(DAG_ID, dr.run_id)
+    for request in evaluation:
+        validate_request(request)
+        model_type = hyperparameter(request, "model-type")
+        trained = build_training_job(config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker")
+        model_prefix = f"{run_uri(key, 'jobs')}/{trained['TrainingJobName']}/output/"
+        expected = build_training_job(
+            config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker",
+            extra_hyperparameters={"mode": "evaluate"}, channels={"test": data["channels"]["test"]},
+            model_channel_uri=model_prefix, name_suffix="-eval")
+        expected.pop("EnableManagedSpotTraining", None)
+        assert request == expected
+        assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["test", "model"]
+
+
+def test_registry_holds_one_evaluated_version_per_model(success_run):
+    from streamguard import storage
+    from streamguard.registry import RegistryClient
+
+    dr, _requests = success_run
+    assert dr.state == "success"
+    client = RegistryClient(f"s3://{BUCKET}/registry-ok")
+    assert sorted(client.list_models()) == ["sql_intent_transformer", "taint_flow_gnn"]
+    for model in ("sql_intent_transformer", "taint_flow_gnn"):
+        (v,) = client.list_versions(model)
+        assert v.status == "registered" and v.gate["passed"] is True and v.backend == "sagemaker"
+        assert v.artifact_uri.startswith(f"s3://{BUCKET}/artifacts/runs/") and v.artifact_uri.endswith(
+            f"/{v.training_job_name}/output/model.tar.gz")
+        assert hashlib.sha256(_read_s3(v.artifact_uri)).hexdigest() == v.artifact_sha256
+        # Metrics of real inference on the test channel: one prediction per test record.
+        n_test = len([line for line in storage.read_text(
+            storage.join_uri(v.extra["channels"]["test"], "data.jsonl")).splitlines() if line.strip()])
+        test = v.metrics["test"]
+        assert test["n"] == n_test > 0
+        assert sum(map(sum, test["confusion_matrix"])) == n_test
+        assert 0.0 <= test["accuracy"] <= 1.0
+        assert len(storage.read_text(v.extra["predictions_uri"]).splitlines()) == n_test
+        assert v.metrics["validation"]["n"] > 0
+        # FinalMetricDataList reached the job record through DescribeTrainingJob: the entry's own
+        # log lines, parsed with the request's MetricDefinitions (not moto's placeholders).
+        assert {"train:loss", "train:accuracy", "validation:accuracy"} <= set(v.extra["job_metrics"])
+        assert v.extra["job_metrics"]["validation:accuracy"] == pytest.approx(v.metrics["validation"]["accuracy"],
+                                                                              abs=1e-3)
+        assert client.get_alias(model, "champion").version == v.version
+
+
+def test_passing_models_are_approved_sagemaker_model_packages(success_run):
+    from streamguard.pipeline.training import model_package_group_name, pytorch_inference_image
+    from streamguard.registry import RegistryClient
+
+    dr, _requests = success_run
+    assert dr.state == "success"
+    client = RegistryClient(f"s3://{BUCKET}/registry-ok")
+    sm = _sm()
+    for model_type, model in (("gnn", "taint_flow_gnn"), ("transformer", "sql_intent_transformer")):
+        (v,) = client.list_versions(model)
+        group = model_package_group_name(model_type)
+        assert group == "streamguard-" + model.replace("_", "-")
+        sm.describe_model_package_group(ModelPackageGroupName=group)
+        (summary,) = sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+        package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        assert package["ModelApprovalStatus"] == "Approved"
+        (container,) = package["InferenceSpecification"]["Containers"]
+        assert container["ModelDataUrl"] == v.artifact_uri
+        assert container["Image"] == pytorch_inference_image(REGION) == \
+            "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5.1-cpu-py311"
+        props = package["CustomerMetadataProperties"]
+        assert props["registry_version"] == str(v.version)
+        assert props["training_job_name"] == v.training_job_name
+        assert props["artifact_sha256"] == v.artifact_sha256
+
+
+def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, success_run, caplog):
+    from streamguard.registry import RegistryClient
+
+    sagemaker_env.sim.reset()
+    sagemaker_env.sim.fail_training("transformer", FAILURE_REASON)
+    sagemaker_env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry-failed")
+    with caplog.at_level(logging.INFO):
+        dr = sagemaker_env.dag.test(run_conf=CONF)
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "failed", states
+    assert states["transformer.wait"] == "failed"
+    assert states["transformer.register"] == "upstream_failed"
+    assert states["gnn.register"] == "success"  # the other model is not held back
+    # The sensor's error carries SageMaker's FailureReason.
+    assert f"Sagemaker job failed for the following reason: {FAILURE_REASON}" in caplog.text
+    client = RegistryClient(f"s3://{BUCKET}/registry-failed")
+    assert client.list_models() == ["taint_flow_gnn"]
+    assert client.list_versions("sql_intent_transformer") == []
+    (failed,) = [r for r in sagemaker_env.sim.training_requests() if hyperparameter(r, "model-type") == "transformer"]
+    assert _sm().describe_training_job(TrainingJobName=failed["TrainingJobName"])["FailureReason"] == FAILURE_REASON
+
+
+def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemaker_env, success_run, caplog):
+    from streamguard.pipeline.training import build_training_job
+    from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator
+
+    dr, _requests = success_run
+    config, data, source = _expected_inputs(dr.run_id)
+    request = build_training_job(config, "gnn", data, source, DAG_ID, "manual__retry-test", "sagemaker")
+    sim = sagemaker_env.sim
+    sim.reset()
+    # The job's outcome does not matter here, only how often it is created: do not train.
+    sim.fail_training("gnn", "not run by this test")
+    results = []
+    with caplog.at_level(logging.INFO):
+        for _attempt in range(2):
+            op = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(request))
+            results.append(op.execute({}))
+    assert [r["TrainingJobName"] for r in sim.requests] == [request["TrainingJobName"]]
+    assert sim.requests[0] == request
+    assert "already exists" in caplog.text and "reconnecting instead of starting a second job" in caplog.text
+    assert results[0]["Training"]["TrainingJobName"] == results[1]["Training"]["TrainingJobName"]
