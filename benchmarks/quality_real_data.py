@@ -21,9 +21,11 @@ rusage). Everything goes under `--out`: prepared channels, model dirs and logs p
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY = REPO / "training_entry" / "train_enhanced_models.py"
+ENTRY_POINT = "train_enhanced_models.py"
 ALL_FILES = ("juliet_java_cwe89.jsonl.gz", "juliet_java_taint.jsonl.gz", "sven_python_cwe89_train.jsonl.gz")
 JULIET_FILES = ALL_FILES[:2]
 SVEN_FILE = ALL_FILES[2]
@@ -100,25 +102,98 @@ def train_flags(args: argparse.Namespace, model: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------- running
-def prepare_channels(inputs: list[Path], out: Path, seed: int, reuse: bool) -> dict:
-    """Run `streamguard prepare` (Python API) unless a finished preparation is reused; returns its report."""
+def take_snapshot(code_dir: Path, attempts: int = 10, wait_s: float = 30.0) -> dict:
+    """Freeze the code under test: the SageMaker source dir and the library, unpacked under ``code_dir``.
+
+    ``src/`` is ``sourcedir.tar.gz`` unpacked (what a training container runs from); ``lib/`` is a
+    copy of the whole ``streamguard`` package for preparation. The working tree may be edited while
+    a benchmark runs, so both are copied once, checked to hold the same featurizer and to import,
+    and retried after ``wait_s`` when a copy catches a half-saved file.
+
+    Returns:
+        ``{"src", "lib", "sourcedir_sha256", "featurizer_version", "git_head", "git_dirty"}``.
+    """
+    from streamguard.sourcedir import build_sourcedir_tarball, safe_extract
+
+    problem = ""
+    for attempt in range(1, attempts + 1):
+        if code_dir.exists():
+            shutil.rmtree(code_dir)
+        src, lib = code_dir / "src", code_dir / "lib"
+        tarball, sha = build_sourcedir_tarball(code_dir / "sourcedir.tar.gz")
+        safe_extract(tarball, src)
+        shutil.copytree(REPO / "streamguard", lib / "streamguard",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        same = filecmp.dircmp(src / "streamguard" / "core", lib / "streamguard" / "core",
+                              ignore=["__pycache__"])
+        check = subprocess.run(
+            [sys.executable, "-c", "import streamguard.core.graphs as g, streamguard.data.prepare; "
+                                   "print(g.FEATURIZER_VERSION)"],
+            cwd=lib, env=dict(os.environ, PYTHONPATH=str(lib)), capture_output=True, text=True)
+        if not _differs(same) and check.returncode == 0:
+            return {"src": str(src), "lib": str(lib), "sourcedir_sha256": sha,
+                    "featurizer_version": check.stdout.strip(), **_git_state()}
+        problem = check.stderr.strip().splitlines()[-1:] or ["the featurizer changed while it was copied"]
+        print(f"snapshot attempt {attempt}: {problem[0]}; retrying in {wait_s:.0f}s", flush=True)
+        time.sleep(wait_s)
+    raise SystemExit(f"could not take a consistent, importable snapshot of the code: {problem}")
+
+
+def _differs(cmp: filecmp.dircmp) -> bool:
+    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
+        return True
+    return any(_differs(sub) for sub in cmp.subdirs.values())
+
+
+def _git_state() -> dict:
+    """The commit and the uncommitted source files the snapshot was taken from (read-only git calls)."""
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+    dirty = git("status", "--porcelain", "--", "streamguard", "training_entry").splitlines()
+    return {"git_head": git("rev-parse", "HEAD"), "git_dirty": [line.strip() for line in dirty]}
+
+
+_PREPARE_SNIPPET = """
+import json, sys, time
+from streamguard.data.prepare import prepare
+t0 = time.monotonic()
+report = prepare(json.loads(sys.argv[1]), sys.argv[2], seed=int(sys.argv[3]),
+                 progress=lambda msg: print(msg, flush=True)).to_dict()
+report["elapsed_s"] = round(time.monotonic() - t0, 1)
+print("REPORT " + json.dumps(report), flush=True)
+"""
+
+
+def prepare_channels(inputs: list[Path], out: Path, seed: int, snapshot: dict, reuse: bool) -> dict:
+    """Run ``streamguard.data.prepare.prepare`` with the snapshot's library, unless a finished one is reused.
+
+    It runs in a child process so that it imports the frozen library, not the working tree.
+    Returns the preparation report.
+    """
     report_path = out / "report.json"
     if reuse and report_path.is_file() and (out / "test" / "data.jsonl").is_file():
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        if report.get("seed") == seed and report.get("inputs") == [str(p) for p in inputs]:
+        version = (report.get("graphs") or {}).get("featurizer_version")
+        if (report.get("seed") == seed and report.get("inputs") == [str(p) for p in inputs]
+                and version == snapshot["featurizer_version"]):
             print(f"reusing prepared channels in {out}", flush=True)
             return report
-    from streamguard.data.prepare import prepare
-
-    t0 = time.monotonic()
-    report = prepare([str(p) for p in inputs], str(out), seed=seed,
-                     progress=lambda msg: print(f"  prepare {out.name}: {msg}", flush=True)).to_dict()
-    report["elapsed_s"] = round(time.monotonic() - t0, 1)
-    return report
+    print(f"preparing {out} from {', '.join(p.name for p in inputs)}", flush=True)
+    done = subprocess.run([sys.executable, "-c", _PREPARE_SNIPPET, json.dumps([str(p) for p in inputs]),
+                           str(out), str(seed)], cwd=snapshot["lib"],
+                          env=dict(os.environ, PYTHONPATH=snapshot["lib"]), capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    for line in lines:
+        if not line.startswith("REPORT "):
+            print(f"  prepare {out.name}: {line}", flush=True)
+    if done.returncode != 0:
+        raise SystemExit(f"prepare {out} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(next(line for line in lines if line.startswith("REPORT "))[len("REPORT "):])
 
 
 def run_entry(name: str, flags: list[str], env_extra: dict[str, str], run_dir: Path,
-              args: argparse.Namespace) -> RunResult:
+              args: argparse.Namespace, snapshot: dict) -> RunResult:
     """Run the entry script with the SageMaker environment; measure time and peak memory.
 
     The child is reaped with `os.wait4`, whose rusage belongs to that child alone, so each run's
@@ -126,16 +201,18 @@ def run_entry(name: str, flags: list[str], env_extra: dict[str, str], run_dir: P
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "log.txt"
+    # As in a training container: the unpacked source dir is the working directory and on the path.
     # The process inherits the benchmark's niceness (set once in main), like `nice -n N python ...`.
-    command = [sys.executable, str(ENTRY), *flags]
-    env = dict(os.environ, **env_extra)
+    src = snapshot["src"]
+    command = [sys.executable, str(Path(src) / ENTRY_POINT), *flags]
+    env = dict(os.environ, **env_extra, PYTHONPATH=src)
     threads = str(args.threads)
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, TOKENIZERS_PARALLELISM="false",
                PYTHONUNBUFFERED="1")
     print(f"[{name}] {' '.join(shlex.quote(c) for c in command)}", flush=True)
     t0 = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=src)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
@@ -150,24 +227,26 @@ def run_entry(name: str, flags: list[str], env_extra: dict[str, str], run_dir: P
     return result
 
 
-def train_run(name: str, model: str, channels: Path, run_dir: Path, args: argparse.Namespace) -> RunResult:
+def train_run(name: str, model: str, channels: Path, run_dir: Path, args: argparse.Namespace,
+              snapshot: dict) -> RunResult:
     """Train one model on prepared channels through the SageMaker environment variables."""
     model_dir = run_dir / "model"
     done = run_dir / "result.json"
     if args.reuse and done.is_file() and (model_dir / "metrics.json").is_file():
         saved = json.loads(done.read_text(encoding="utf-8"))
-        if saved.get("command", [])[-len(train_flags(args, model)):] == train_flags(args, model):
+        same_flags = saved.get("command", [])[-len(train_flags(args, model)):] == train_flags(args, model)
+        if same_flags and saved.get("extra", {}).get("sourcedir_sha256") == snapshot["sourcedir_sha256"]:
             print(f"[{name}] reusing finished run in {run_dir}", flush=True)
             return RunResult(**saved)
     env = {"SM_CHANNEL_TRAIN": str(channels / "train"), "SM_CHANNEL_VALIDATION": str(channels / "validation"),
            "SM_CHANNEL_TEST": str(channels / "test"), "SM_MODEL_DIR": str(model_dir),
            "SM_OUTPUT_DATA_DIR": str(run_dir / "output"), "SM_OUTPUT_DIR": str(run_dir / "sm_output")}
-    result = run_entry(name, train_flags(args, model), env, run_dir, args)
+    result = run_entry(name, train_flags(args, model), env, run_dir, args, snapshot)
     if result.returncode == 0:
         result.metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         history = json.loads((model_dir / "history.json").read_text(encoding="utf-8"))
-        result.extra = {"best_epoch": config.get("best_epoch"), "epochs_run": config.get("epochs_run"),
+        result.extra = {"sourcedir_sha256": snapshot["sourcedir_sha256"], "best_epoch": config.get("best_epoch"), "epochs_run": config.get("epochs_run"),
                         "train_label_counts": config.get("train_label_counts"),
                         "featurizer_version": config.get("featurizer_version"),
                         "mean_epoch_s": round(sum(h["seconds"] for h in history) / max(len(history), 1), 1),
@@ -176,12 +255,13 @@ def train_run(name: str, model: str, channels: Path, run_dir: Path, args: argpar
     return result
 
 
-def evaluate_run(name: str, model_dir: Path, test_input: Path, run_dir: Path, args: argparse.Namespace) -> RunResult:
+def evaluate_run(name: str, model_dir: Path, test_input: Path, run_dir: Path, args: argparse.Namespace,
+                 snapshot: dict) -> RunResult:
     """Score a test input with a saved model (`--mode evaluate`), as the evaluation job does."""
     out = run_dir / "output"
     flags = ["--mode", "evaluate", "--model", str(model_dir), "--test", str(test_input),
              "--output-data-dir", str(out)]
-    result = run_entry(name, flags, {}, run_dir, args)
+    result = run_entry(name, flags, {}, run_dir, args, snapshot)
     if result.returncode == 0:
         saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         result.metrics = {"test": saved["test"]}
@@ -192,6 +272,49 @@ def evaluate_run(name: str, model_dir: Path, test_input: Path, run_dir: Path, ar
 
 
 # ------------------------------------------------------------------------------------ analysis
+_RULE_SNIPPET = """
+import gzip, json, sys
+from streamguard.core.graphs import FEATURIZER_VERSION, build_graph
+from streamguard.core.graphs.vocab import FEATURE_INDEX
+col = FEATURE_INDEX["on_taint_path"]
+opener = gzip.open if sys.argv[1].endswith(".gz") else open
+with opener(sys.argv[1], "rt", encoding="utf-8") as fh:
+    for line in fh:
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        graph = rec.get("graph")
+        if not isinstance(graph, dict) or graph.get("v") != FEATURIZER_VERSION:
+            graph = build_graph(rec["code"], rec.get("language") or "python")
+        flagged = sum(1 for row in graph["feat"] if row[col] > 0)
+        print(json.dumps({"id": rec.get("id"), "label": rec["label"], "flagged": flagged}))
+"""
+
+
+def taint_rule_baseline(data_file: Path, snapshot: dict) -> dict:
+    """The featurizer's own verdict, no learning: vulnerable iff some node lies on a source->sink path.
+
+    Shows how much of a model's score the hand-written taint rules already give. Scores are 0/1,
+    so ROC-AUC here is the balanced accuracy.
+
+    Returns:
+        ``{"all": M, "source=juliet": M, ...}`` (``streamguard.core.metrics`` dicts).
+    """
+    from streamguard.core.metrics import classification_metrics
+
+    done = subprocess.run([sys.executable, "-c", _RULE_SNIPPET, str(data_file)], cwd=snapshot["lib"],
+                          env=dict(os.environ, PYTHONPATH=snapshot["lib"]), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"taint-rule baseline on {data_file} failed:\n{done.stderr[-3000:]}")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups["all"].append(row)
+        groups[f"source={source_family(row)}"].append(row)
+    return {key: classification_metrics([r["label"] for r in g], [float(r["flagged"] > 0) for r in g])
+            for key, g in sorted(groups.items())}
+
+
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -278,6 +401,9 @@ def render(summary: dict, args: argparse.Namespace) -> str:
         val, test = r["metrics"].get("validation"), r["metrics"].get("test")
         rows.append([model, "validation", *metric_cells(val)])
         rows.append([model, "test", *metric_cells(test)])
+    rule = summary.get("baselines", {}).get("in_dist_test")
+    if rows and rule:
+        rows.append(["taint rule (no learning)", "test", *metric_cells(rule["all"])])
     if rows:
         parts.append("### In-distribution (Juliet Java + SVEN Python, group split, seed %d)\n" % args.seed)
         parts.append(table(["model", "split", "accuracy", "F1", "FPR", "ROC-AUC", "n"], rows))
@@ -289,6 +415,9 @@ def render(summary: dict, args: argparse.Namespace) -> str:
         rows.append([model, "Juliet test (in-source)", *metric_cells(t["metrics"].get("test"))])
         if e:
             rows.append([model, "SVEN Python (cross-source)", *metric_cells(e["metrics"].get("test"))])
+    rule = summary.get("baselines", {}).get("sven")
+    if rows and rule:
+        rows.append(["taint rule (no learning)", "SVEN Python", *metric_cells(rule["all"])])
     if rows:
         parts.append("\n### Cross-source: trained on Juliet Java only, scored on SVEN Python functions\n")
         parts.append(table(["model", "evaluated on", "accuracy", "F1", "FPR", "ROC-AUC", "n"], rows))
@@ -312,6 +441,8 @@ def render(summary: dict, args: argparse.Namespace) -> str:
             if key.startswith("_"):
                 continue
             rows.append([model, key, *metric_cells(m)])
+    rule = summary.get("baselines", {}).get("in_dist_test", {})
+    rows += [["taint rule", key, *metric_cells(m)] for key, m in rule.items() if key != "all"]
     if rows:
         parts.append("\n### In-distribution test set by source, origin and CWE\n")
         parts.append(table(["model", "subset", "accuracy", "F1", "FPR", "ROC-AUC", "n"], rows))
@@ -327,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
           [e for e in experiments if e not in ("in_dist", "cross_source")]
     if bad:
         raise SystemExit(f"unknown model or experiment: {', '.join(bad)}")
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.data_dir).resolve()
     missing = [f for f in ALL_FILES if not (data_dir / f).is_file()]
     if missing:
         raise SystemExit(f"{data_dir}: missing {', '.join(missing)}")
@@ -338,13 +469,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.nice:
         os.nice(args.nice)
 
-    summary: dict = {"args": vars(args), "models": models, "prepare": {}, "runs": {}, "breakdown": {}}
+    snapshot = take_snapshot(out / "code")
+    print(f"code under test: sourcedir sha256 {snapshot['sourcedir_sha256'][:12]}, featurizer "
+          f"{snapshot['featurizer_version']}, git {snapshot['git_head'][:10]}"
+          f"{' + uncommitted changes' if snapshot['git_dirty'] else ''}", flush=True)
+    summary: dict = {"args": vars(args), "code": snapshot, "models": models, "prepare": {}, "runs": {},
+                     "breakdown": {}, "baselines": {}}
     summary_path = out / "summary.json"
     if args.reuse and summary_path.is_file():  # keep earlier runs of other models / experiments
         old = json.loads(summary_path.read_text(encoding="utf-8"))
         summary["runs"].update(old.get("runs", {}))
         summary["breakdown"].update(old.get("breakdown", {}))
         summary["prepare"].update(old.get("prepare", {}))
+        summary["baselines"].update(old.get("baselines", {}))
         summary["models"] = sorted(set(old.get("models", [])) | set(models))
 
     def save() -> None:
@@ -353,10 +490,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if "in_dist" in experiments:
         channels = out / "prepared" / "all"
-        summary["prepare"]["all"] = prepare_channels([data_dir / f for f in ALL_FILES], channels, args.seed, args.reuse)
+        summary["prepare"]["all"] = prepare_channels([data_dir / f for f in ALL_FILES], channels, args.seed,
+                                                     snapshot, args.reuse)
+        summary["baselines"]["in_dist_test"] = taint_rule_baseline(channels / "test" / "data.jsonl", snapshot)
         for model in models:
             run_dir = out / "runs" / f"in_dist_{model}"
-            result = train_run(f"in_dist_{model}", model, channels, run_dir, args)
+            result = train_run(f"in_dist_{model}", model, channels, run_dir, args, snapshot)
             summary["runs"][result.name] = asdict(result)
             if result.returncode == 0:
                 summary["breakdown"][model] = breakdown(run_dir / "model", channels / "test")
@@ -364,14 +503,15 @@ def main(argv: list[str] | None = None) -> int:
     if "cross_source" in experiments:
         channels = out / "prepared" / "juliet"
         summary["prepare"]["juliet"] = prepare_channels([data_dir / f for f in JULIET_FILES], channels,
-                                                        args.seed, args.reuse)
+                                                        args.seed, snapshot, args.reuse)
+        summary["baselines"]["sven"] = taint_rule_baseline(data_dir / SVEN_FILE, snapshot)
         for model in models:
             run_dir = out / "runs" / f"juliet_{model}"
-            result = train_run(f"juliet_{model}", model, channels, run_dir, args)
+            result = train_run(f"juliet_{model}", model, channels, run_dir, args, snapshot)
             summary["runs"][result.name] = asdict(result)
             if result.returncode == 0:
                 ev = evaluate_run(f"juliet_to_sven_{model}", run_dir / "model", data_dir / SVEN_FILE,
-                                  out / "runs" / f"juliet_to_sven_{model}", args)
+                                  out / "runs" / f"juliet_to_sven_{model}", args, snapshot)
                 summary["runs"][ev.name] = asdict(ev)
             save()
     save()

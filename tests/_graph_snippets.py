@@ -250,4 +250,13 @@ def view(cursor):
     "os_system": ('''import os, sys
 os.system("ls " + sys.argv[1])
 ''', True),
+    "global_between_functions": ('''QUERY = ""
+
+def load():
+    global QUERY
+    QUERY = "SELECT * FROM users WHERE name = '" + input() + "'"
+
+def run(cur):
+    cur.execute(QUERY)
+''', True),
 }

@@ -196,30 +196,29 @@ class SageMakerSimulator:
 
     def _sync_local(self, backend, job, sim_job: _SimJob, name: str) -> None:
         """Copy the local job's state onto the moto job."""
-        if True:
-            desc = self.backend.describe_training_job(name)
-            job.training_job_status = desc["TrainingJobStatus"]
-            job.secondary_status = desc.get("SecondaryStatus") or desc["TrainingJobStatus"]
-            if desc.get("FailureReason"):
-                job.failure_reason = desc["FailureReason"]
-            job.final_metric_data_list = [
-                {"MetricName": m["MetricName"], "Value": float(m["Value"]),
-                 "Timestamp": _naive_utc(m.get("Timestamp")) or _naive_utc(desc["LastModifiedTime"])}
-                for m in desc.get("FinalMetricDataList") or []
-            ]
-            if desc.get("ModelArtifacts"):
-                job.model_artifacts = dict(desc["ModelArtifacts"])
-            for field, key in (("training_start_time", "TrainingStartTime"),
-                               ("training_end_time", "TrainingEndTime"),
-                               ("last_modified_time", "LastModifiedTime")):
-                value = _naive_utc(desc.get(key))
-                if value is not None:
-                    setattr(job, field, value)
-            for key in ("TrainingTimeInSeconds", "BillableTimeInSeconds"):
-                if desc.get(key) is not None:
-                    setattr(job, "training_time_in_seconds" if key.startswith("Training")
-                            else "billable_time_in_seconds", int(desc[key]))
-            self._forward_logs(backend, sim_job, name)
+        desc = self.backend.describe_training_job(name)
+        job.training_job_status = desc["TrainingJobStatus"]
+        job.secondary_status = desc.get("SecondaryStatus") or desc["TrainingJobStatus"]
+        if desc.get("FailureReason"):
+            job.failure_reason = desc["FailureReason"]
+        job.final_metric_data_list = [
+            {"MetricName": m["MetricName"], "Value": float(m["Value"]),
+             "Timestamp": _naive_utc(m.get("Timestamp")) or _naive_utc(desc["LastModifiedTime"])}
+            for m in desc.get("FinalMetricDataList") or []
+        ]
+        if desc.get("ModelArtifacts"):
+            job.model_artifacts = dict(desc["ModelArtifacts"])
+        for field, key in (("training_start_time", "TrainingStartTime"),
+                           ("training_end_time", "TrainingEndTime"),
+                           ("last_modified_time", "LastModifiedTime")):
+            value = _naive_utc(desc.get(key))
+            if value is not None:
+                setattr(job, field, value)
+        for key in ("TrainingTimeInSeconds", "BillableTimeInSeconds"):
+            if desc.get(key) is not None:
+                setattr(job, "training_time_in_seconds" if key.startswith("Training")
+                        else "billable_time_in_seconds", int(desc[key]))
+        self._forward_logs(backend, sim_job, name)
 
     @staticmethod
     def _finish(job, status: str, reason: str) -> None:

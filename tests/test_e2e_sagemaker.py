@@ -82,7 +82,7 @@ def sagemaker_env(airflow_db, tmp_path_factory):
         # The DAG file picks operator and sensor from STREAMGUARD_BACKEND at import: parse it now.
         from airflow.dag_processing.dagbag import DagBag
 
-        bag = DagBag(dag_folder=str(REPO / "dags" / "streamguard_training.py"), include_examples=False)
+        bag = DagBag(dag_folder=str(REPO / "dags" / "streamguard_training.py"))
         assert bag.import_errors == {}, bag.import_errors
         dag = bag.dags[DAG_ID]
         from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor

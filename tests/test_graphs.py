@@ -150,6 +150,30 @@ def test_python_line_repair_keeps_the_rest_of_the_function():
     assert taint_reaches_sink(g)
 
 
+@pytest.mark.parametrize("code", [
+    '    def find(self, cur):\n        cur.execute("SELECT " + input())\n',  # cut out of a class body
+    'def find(cur):\r\n    cur.execute("SELECT " + input())\r\n',            # Windows line ends
+])
+def test_extraction_artifacts_are_not_parse_errors(code):
+    g = build_graph(code, "python")
+    assert g["parse_ok"] is True and taint_reaches_sink(g)
+
+
+def test_a_frontend_failure_degrades_to_a_token_graph(monkeypatch, caplog):
+    from streamguard.core.graphs import builder
+
+    def broken(code, budget):
+        raise KeyError("some construct")
+
+    monkeypatch.setattr(builder, "build_python_ir", broken)
+    g = build_graph(PYTHON["percent_into_execute"][0], "python")
+    assert_valid(g)
+    assert g["parse_ok"] is False and g["num_nodes"] > 10
+    assert {kind_of(g, i).split(".")[0] for i in range(1, g["num_nodes"])} == {"tok"}
+    assert nodes_with(g, "is_sink")  # calls are still classified by name
+    assert "python frontend failed" in caplog.text
+
+
 @pytest.mark.parametrize("code", ["", "   \n"])
 @pytest.mark.parametrize("language", ["python", "java"])
 def test_empty_code_has_one_root_node(code, language):

@@ -17,6 +17,9 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("wait_for_completion", False)
+        # Not waiting, the provider would still sleep `check_interval` (30 s) to tail the logs
+        # once; the sensor downstream tails them instead.
+        kwargs.setdefault("print_log", False)
         # Existence is checked here, before the provider would rename or fail.
         kwargs["check_if_job_exists"] = False
         super().__init__(**kwargs)

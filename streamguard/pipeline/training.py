@@ -181,7 +181,9 @@ def run_job_and_wait(request: dict, backend: str, *, poll_s: float = 2.0, timeou
             hook.describe_training_job(name)
             log.info("job %s exists (retry): reconnecting", name)
         except hook.conn.exceptions.ClientError:
-            hook.create_training_job(request, wait_for_completion=False)
+            # print_log=False: with it the provider sleeps check_interval (30 s) after creating
+            # even when not waiting; this loop polls the job itself.
+            hook.create_training_job(request, wait_for_completion=False, print_log=False)
         describe = hook.describe_training_job
     deadline = time.monotonic() + timeout_s
     while True:

@@ -1,12 +1,8 @@
 """Taint-flow graph featurizer: source code -> typed program graph for the Taint-Flow GNN.
 
-Shipped inside the SageMaker source dir, so it imports only the standard library, numpy-free
-pure Python, tree_sitter and tree_sitter_java. See ``docs/architecture.md`` for the record shape.
-
-Modules: `vocab` (fixed kind/feature/edge vocabularies), `rules` (sources, sinks, sanitizers),
-`consts` (condition folding), `ir` (graph under construction, def-use machinery),
-`python_frontend` / `java_frontend` / `tokens` (parsers), `taint` (reachability, statistics),
-`builder` (`build_graph`).
+Shipped inside the SageMaker source dir: imports only the standard library, numpy, tree_sitter
+and tree_sitter_java. The record shape is in ``docs/architecture.md``; node kinds, features, edge
+types and the taint semantics are described in this package's README.md.
 """
 
 from .builder import DEFAULT_MAX_NODES, build_graph, normalise_language

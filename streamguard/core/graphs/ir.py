@@ -278,6 +278,15 @@ class GraphIR:
             scope = self._class_scope() if "." in key else self.scope
             scope.all_defs.setdefault(key, set()).add(node)
 
+    def define_global(self, key: str, node: int) -> None:
+        """Also register definition ``node`` of ``key`` in the outermost scope (Python ``global``)."""
+        if self.dead:
+            return
+        s = self.scope
+        while s.parent is not None:
+            s = s.parent
+        s.all_defs.setdefault(key, set()).add(node)
+
     def declare(self, key: str) -> None:
         """A local declared without a value: it shadows any field of the same name."""
         if self.env is not None:

@@ -15,6 +15,9 @@ _CONST_METHOD = re.compile(
 
 
 class JavaConstants:
+    """Condition folding for the Java walker (uses ``self.g``, ``self.code``, ``self.consts``,
+    ``self.declared``, ``self._const_methods``, ``self._assigned``)."""
+
     @property
     def const_methods(self) -> dict[str, object]:
         """No-arg methods whose whole body is ``return <literal>;`` (scanned on first need)."""

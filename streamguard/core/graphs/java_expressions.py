@@ -11,6 +11,9 @@ from .rules import (APPEND_METHODS, GET_METHODS, KEYED_STORE_METHODS, PLACEHOLDE
 
 
 class JavaExpressions:
+    """Expression handlers of the Java walker (uses ``self.g``, ``self.node``, ``self.const``,
+    ``self.array_elems``). Each returns the id of the node that carries the expression's value."""
+
     def literal(self, n, parent: int) -> int:
         t = n.type
         flags = IR.LITERAL

@@ -45,7 +45,6 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         self.declared: set[str] = set()
         self.array_elems: dict[int, list[int]] = {}  # array initializer/creation node -> element values
 
-    # ------------------------------------------------------------------------------ constants
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n, parent: int) -> int:
         """Emit ``n`` (statement, expression or declaration); returns the id carrying its value."""
@@ -467,7 +466,6 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                 g.flow(v, nid)
         return nid
 
-    # ----------------------------------------------------------------------------- expressions
     def labeled_statement(self, n, parent: int) -> int:
         nid = self.g.add("java.labeled_statement", parent)
         self.statements([c for c in named(n) if c.type != "identifier"], nid)

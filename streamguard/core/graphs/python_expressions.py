@@ -45,7 +45,12 @@ def hashable(v: object) -> object:
 
 
 class PyExpressions:
+    """Expression handlers of the Python walker (uses ``self.g``, ``self.node``, ``self.consts``,
+    ``self.seq_elems``, ``self.dict_elems``, ``self.statement_defs``). Each returns the id of the
+    node that carries the expression's value."""
+
     def const(self, n: ast.AST) -> object:
+        """Fold an expression to a Python value, or UNKNOWN (module constants only, never locals)."""
         if isinstance(n, ast.Constant):
             return n.value
         if isinstance(n, ast.Name):

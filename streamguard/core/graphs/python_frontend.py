@@ -50,10 +50,6 @@ def _module_constants(tree: ast.Module) -> dict[str, object]:
     return {k: v for k, v in cands.items() if counts.get(k, 0) == 1}
 
 
-
-
-
-
 class _PyWalker(PyExpressions):
     """One pass over a Python ``ast`` tree, in source order (expressions in the mixin)."""
 
@@ -63,9 +59,9 @@ class _PyWalker(PyExpressions):
         self.seq_elems: dict[int, list[int]] = {}            # list/tuple literal node -> element values
         self.dict_elems: dict[int, dict[object, int]] = {}   # dict literal node -> {literal key: value}
         self.class_depth = 0
+        self.global_names: set[str] = set()  # names declared global/nonlocal in the current function
         self.statement_defs: set[int] = set()  # definitions bound to a string literal or built string
 
-    # ------------------------------------------------------------------------------ constants
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n: ast.AST, parent: int) -> int:
         """Emit ``n``; returns the id of the node carrying its value."""
@@ -136,8 +132,8 @@ class _PyWalker(PyExpressions):
             [a.kwarg] if a.kwarg else [])
         is_method = self.class_depth > 0 or bool(params and params[0].arg in ("self", "cls"))
         info = FuncInfo(n.name, nid, is_method)
-        saved_depth = self.class_depth
-        self.class_depth = 0
+        saved_depth, saved_globals = self.class_depth, self.global_names
+        self.class_depth, self.global_names = 0, set()
         with g.function(info):
             aid = g.add("py.arguments", nid)
             for p in params:
@@ -146,8 +142,15 @@ class _PyWalker(PyExpressions):
                 # Annotations are not enforced at run time: every parameter but self/cls may be untrusted.
                 info.params.append((p.arg, pid, p.arg not in ("self", "cls")))
             self.statements(n.body, nid, nid)
-        self.class_depth = saved_depth
+        self.class_depth, self.global_names = saved_depth, saved_globals
         return nid
+
+    def Global(self, n, parent: int) -> int:
+        """``global x`` / ``nonlocal x``: assignments to x in this function are seen by the others."""
+        self.global_names.update(n.names)
+        return self.g.add("py." + type(n).__name__, parent)
+
+    Nonlocal = Global
 
     AsyncFunctionDef = FunctionDef
 
@@ -228,6 +231,8 @@ class _PyWalker(PyExpressions):
         if key is not None:
             tid = g.add("py." + type(t).__name__, parent, IR.IDENT)
             g.define(key, tid, v, strong=strong, const=isinstance(value, ast.Constant))
+            if key in self.global_names:
+                g.define_global(key, tid)
             if v >= 0 and (g.flags[v] & (IR.CONCAT | IR.SQL_LITERAL) or (
                     isinstance(value, ast.Constant) and isinstance(value.value, str))):
                 self.statement_defs.add(tid)
@@ -250,14 +255,13 @@ class _PyWalker(PyExpressions):
         if isinstance(t, ast.Subscript):
             sid = g.add("py.Subscript", parent)
             self.node(t.value, sid)
-            idx = self.node(t.slice, sid)
+            self.node(t.slice, sid)
             g.flow(v, sid)
             base = self_key(t.value)
             if base is not None:
                 g.define(base, sid, -1, strong=False)
                 index = self.const(t.slice)
                 g.container_store(base, None if index is UNKNOWN else hashable(index), v)
-            del idx
             return
         if isinstance(t, ast.Attribute):  # obj.attr = v taints obj
             aid = g.add("py.Attribute", parent)
@@ -363,14 +367,11 @@ class _PyWalker(PyExpressions):
 
     TryStar = Try
 
-    # ----------------------------------------------------------------------------- expressions
 
-
-
-
-_LEAVES = ("Import", "ImportFrom", "Pass", "Global", "Nonlocal")
+_LEAVES = ("Import", "ImportFrom", "Pass")
 _HANDLERS = {name: getattr(_PyWalker, name) for name in (
-    "Module", "FunctionDef", "AsyncFunctionDef", "ClassDef", "Return", "Raise", "Break", "Continue", "Expr",
+    "Module", "Global", "Nonlocal", "FunctionDef", "AsyncFunctionDef", "ClassDef", "Return", "Raise", "Break",
+    "Continue", "Expr",
     "Assign", "AnnAssign", "AugAssign", "If", "While", "For", "AsyncFor", "With", "AsyncWith", "Try", "TryStar",
     "Name", "Constant", "JoinedStr", "BinOp", "BoolOp", "UnaryOp", "IfExp", "Attribute", "Subscript", "List",
     "Tuple", "Set", "Dict", "Lambda", "ListComp", "SetComp", "GeneratorExp", "DictComp", "NamedExpr", "Call")}

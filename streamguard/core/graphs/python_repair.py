@@ -1,7 +1,8 @@
 """Error-tolerant parsing of Python source with ``ast``.
 
 In this order (the result reports whether anything beyond step 1 was needed):
-1. the code is dedented (functions cut out of a class body keep their indentation);
+1. line ends are normalised and the code is dedented (functions cut out of a class body keep
+   their indentation);
 2. line repair, at most 40 rounds: the line a ``SyntaxError`` points at is re-indented to its
    predecessor's level ("unexpected indent"), or replaced by ``pass`` at its own indentation
    (anything else, e.g. Python 2 ``print "x"``); when that line is already neutral the culprit is
@@ -20,10 +21,18 @@ _MAX_REPAIRS = 40
 
 
 def tolerant_parse(code: str) -> tuple[ast.Module | None, bool]:
-    """Parse with line repair (see module docstring). Returns (tree or None, parsed without repair)."""
-    src = textwrap.dedent(code.replace("\r\n", "\n").replace("\x00", ""))
+    """Parse with line repair (see module docstring). Returns (tree or None, parsed without repair).
+
+    Normalising line ends, dropping NUL bytes and lone surrogates and dedenting do not count as
+    repair; they only undo how the code was extracted or stored.
+    """
     try:
-        return _parse(src), src == code
+        code.encode("utf-8")
+    except UnicodeEncodeError:
+        code = code.encode("utf-8", "replace").decode("utf-8")
+    src = textwrap.dedent(code.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", ""))
+    try:
+        return _parse(src), True
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     lines = src.split("\n")
