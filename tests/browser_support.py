@@ -171,7 +171,11 @@ class AirflowServer:
         return "\n".join(parts)
 
     def stop(self, grace: float = 20) -> None:
-        """SIGTERM every process group, SIGKILL what is left after ``grace`` seconds."""
+        """Stop the Airflow process groups (SIGTERM, SIGKILL after ``grace`` s), then any local training job.
+
+        Local training jobs run in sessions of their own (they outlive task processes by design), so
+        killing the Airflow groups does not reach them: they are stopped through their status records.
+        """
         for proc in self.procs:
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -188,6 +192,7 @@ class AirflowServer:
             except subprocess.TimeoutExpired:
                 pass
         self.procs.clear()
+        stop_local_jobs(self.streamguard_home / "jobs")
 
     # --- REST API ---------------------------------------------------------------------------------
     def token(self) -> str:
@@ -244,6 +249,44 @@ class AirflowServer:
         path = f"/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances?limit=100"
         instances = self.request("GET", path, token=token)["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in instances}
+
+
+def stop_local_jobs(jobs_dir: Path, wait_s: float = 10) -> list[str]:
+    """Stop every local training job under ``jobs_dir`` that is still active; return their names.
+
+    Asks each job to stop through the backend (its supervisor records Stopped), then SIGKILLs the
+    supervisor's and the training process's groups if they are still there.
+    """
+    from streamguard.backends.local import LocalTrainingBackend, kill_group, pid_alive
+    from streamguard.jobs import TERMINAL_STATES
+
+    if not jobs_dir.is_dir():
+        return []
+    backend, stopped = LocalTrainingBackend(jobs_dir), []
+    for summary in backend.list_training_jobs():
+        name = summary["TrainingJobName"]
+        status = backend.describe_training_job(name)
+        if status["TrainingJobStatus"] in TERMINAL_STATES:
+            continue
+        stopped.append(name)
+        status = backend.stop_training_job(name, wait_s=wait_s)
+        for key in ("Pid", "ChildPid"):
+            pid = status.get(key)
+            if pid and pid_alive(pid) and _belongs_to(pid, name, backend.job_dir(name)):
+                kill_group(pid, signal.SIGKILL)
+    return stopped
+
+
+def _belongs_to(pid: int, job_name: str, job_dir: Path) -> bool:
+    """Whether a live pid is this job's process (never a reused pid): its command line names the job
+    (the supervisor) or it runs inside the job directory (the training script)."""
+    proc = Path("/proc") / str(pid)
+    try:
+        if job_name in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+            return True
+        return Path(os.readlink(proc / "cwd")).resolve().is_relative_to(job_dir.resolve())
+    except OSError:
+        return False
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -54,7 +54,7 @@ def write_feedback(path: Path, *, n: int, accuracy: float, model_version: str, s
 
 
 def decisions(client: RegistryClient) -> list[dict]:
-    return [e["payload"] for e in client.list_events(kind="retrain_decision")]
+    return [e.payload for e in client.list_events(kind="retrain_decision")]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_2_accuracy_drift_retrains_and_promotes_a_better_challenger(world):
     assert client.get_alias(MODEL, "champion").version == 2
     assert client.get_alias(MODEL, "deployed").version == 2
     promotions = client.list_events(kind="promotion")
-    assert promotions and promotions[-1]["payload"]["challenger_version"] == 2
+    assert promotions and promotions[-1].payload["challenger_version"] == 2
     # The A/B plan for the endpoint is written as an artifact in local mode.
     plans = list((home / "artifacts" / "runs").rglob("gnn-endpoint-config.json"))
     assert plans and json.loads(plans[-1].read_text())["ProductionVariants"]

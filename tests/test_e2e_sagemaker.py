@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -286,21 +285,22 @@ def test_passing_models_are_approved_sagemaker_model_packages(success_run):
         assert props["artifact_sha256"] == v.artifact_sha256
 
 
-def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, success_run, caplog):
+def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, success_run, capfd):
     from streamguard.registry import RegistryClient
 
     sagemaker_env.sim.reset()
     sagemaker_env.sim.fail_training("transformer", FAILURE_REASON)
     sagemaker_env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry-failed")
-    with caplog.at_level(logging.INFO):
-        dr = sagemaker_env.dag.test(run_conf=CONF)
+    capfd.readouterr()
+    dr = sagemaker_env.dag.test(run_conf=CONF)
+    task_log = capfd.readouterr().out  # dag.test writes the task logs to stdout
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "failed", states
     assert states["transformer.wait"] == "failed"
     assert states["transformer.register"] == "upstream_failed"
     assert states["gnn.register"] == "success"  # the other model is not held back
     # The sensor's error carries SageMaker's FailureReason.
-    assert f"Sagemaker job failed for the following reason: {FAILURE_REASON}" in caplog.text
+    assert f"Sagemaker job failed for the following reason: {FAILURE_REASON}" in task_log, task_log[-3000:]
     client = RegistryClient(f"s3://{BUCKET}/registry-failed")
     assert client.list_models() == ["taint_flow_gnn"]
     assert client.list_versions("sql_intent_transformer") == []
@@ -308,7 +308,7 @@ def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, 
     assert _sm().describe_training_job(TrainingJobName=failed["TrainingJobName"])["FailureReason"] == FAILURE_REASON
 
 
-def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemaker_env, success_run, caplog):
+def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemaker_env, success_run, capfd):
     from streamguard.pipeline.training import build_training_job
     from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator
 
@@ -319,12 +319,23 @@ def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemake
     sim.reset()
     # The job's outcome does not matter here, only how often it is created: do not train.
     sim.fail_training("gnn", "not run by this test")
-    results = []
-    with caplog.at_level(logging.INFO):
-        for _attempt in range(2):
-            op = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(request))
-            results.append(op.execute({}))
+    results, logs = [], []
+    for _attempt in range(2):  # the first try, then its retry with the same config
+        capfd.readouterr()
+        op = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(request))
+        results.append(op.execute({}))
+        logs.append(capfd.readouterr().out)
     assert [r["TrainingJobName"] for r in sim.requests] == [request["TrainingJobName"]]
     assert sim.requests[0] == request
-    assert "already exists" in caplog.text and "reconnecting instead of starting a second job" in caplog.text
+    assert "Creating SageMaker training job" in logs[0] and "reconnecting" not in logs[0]
+    assert f"Training job {request['TrainingJobName']} already exists" in logs[1]
+    assert "reconnecting instead of starting a second job" in logs[1]
+    assert "Creating SageMaker training job" not in logs[1]
     assert results[0]["Training"]["TrainingJobName"] == results[1]["Training"]["TrainingJobName"]
+    # Without the reconnect the retry would have failed: like SageMaker, the simulator refuses
+    # a second job of the same name.
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        _sm().create_training_job(**request)
+    assert refused.value.response["Error"]["Code"] == "ResourceInUse"

@@ -147,10 +147,10 @@ def _read_from_artifact(artifact_uri: str, member: str) -> Any:
 
 def _last_retrain_at(model_type: str) -> datetime | None:
     events = _registry().list_events(kind="retraining_started")
-    times = [e for e in events if e.get("payload", {}).get("model_type") == model_type]
-    if not times:
+    mine = [e for e in events if e.payload.get("model_type") == model_type]
+    if not mine:
         return None
-    ts = times[-1]["payload"].get("at") or times[-1].get("created_at")
+    ts = mine[-1].payload.get("at") or mine[-1].created_at
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 

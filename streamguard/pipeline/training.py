@@ -257,7 +257,7 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
         tmp_path = Path(tmp)
         out = _fetch_tar(output_uri_of(desc), tmp_path / "out")
         test_metrics = json.loads((out / "metrics.json").read_text())
-        predictions_uri = run_uri(key, "eval", model_type, "predictions.jsonl")
+        predictions_uri = run_uri(key, "eval", model_type, request["TrainingJobName"], "predictions.jsonl")
         storage.upload_file(str(out / "predictions.jsonl"), predictions_uri)
         model_tar = tmp_path / "model.tar.gz"
         storage.download(artifact_uri, str(model_tar))
