@@ -21,6 +21,7 @@ rusage). Everything goes under `--out`: prepared channels, model dirs and logs p
 from __future__ import annotations
 
 import argparse
+import fcntl
 import filecmp
 import json
 import os
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", required=True, help="folder with the three reference *.jsonl.gz files")
     p.add_argument("--out", required=True, help="results folder (git-ignored benchmarks/results/...)")
-    p.add_argument("--models", default="gnn,transformer", help="comma-separated: gnn, transformer")
+    p.add_argument("--models", default="gnn,transformer",
+                   help="comma-separated: gnn, transformer; 'none' only prepares the channels")
     p.add_argument("--experiments", default="in_dist,cross_source",
                    help="comma-separated: in_dist, cross_source")
     p.add_argument("--seed", type=int, default=13, help="split seed and training seed")
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-transformer-args", default="", help="more entry flags for the transformer")
     p.add_argument("--threads", type=int, default=2, help="OMP / MKL threads of each training process")
     p.add_argument("--nice", type=int, default=10, help="niceness of the training processes")
+    p.add_argument("--code-snapshot", default=None,
+                   help="run an earlier snapshot (<out>/code/<sha12>) instead of copying the working tree")
     p.add_argument("--reuse", action="store_true",
                    help="reuse prepared channels and finished runs found under --out (same settings)")
     return p
@@ -117,10 +121,13 @@ def take_snapshot(code_dir: Path, attempts: int = 10, wait_s: float = 30.0) -> d
 
     problem = ""
     for attempt in range(1, attempts + 1):
-        if code_dir.exists():
-            shutil.rmtree(code_dir)
-        src, lib = code_dir / "src", code_dir / "lib"
-        tarball, sha = build_sourcedir_tarball(code_dir / "sourcedir.tar.gz")
+        # Copy into a private folder first; concurrent invocations on the same --out then share
+        # one snapshot per source-dir hash instead of overwriting each other's.
+        tmp = code_dir / f"tmp-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        src, lib = tmp / "src", tmp / "lib"
+        tarball, sha = build_sourcedir_tarball(tmp / "sourcedir.tar.gz")
         safe_extract(tarball, src)
         shutil.copytree(REPO / "streamguard", lib / "streamguard",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -131,12 +138,39 @@ def take_snapshot(code_dir: Path, attempts: int = 10, wait_s: float = 30.0) -> d
                                    "print(g.FEATURIZER_VERSION)"],
             cwd=lib, env=dict(os.environ, PYTHONPATH=str(lib)), capture_output=True, text=True)
         if not _differs(same) and check.returncode == 0:
-            return {"src": str(src), "lib": str(lib), "sourcedir_sha256": sha,
+            final = code_dir / sha[:12]
+            try:
+                tmp.rename(final)
+            except OSError:  # another invocation already holds this exact code
+                shutil.rmtree(tmp)
+            info = {"src": str(final / "src"), "lib": str(final / "lib"), "sourcedir_sha256": sha,
                     "featurizer_version": check.stdout.strip(), **_git_state()}
+            (final / "snapshot.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+            return info
+        shutil.rmtree(tmp)
         problem = check.stderr.strip().splitlines()[-1:] or ["the featurizer changed while it was copied"]
         print(f"snapshot attempt {attempt}: {problem[0]}; retrying in {wait_s:.0f}s", flush=True)
         time.sleep(wait_s)
     raise SystemExit(f"could not take a consistent, importable snapshot of the code: {problem}")
+
+
+def load_snapshot(folder: Path) -> dict:
+    """An earlier snapshot (``<out>/code/<sha12>``), to measure one fixed version of the code."""
+    import hashlib
+
+    src, lib, tarball = folder / "src", folder / "lib", folder / "sourcedir.tar.gz"
+    if not (src / ENTRY_POINT).is_file() or not (lib / "streamguard").is_dir() or not tarball.is_file():
+        raise SystemExit(f"{folder}: not a snapshot (needs src/{ENTRY_POINT}, lib/streamguard, sourcedir.tar.gz)")
+    check = subprocess.run([sys.executable, "-c", "import streamguard.core.graphs as g; print(g.FEATURIZER_VERSION)"],
+                           cwd=lib, env=dict(os.environ, PYTHONPATH=str(lib)), capture_output=True, text=True)
+    if check.returncode != 0:
+        raise SystemExit(f"{folder}: the snapshot's featurizer does not import:\n{check.stderr[-2000:]}")
+    info = {"src": str(src), "lib": str(lib), "sourcedir_sha256": hashlib.sha256(tarball.read_bytes()).hexdigest(),
+            "featurizer_version": check.stdout.strip(), "pinned_from": str(folder)}
+    saved = folder / "snapshot.json"
+    if saved.is_file():  # git state recorded when the snapshot was taken
+        info.update({k: v for k, v in json.loads(saved.read_text(encoding="utf-8")).items() if k.startswith("git_")})
+    return info
 
 
 def _differs(cmp: filecmp.dircmp) -> bool:
@@ -452,7 +486,7 @@ def render(summary: dict, args: argparse.Namespace) -> str:
 # ----------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip() and m.strip() != "none"]
     experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
     bad = [m for m in models if m not in ("gnn", "transformer")] + \
           [e for e in experiments if e not in ("in_dist", "cross_source")]
@@ -469,10 +503,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.nice:
         os.nice(args.nice)
 
-    snapshot = take_snapshot(out / "code")
+    if args.code_snapshot:
+        snapshot = load_snapshot(Path(args.code_snapshot).resolve())
+    else:
+        snapshot = take_snapshot(out / "code")
     print(f"code under test: sourcedir sha256 {snapshot['sourcedir_sha256'][:12]}, featurizer "
-          f"{snapshot['featurizer_version']}, git {snapshot['git_head'][:10]}"
-          f"{' + uncommitted changes' if snapshot['git_dirty'] else ''}", flush=True)
+          f"{snapshot['featurizer_version']}, git {snapshot.get('git_head', '?')[:10]}"
+          f"{' + uncommitted changes' if snapshot.get('git_dirty') else ''}", flush=True)
     summary: dict = {"args": vars(args), "code": snapshot, "models": models, "prepare": {}, "runs": {},
                      "breakdown": {}, "baselines": {}}
     summary_path = out / "summary.json"
@@ -485,8 +522,16 @@ def main(argv: list[str] | None = None) -> int:
         summary["models"] = sorted(set(old.get("models", [])) | set(models))
 
     def save() -> None:
-        summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        (out / "summary.md").write_text(render(summary, args), encoding="utf-8")
+        # Concurrent invocations (e.g. one per model) share --out: merge under a lock.
+        with open(out / ".summary.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if summary_path.is_file():
+                disk = json.loads(summary_path.read_text(encoding="utf-8"))
+                for key in ("runs", "breakdown", "baselines", "prepare"):
+                    summary[key] = {**disk.get(key, {}), **summary[key]}
+                summary["models"] = sorted(set(disk.get("models", [])) | set(summary["models"]))
+            summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            (out / "summary.md").write_text(render(summary, args), encoding="utf-8")
 
     if "in_dist" in experiments:
         channels = out / "prepared" / "all"

@@ -260,3 +260,224 @@ def run(cur):
     cur.execute(QUERY)
 ''', True),
 }
+
+# ------------------------------------------------------------------------- sanitizing patterns
+# Path basenames are sanitizers for path sinks only; a membership test on a constant allow-list
+# sanitizes the variable on the path where it holds; an argv with a literal program runs no shell.
+_J = '''import java.io.*; import java.nio.file.*; import java.sql.*; import java.util.*;
+class A {{ private static final Set<String> ALLOWED = new HashSet<>(Arrays.asList("id", "name"));
+ Object f(HttpServletRequest request, Statement stmt) throws Exception {{
+  String v = request.getParameter("v");
+{body}
+ }}
+}}'''
+
+
+def _java(body: str) -> str:
+    return _J.format(body=body)
+
+
+JAVA.update({
+    "path_trim_only": (_java('  v = v.trim();\n  return new FileInputStream(new File("/srv/files/" + v));'), True),
+    "path_paths_get_file_name": (_java(
+        '  v = Paths.get(v.trim()).getFileName().toString();\n'
+        '  return new FileInputStream(new File("/srv/files/" + v + ".txt"));'), False),
+    "path_path_of_file_name": (_java(
+        '  String n = Path.of(v).getFileName().toString();\n  return new FileReader("/srv/" + n);'), False),
+    "path_new_file_get_name": (_java(
+        '  String n = new File(v).getName();\n  return new FileInputStream(new File("/srv/files/", n));'), False),
+    "path_filename_utils": (_java(
+        '  String n = FilenameUtils.getName(v);\n  return new FileInputStream("/srv/files/" + n);'), False),
+    "basename_is_no_sql_sanitizer": (_java(
+        '  String n = Paths.get(v).getFileName().toString();\n'
+        '  return stmt.executeQuery("SELECT * FROM t WHERE name = \'" + n + "\'");'), True),
+    "allowlist_warn_only": (_java(
+        '  if (!ALLOWED.contains(v)) {\n    System.err.println("unexpected " + v);\n  }\n'
+        '  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'), True),
+    "allowlist_overwrite": (_java(
+        '  if (!ALLOWED.contains(v)) {\n    System.err.println("unexpected " + v);\n    v = "id";\n  }\n'
+        '  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'), False),
+    "allowlist_throw": (_java(
+        '  if (!ALLOWED.contains(v)) {\n    throw new IllegalArgumentException("bad column " + v);\n  }\n'
+        '  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'), False),
+    "allowlist_return": (_java(
+        '  if (!ALLOWED.contains(v)) return null;\n  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'),
+        False),
+    "allowlist_positive": (_java(
+        '  if (ALLOWED.contains(v)) {\n    return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);\n  }\n'
+        '  return null;'), False),
+    "allowlist_positive_else_branch": (_java(
+        '  if (ALLOWED.contains(v)) {\n    return null;\n  } else {\n'
+        '    return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);\n  }'), True),
+    "allowlist_null_or_outside": (_java(
+        '  String fallback = "id";\n  if (v == null || !ALLOWED.contains(v)) {\n    v = fallback;\n  }\n'
+        '  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'), False),
+    "default_only_when_null": (_java(
+        '  String fallback = "id";\n  if (v == null) {\n    v = fallback;\n  }\n'
+        '  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'), True),
+    "allowlist_inline_as_list": (_java(
+        '  if (!Arrays.asList("localhost", "db.internal").contains(v)) {\n    throw new SecurityException(v);\n  }\n'
+        '  return Runtime.getRuntime().exec("ping " + v);'), False),
+    "allowlist_grown_from_input": (_java(
+        '  ALLOWED.add(request.getParameter("extra"));\n  if (!ALLOWED.contains(v)) {\n    return null;\n  }\n'
+        '  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'), True),
+    "allowlist_of_request_values": (_java(
+        '  List<String> allowed = Arrays.asList(request.getParameterValues("ok"));\n'
+        '  if (!allowed.contains(v)) {\n    return null;\n  }\n'
+        '  return stmt.executeQuery("SELECT * FROM t ORDER BY " + v);'), True),
+    "process_builder_literal_program": (_java(
+        '  return new ProcessBuilder("ping", "-c", "1", v).start();'), False),
+    "process_builder_shell": (_java('  return new ProcessBuilder("sh", "-c", "ping " + v).start();'), True),
+    "process_builder_tainted_program": (_java('  return new ProcessBuilder(v, "-c", "1").start();'), True),
+})
+
+PYTHON.update({
+    "path_strip_only": ('''import os
+BASE = "/srv/files"
+def read(request):
+    name = request.args["f"].strip()
+    return open(os.path.join(BASE, name + ".txt")).read()
+''', True),
+    "path_basename": ('''import os
+BASE = "/srv/files"
+def read(request):
+    name = os.path.basename(request.args["f"].strip())
+    return open(os.path.join(BASE, "%s.txt" % name)).read()
+''', False),
+    "path_pathlib_name": ('''import os, pathlib
+def read(request):
+    name = pathlib.Path(request.args["f"]).name
+    return open("/srv/files/" + name).read()
+''', False),
+    "path_secure_filename": ('''from werkzeug.utils import secure_filename
+def save(request):
+    name = secure_filename(request.args["f"])
+    return open("/srv/uploads/" + name, "wb")
+''', False),
+    "basename_is_no_sql_sanitizer": ('''import os
+def find(cursor, request):
+    name = os.path.basename(request.args["f"])
+    cursor.execute("SELECT * FROM files WHERE name = '%s'" % name)
+''', True),
+    "path_realpath_prefix_raise": ('''import os
+BASE_DIR = "/srv/reports/"
+def read(request):
+    path = os.path.realpath(os.path.join(BASE_DIR, request.args["f"]))
+    if not path.startswith(BASE_DIR):
+        raise PermissionError(path)
+    return open(path).read()
+''', False),
+    "path_prefix_warn_only": ('''import os
+BASE_DIR = "/srv/reports/"
+def read(request):
+    path = os.path.realpath(os.path.join(BASE_DIR, request.args["f"]))
+    if not path.startswith(BASE_DIR):
+        print("outside base: " + path)
+    return open(path).read()
+''', True),
+    "path_prefix_not_normalised": ('''import os
+BASE_DIR = "/srv/reports/"
+def read(request):
+    path = os.path.join(BASE_DIR, request.args["f"])
+    if not path.startswith(BASE_DIR):
+        raise PermissionError(path)
+    return open(path).read()
+''', True),
+    "allowlist_warn_only": ('''ALLOWED = ("id", "name")
+def find(cursor, request):
+    key = request.args.get("sort", "")
+    if key not in ALLOWED:
+        print("unexpected sort column: " + key)
+    cursor.execute(f"SELECT * FROM t ORDER BY {key}")
+''', True),
+    "allowlist_overwrite": ('''ALLOWED = ("id", "name")
+def find(cursor, request):
+    key = request.args.get("sort", "")
+    if key not in ALLOWED:
+        print("unexpected sort column: " + key)
+        key = "id"
+    cursor.execute(f"SELECT * FROM t ORDER BY {key}")
+''', False),
+    "allowlist_raise": ('''ALLOWED = frozenset({"id", "name"})
+def find(cursor, request):
+    key = request.args.get("sort", "")
+    if key not in ALLOWED:
+        raise ValueError("bad column " + key)
+    cursor.execute("SELECT * FROM t ORDER BY " + key)
+''', False),
+    "allowlist_return": ('''ALLOWED = ["id", "name"]
+def find(cursor, request):
+    key = request.args.get("sort", "")
+    if not key in ALLOWED:
+        return None
+    cursor.execute("SELECT * FROM t ORDER BY %s" % key)
+''', False),
+    "allowlist_positive": ('''def find(cursor, request):
+    key = request.args.get("sort", "")
+    if key in ("id", "name") and len(key) < 10:
+        cursor.execute("SELECT * FROM t ORDER BY " + key)
+''', False),
+    "allowlist_positive_else_branch": ('''def find(cursor, request):
+    key = request.args.get("sort", "")
+    if key in ("id", "name"):
+        pass
+    else:
+        cursor.execute("SELECT * FROM t ORDER BY " + key)
+''', True),
+    "allowlist_empty_or_outside": ('''ALLOWED = ("id", "name")
+def find(cursor, request):
+    key = request.args.get("sort", "")
+    fallback = "id"
+    if not key or key not in ALLOWED:
+        key = fallback
+    cursor.execute("SELECT * FROM t ORDER BY {}".format(key))
+''', False),
+    "default_only_when_empty": ('''def find(cursor, request):
+    key = request.args.get("sort", "")
+    fallback = "id"
+    if not key:
+        key = fallback
+    cursor.execute("SELECT * FROM t ORDER BY {}".format(key))
+''', True),
+    "allowlist_grown_from_input": ('''ALLOWED = ["id", "name"]
+def find(cursor, request):
+    ALLOWED.append(request.args["extra"])
+    key = request.args.get("sort", "")
+    if key not in ALLOWED:
+        return None
+    cursor.execute("SELECT * FROM t ORDER BY " + key)
+''', True),
+    "allowlist_of_request_values": ('''def find(cursor, request):
+    allowed = request.args.getlist("ok")
+    key = request.args.get("sort", "")
+    if key not in allowed:
+        return None
+    cursor.execute("SELECT * FROM t ORDER BY " + key)
+''', True),
+    "subprocess_argv_literal_program": ('''import subprocess, sys
+def check():
+    host = sys.argv[1]
+    return subprocess.run(["ping", "-c", "1", host], capture_output=True).stdout
+''', False),
+    "subprocess_constant_tool_plus_arg": ('''import subprocess, sys
+TOOL = ["nslookup"]
+def check():
+    host = sys.argv[1]
+    return subprocess.run(TOOL + [host], capture_output=True).stdout
+''', False),
+    "subprocess_argv_with_shell": ('''import subprocess, sys
+def check():
+    host = sys.argv[1]
+    return subprocess.run(["ping " + host], shell=True).stdout
+''', True),
+    "subprocess_shell_program": ('''import subprocess, sys
+def check():
+    host = sys.argv[1]
+    return subprocess.run(["sh", "-c", "ping " + host]).stdout
+''', True),
+    "subprocess_shell_string": ('''import subprocess, sys
+def check():
+    cmd = "ping -c 1 " + sys.argv[1]
+    return subprocess.run(cmd, shell=True).stdout
+''', True),
+})

@@ -278,8 +278,10 @@ def stop_local_jobs(jobs_dir: Path, wait_s: float = 10) -> list[str]:
 
 
 def _belongs_to(pid: int, job_name: str, job_dir: Path) -> bool:
-    """Whether a live pid is this job's process (never a reused pid): its command line names the job
-    (the supervisor) or it runs inside the job directory (the training script)."""
+    """Whether a live pid is this job's process, not a reused pid.
+
+    The supervisor's command line names the job; the training script runs inside the job directory.
+    """
     proc = Path("/proc") / str(pid)
     try:
         if job_name in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
@@ -329,9 +331,13 @@ class Screenshots:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.taken: list[Path] = []
 
-    def take(self, page: Any, name: str) -> Path:
+    def take(self, page_or_element: Any, name: str) -> Path:
+        """Screenshot a page (full page) or one element (e.g. a region inside the plugin's iframe)."""
         path = self.directory / f"{len(self.taken) + 1:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        if hasattr(page_or_element, "goto"):
+            page_or_element.screenshot(path=str(path), full_page=True)
+        else:
+            page_or_element.screenshot(path=str(path))
         self.taken.append(path)
         return path
 

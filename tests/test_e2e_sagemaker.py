@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -32,7 +30,6 @@ BUCKET = "sg-e2e-sagemaker"
 ROLE_ARN = "arn:aws:iam::123456789012:role/test"
 REGION = "us-east-1"
 DAG_ID = "streamguard_training"
-MODEL_TYPES = ("gnn", "transformer")
 # Tiny but real: a few dozen records, one epoch, gates open so both models register.
 CONF = {
     "sample_pairs": 20,
@@ -119,19 +116,21 @@ def _read_s3(uri: str) -> bytes:
 
 
 def _expected_inputs(run_id: str):
-    """Config, prepared data and source package of a run, rebuilt independently of the DAG."""
+    """Config, prepared data and source package of a run, read back from the bucket."""
     from streamguard import storage
     from streamguard.pipeline.params import TrainingConfig, resolve_training_config
     from streamguard.pipeline.training import run_key, run_uri
-    from streamguard.sourcedir import build_sourcedir_tarball
 
     config: TrainingConfig = resolve_training_config(CONF)
     key = run_key(DAG_ID, run_id)
     data = json.loads(storage.read_text(run_uri(key, "data", "_SUCCESS.json")))
-    with tempfile.TemporaryDirectory(prefix="sg-e2e-src-") as tmp:
-        _path, sha = build_sourcedir_tarball(Path(tmp) / "sourcedir.tar.gz")
-    source = {"uri": run_uri(key, "code", sha[:12], "sourcedir.tar.gz"), "sha256": sha}
-    return config, data, source
+    prefix = run_uri(key, "code")[len(f"s3://{BUCKET}/"):] + "/"
+    (obj,) = _s3().list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+    uri = f"s3://{BUCKET}/{obj['Key']}"
+    sha = hashlib.sha256(_read_s3(uri)).hexdigest()
+    # The package is content-addressed: <run>/code/<sha256[:12]>/sourcedir.tar.gz.
+    assert uri == run_uri(key, "code", sha[:12], "sourcedir.tar.gz")
+    return config, data, {"uri": uri, "sha256": sha}
 
 
 @pytest.fixture(scope="module")
@@ -285,27 +284,36 @@ def test_passing_models_are_approved_sagemaker_model_packages(success_run):
         assert props["artifact_sha256"] == v.artifact_sha256
 
 
-def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, success_run, capfd):
+def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, capfd):
     from streamguard.registry import RegistryClient
 
     sagemaker_env.sim.reset()
     sagemaker_env.sim.fail_training("transformer", FAILURE_REASON)
     sagemaker_env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry-failed")
     capfd.readouterr()
-    dr = sagemaker_env.dag.test(run_conf=CONF)
+    # Only the failing model: the success run above already covers the other branch.
+    dr = sagemaker_env.dag.test(run_conf=dict(CONF, models=["transformer"]))
     task_log = capfd.readouterr().out  # dag.test writes the task logs to stdout
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "failed", states
+    assert states["transformer.train"] == "success"
     assert states["transformer.wait"] == "failed"
-    assert states["transformer.register"] == "upstream_failed"
-    assert states["gnn.register"] == "success"  # the other model is not held back
+    assert states["transformer.collect"] == states["transformer.register"] == "upstream_failed"
     # The sensor's error carries SageMaker's FailureReason.
     assert f"Sagemaker job failed for the following reason: {FAILURE_REASON}" in task_log, task_log[-3000:]
-    client = RegistryClient(f"s3://{BUCKET}/registry-failed")
-    assert client.list_models() == ["taint_flow_gnn"]
-    assert client.list_versions("sql_intent_transformer") == []
-    (failed,) = [r for r in sagemaker_env.sim.training_requests() if hyperparameter(r, "model-type") == "transformer"]
+    (failed,) = sagemaker_env.sim.training_requests()
+    assert hyperparameter(failed, "model-type") == "transformer"
+    assert sagemaker_env.sim.status_history(failed["TrainingJobName"])[:2] == ["InProgress", "Failed"]
     assert _sm().describe_training_job(TrainingJobName=failed["TrainingJobName"])["FailureReason"] == FAILURE_REASON
+    assert sagemaker_env.sim.training_requests(mode="evaluate") == []  # nothing evaluated a failed job
+    client = RegistryClient(f"s3://{BUCKET}/registry-failed")
+    assert client.list_models() == []
+    assert client.list_versions("sql_intent_transformer") == []
+    sm = _sm()
+    package_jobs = [sm.describe_model_package(ModelPackageName=p["ModelPackageArn"])
+                    ["CustomerMetadataProperties"]["training_job_name"]
+                    for p in sm.list_model_packages(ModelPackageType="Both")["ModelPackageSummaryList"]]
+    assert failed["TrainingJobName"] not in package_jobs
 
 
 def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemaker_env, success_run, capfd):

@@ -129,6 +129,64 @@ def test_helper_calls_use_parameter_and_return_edges():
     assert not nodes_with(h, "is_param_source") and not taint_reaches_sink(h)
 
 
+def test_basename_is_a_path_sanitizer_only():
+    g = build_graph(PYTHON["path_basename"][0], "python")
+    [san] = nodes_with(g, "is_path_sanitizer")
+    assert kind_of(g, san) == "py.Call" and g["feat"][san][F["is_sanitizer"]] == 0.0
+    [sink] = nodes_with(g, "is_sink")
+    assert g["feat"][sink][F["is_path_sink"]] == 1.0
+    # the value is still attacker data for other sinks: tainted, but on no taint path
+    assert g["feat"][san][F["is_tainted"]] == 1.0 and g["feat"][san][F["on_taint_path"]] == 0.0
+    assert not taint_reaches_sink(g) and not nodes_with(g, "on_taint_path")
+    # the same basename flowing into SQL still reaches the sink, and the path goes through it
+    sql = build_graph(PYTHON["basename_is_no_sql_sanitizer"][0], "python")
+    [path] = taint_paths(sql)
+    assert any(sql["feat"][i][F["is_path_sanitizer"]] == 1.0 for i in path)
+    assert not nodes_with(sql, "is_path_sink")
+
+
+def test_one_graph_with_path_and_sql_sinks_is_judged_per_sink():
+    code = ("import os\ndef f(cursor, request):\n    name = os.path.basename(request.args['f'])\n"
+            "    data = open('/srv/' + name).read()\n"
+            "    cursor.execute(\"SELECT * FROM t WHERE n = '%s'\" % name)\n")
+    g = build_graph(code, "python")
+    [path] = taint_paths(g)
+    assert g["feat"][path[-1]][F["is_path_sink"]] == 0.0  # the SQL sink, not open()
+    assert len(nodes_with(g, "is_sink")) == 2
+
+
+def test_java_file_name_chain_is_not_a_sink():
+    g = build_graph(JAVA["path_paths_get_file_name"][0], "java")
+    sinks = nodes_with(g, "is_sink")
+    assert sinks and all(g["feat"][i][F["is_path_sink"]] == 1.0 for i in sinks)
+    # Paths.get(...) inside ...getFileName() is not a sink: only new File(...) and FileInputStream remain
+    assert {kind_of(g, i) for i in sinks} == {"java.object_creation_expression"}
+    assert len(nodes_with(g, "is_path_sanitizer")) == 1
+
+
+@pytest.mark.parametrize("code,language,test_kind", [
+    (PYTHON["allowlist_overwrite"][0], "python", "py.Compare"),
+    (JAVA["allowlist_overwrite"][0], "java", "java.method_invocation"),
+])
+def test_allowlist_guard_redefines_the_variable(code, language, test_kind):
+    g = build_graph(code, language)
+    guards = [i for i in nodes_with(g, "is_sanitizer") if kind_of(g, i) == test_kind]
+    assert len(guards) == 1
+    [guard] = guards
+    assert g["feat"][guard][F["is_def"]] == 1.0
+    # the use after the if reads the guard (value on the passing path) and the constant overwrite
+    uses_of_guard = [d for s, d, t in zip(*g["edge_index"], g["edge_type"]) if s == guard and t == E["data_flow"]
+                     and g["feat"][d][F["is_use"]] == 1.0]
+    assert uses_of_guard
+    assert not taint_reaches_sink(g)
+
+
+def test_guard_on_a_warning_branch_keeps_the_taint_of_the_other_path():
+    for code, language in ((PYTHON["allowlist_warn_only"][0], "python"), (JAVA["allowlist_warn_only"][0], "java")):
+        g = build_graph(code, language)
+        assert nodes_with(g, "is_sanitizer") and taint_reaches_sink(g)
+
+
 # ------------------------------------------------------------------------------ robustness
 @pytest.mark.parametrize("code,language", [
     ("public class { void f( { int x = ; if (", "java"),

@@ -256,7 +256,11 @@ def test_no_pickle_format_files_are_tracked():
 # --- a real run ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_run(airflow_db, tmp_path_factory):
-    """A tiny ``airflow dags test streamguard_training`` with its own StreamGuard home and task-log folder."""
+    """A tiny ``airflow dags test streamguard_training`` with its own StreamGuard home and task-log folder.
+
+    ``dags test`` runs the tasks in its own process, so their logs are mostly in its captured output;
+    anything written to the task-log folder is scanned too.
+    """
     root = tmp_path_factory.mktemp("security-run")
     home, logs = root / "streamguard", root / "task-logs"
     proc = run_dags_test("streamguard_training", TINY_CONF, home, timeout=600,

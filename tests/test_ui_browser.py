@@ -21,6 +21,7 @@ from tests.browser_support import (
     import_playwright,
     launch_chromium,
 )
+from tests.test_security import scan_tree
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(720)]
 
@@ -90,14 +91,18 @@ def test_trigger_training_from_the_ui_and_see_the_models(browser, server, shots)
     try:
         login(page, server, shots)
         check_dag_list(page, server, shots)
-        check_trigger_form_enabled(page, server, RETRAINING)
+        check_trigger_forms_enabled(page, server, (TRAINING, RETRAINING))
         trigger_training(page, server, shots)
         run = server.wait_for_run(TRAINING, timeout=RUN_TIMEOUT_S)
         check_run(run)
         show_run(page, server, run, shots)
         check_models_page(page, server, shots)
+        check_logs_hold_no_credentials(server)
     except Exception:
-        shots.take(page, "failure")
+        try:
+            shots.take(page, "failure")
+        except Exception as error:  # noqa: BLE001 - keep the original failure, note the lost screenshot
+            print(f"no failure screenshot: {error}")
         raise
     finally:
         context.close()
@@ -139,17 +144,20 @@ def open_trigger_form(page, server: AirflowServer, dag_id: str):
     return dialog
 
 
-def check_trigger_form_enabled(page, server: AirflowServer, dag_id: str) -> None:
-    """With its default params the form lets the user trigger (no required field left empty)."""
-    dialog = open_trigger_form(page, server, dag_id)
-    submit = dialog.get_by_test_id("trigger-dag-submit")
-    assert submit.is_enabled(), (
-        f"{dag_id}: the trigger form's Trigger button is disabled with the default params; "
-        f"invalid fields: {invalid_fields(dialog)}. An optional param whose default is empty needs a "
-        "JSON-schema type that allows null (e.g. ['string', 'null']), or the form treats it as required."
+def check_trigger_forms_enabled(page, server: AirflowServer, dag_ids: tuple[str, ...]) -> None:
+    """With their default params the DAGs' trigger forms let the user trigger (no required field empty)."""
+    problems = {}
+    for dag_id in dag_ids:
+        dialog = open_trigger_form(page, server, dag_id)
+        if not dialog.get_by_test_id("trigger-dag-submit").is_enabled():
+            problems[dag_id] = invalid_fields(dialog)
+        dialog.get_by_role("button", name="Close").click()
+        dialog.wait_for(state="hidden")
+    assert not problems, (
+        f"the Trigger button is disabled with the default params; invalid fields per DAG: {problems}. "
+        "An optional param whose default is empty needs a JSON-schema type that allows null "
+        "(e.g. ['string', 'null']), or the Airflow form treats it as required."
     )
-    dialog.get_by_role("button", name="Close").click()
-    dialog.wait_for(state="hidden")
 
 
 def invalid_fields(dialog) -> list[str]:
@@ -178,13 +186,15 @@ def trigger_training(page, server: AirflowServer, shots: Screenshots) -> None:
     models = dialog.locator("[name='element_models']")
     models.fill("\n".join(FORM_MODELS))
     models.press("Tab")
+    dialog.locator("[name='element_gnn_epochs']").scroll_into_view_if_needed()
+    shots.take(page, "trigger-form")
     # The advanced section's JSON editor mirrors the fields: what will be sent as conf.
     dialog.get_by_role("button", name="Advanced Options").click()
     editor = dialog.locator(".view-lines")
     editor.wait_for()
     editor_text = " ".join(editor.inner_text().split())
     assert '"sample_pairs": 20' in editor_text, f"the conf editor does not show the typed values: {editor_text}"
-    shots.take(page, "trigger-form")
+    shots.take(page, "trigger-conf-json")
     submit = dialog.get_by_test_id("trigger-dag-submit")
     assert submit.is_enabled(), f"Trigger button disabled; invalid fields: {invalid_fields(dialog)}"
     submit.click()
@@ -236,5 +246,34 @@ def check_models_page(page, server: AirflowServer, shots: Screenshots) -> None:
         seed = hyper.locator("tr", has=frame.locator("th", has_text="seed")).locator("td").inner_text()
         assert (epochs, seed) == ("1", "7"), f"{name} v1: hyperparameters epochs={epochs}, seed={seed}"
         shots.take(page, f"version-{model_type}")
+        tab = open_standalone(page, f"{server.base_url}/streamguard/models/{name}/versions/1")
+        shots.take(tab, f"version-{model_type}-full")
+        tab.close()
         frame.get_by_role("link", name="all models").click()
         frame.get_by_role("heading", name="StreamGuard Models", level=1).wait_for()
+
+
+def open_standalone(page, url: str):
+    """The plugin page outside the iframe, in a new tab of the same (logged-in) browser context.
+
+    The whole page fits a full-page screenshot, and it shows the session cookie alone authorises it.
+    """
+    tab = page.context.new_page()
+    tab.goto(url)
+    for plot in PLOTS:
+        tab.locator(f"svg[data-plot='{plot}']").wait_for()
+    return tab
+
+
+def check_logs_hold_no_credentials(server: AirflowServer) -> None:
+    """The real task logs (LocalExecutor) and the server logs carry no credentials nor the admin password."""
+    findings, scanned = [], 0
+    for root, label in ((server.home / "logs", "task-logs"), (server.logs, "server-logs")):
+        found, count = scan_tree(root, label)
+        findings, scanned = findings + found, scanned + count
+    task_logs = list((server.home / "logs").rglob("*.log"))
+    assert task_logs, f"no task logs under {server.home / 'logs'}"
+    assert not findings, "credentials in the logs:\n" + "\n".join(map(str, findings))
+    logs = [*server.logs.glob("*.log"), *task_logs]
+    leaked = [str(p) for p in logs if server.password in p.read_text(errors="replace")]
+    assert not leaked, f"the admin password appears in {leaked}"

@@ -3,7 +3,7 @@
 Each pair shares a ``group``: the vulnerable variant lets outside input (request parameter,
 header, environment, argv, stdin) reach a sink (SQL query, OS command, file path); the safe
 variant is a small edit of it (parameterized query, integer parsing, allow-list, constant
-overwrite, dead branch, argument list, basename). Both variants of a pair format strings and
+overwrite outside an allow-list, dead branch, argument list, basename). Both variants of a pair format strings and
 call the same sink, so no single token separates them.
 
 Every sixth pair is emitted as one record carrying the safe code in ``counterfactual`` (the
@@ -205,8 +205,11 @@ def _py_sql(rng: random.Random, ctx: dict, v: str, cur: str) -> tuple[list[str],
         return vuln, safe
     query = f"sql = {_py_format(rng, select, v)}"
     if strategy == "constant":
+        # Vulnerable: a default only for empty input. Safe: anything outside the allow-list is
+        # replaced by the constant default, so the query only ever sees a known literal.
         vuln = [f'fallback = "{ctx["default"]}"', f"if not {v}:", f"    {v} = fallback", query, limit] + fetch
-        safe = [f'fallback = "{ctx["default"]}"', f"if {v}:", f"    {v} = fallback", query, limit] + fetch
+        safe = [f'fallback = "{ctx["default"]}"', f"if not {v} or {v} not in ALLOWED:", f"    {v} = fallback",
+                query, limit] + fetch
         return vuln, safe
     # dead branch: the string-built query runs only when a debug flag is set
     param = f'{cur}.execute("SELECT {ctx["cols"]} FROM {t} WHERE {col} = %s", ({v},))'
@@ -335,10 +338,11 @@ def _java_sql(rng: random.Random, ctx: dict, v: str) -> tuple[list[str], list[st
         safe = stmt + [check, warn, f'    {v} = "id";', "}", q] + run
         return vuln, safe, "ResultSet"
     if strategy == "constant":
+        # As in Python: the safe variant replaces everything outside the allow-list by the default.
         vuln = stmt + [f'String fallback = "{ctx["default"]}";', f"if ({v} == null) {{", f"    {v} = fallback;", "}",
                        query] + run
-        safe = stmt + [f'String fallback = "{ctx["default"]}";', f"if ({v} != null) {{", f"    {v} = fallback;", "}",
-                       query] + run
+        safe = stmt + [f'String fallback = "{ctx["default"]}";', f"if ({v} == null || !ALLOWED.contains({v})) {{",
+                       f"    {v} = fallback;", "}", query] + run
         return vuln, safe, "ResultSet"
     cond_vuln = rng.choice((f"{v} != null", f"{v}.length() < 64", f"!{v}.isEmpty()"))
     cond_safe = rng.choice(("false", "1 > 2", f"{v} != null && false"))

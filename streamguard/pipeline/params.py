@@ -46,6 +46,8 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "transformer_learning_rate": (MODEL_DEFAULTS["transformer"]["learning_rate"],
                                   {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                                   "Transformer learning rate."),
+    "decision_threshold": (0.5, {"type": "number", "minimum": 0.01, "maximum": 0.99},
+                           "Flag code when P(vulnerable) >= this; raise it to trade recall for a lower FPR."),
     "instance_type": ("ml.m5.xlarge", {"type": "string", "pattern": "^ml\\.[a-z0-9]+\\.[a-z0-9]+$"},
                       "SageMaker instance type (ignored by the local backend)."),
     "instance_count": (1, {"type": "integer", "minimum": 1, "maximum": 64},
@@ -89,6 +91,7 @@ class TrainingConfig:
     gate_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
     val_ratio: float = 0.1
     test_ratio: float = 0.1
+    decision_threshold: float = 0.5
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -181,6 +184,7 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
     return TrainingConfig(
         models=models, data_uri=v["data_uri"].strip(), sample_pairs=v["sample_pairs"], seed=v["seed"],
         per_model=per_model, val_ratio=v["val_ratio"], test_ratio=v["test_ratio"],
+        decision_threshold=v["decision_threshold"],
         instance_type=v["instance_type"], instance_count=v["instance_count"],
         use_spot=v["use_spot"], max_runtime_s=v["max_runtime_minutes"] * 60, gate_overrides=gate_overrides,
     )

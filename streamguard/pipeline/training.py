@@ -111,6 +111,7 @@ def _hyperparameters(config: TrainingConfig, model_type: str) -> dict[str, Any]:
         "batch-size": m.batch_size,
         "learning-rate": m.learning_rate,
         "seed": config.seed,
+        "threshold": config.decision_threshold,
     }
 
 

@@ -16,7 +16,7 @@ from . import ir as IR
 from .ir import GraphIR
 from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
-from .taint import TaintInput, flows_to_sink, propagate, reached_sinks
+from .taint import TaintInput, flows_to_sink, reached_sinks, taint_views
 from .tokens import build_token_ir
 from .vocab import EDGE_INDEX, FEATURE_INDEX, FEATURIZER_VERSION, KIND_INDEX, NODE_FEAT_DIM
 
@@ -37,7 +37,7 @@ _REVERSED_FLOW = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "sin
 # (feature column, IR flag bit) for the flags the frontends set directly.
 _FLAG_COLUMNS = tuple((FEATURE_INDEX[name], bit) for name, bit in (
     ("is_source", IR.SOURCE), ("is_param_source", IR.PARAM_SOURCE), ("is_sink", IR.SINK),
-    ("is_sanitizer", IR.SANITIZER), ("is_literal", IR.LITERAL), ("is_sql_literal", IR.SQL_LITERAL),
+    ("is_path_sink", IR.PATH_SINK), ("is_sanitizer", IR.SANITIZER), ("is_path_sanitizer", IR.PATH_SANITIZER), ("is_literal", IR.LITERAL), ("is_sql_literal", IR.SQL_LITERAL),
     ("has_placeholder", IR.PLACEHOLDER), ("is_string_concat", IR.CONCAT), ("is_call", IR.CALL),
     ("is_local_call", IR.LOCAL_CALL), ("is_identifier", IR.IDENT), ("is_def", IR.DEF), ("is_use", IR.USE),
     ("dead", IR.DEAD), ("const_true", IR.CONST_TRUE), ("const_false", IR.CONST_FALSE), ("in_loop", IR.IN_LOOP),
@@ -99,11 +99,15 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     t_in = TaintInput(
         num_nodes=n, src=[e[0] for e in fwd], dst=[e[1] for e in fwd], etype=[e[2] for e in fwd],
         seed=[bool(f & (IR.SOURCE | IR.PARAM_SOURCE)) for f in flags],
-        blocker=[bool(f & IR.SANITIZER) or s for f, s in zip(flags, sink)], sink=sink, dead=dead)
-    tainted, _ = propagate(t_in)
-    to_sink = flows_to_sink(t_in)
-    reached = reached_sinks(t_in, tainted)
-    on_path = [a and b for a, b in zip(tainted, to_sink)]
+        blocker=[bool(f & IR.SANITIZER) or s for f, s in zip(flags, sink)], sink=sink, dead=dead,
+        path_sink=[bool(f & IR.PATH_SINK) and s for f, s in zip(flags, sink)],
+        path_sanitizer=[bool(f & IR.PATH_SANITIZER) for f in flags])
+    # Two views (see taint.py): taint headed for path sinks stops at path sanitizers as well.
+    tainted, _, tainted_p, _ = taint_views(t_in)
+    to_path, to_other = flows_to_sink(t_in, "path"), flows_to_sink(t_in, "other")
+    to_sink = [a or b for a, b in zip(to_path, to_other)]
+    reached = reached_sinks(t_in, tainted, tainted_p)
+    on_path = [(a and b) or (c and d) for a, b, c, d in zip(tainted, to_other, tainted_p, to_path)]
     for s in reached:
         on_path[s] = True
 
@@ -169,7 +173,7 @@ def _select(n: int, max_nodes: int, flags: list[int], on_path: list[bool]) -> li
     """Node ids to keep, in original order: all of them, or the important ones plus a pre-order prefix."""
     if n <= max_nodes:
         return list(range(n))
-    important = IR.SOURCE | IR.PARAM_SOURCE | IR.SINK | IR.SANITIZER
+    important = IR.SOURCE | IR.PARAM_SOURCE | IR.SINK | IR.SANITIZER | IR.PATH_SANITIZER
     chosen = [i for i in range(n) if on_path[i] or flags[i] & important][:max_nodes]
     picked = set(chosen)
     for i in range(n):

@@ -12,7 +12,7 @@ resolved in `finish`, so calls to helpers defined further down the file are link
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 from .rules import PLAIN, CallRule
@@ -36,6 +36,8 @@ DEAD = 1 << 13
 CONST_TRUE = 1 << 14
 CONST_FALSE = 1 << 15
 IN_LOOP = 1 << 16
+PATH_SINK = 1 << 17       # with SINK: the dangerous argument is a file path
+PATH_SANITIZER = 1 << 18  # safe for path sinks only (basename, confined canonical path)
 
 AST_CHILD = EDGE_INDEX["ast_child"]
 NEXT_STMT = EDGE_INDEX["next_stmt"]
@@ -456,8 +458,37 @@ class GraphIR:
         self.flags[info.node] |= CALL
         r = info.rule
         self.flags[info.node] |= ((SOURCE if r.source else 0) | (SINK if r.sink else 0)
-                                  | (SANITIZER if r.sanitizer else 0) | (CONCAT if r.concat else 0))
+                                  | (PATH_SINK if r.sink and r.path_sink else 0)
+                                  | (SANITIZER if r.sanitizer else 0) | (PATH_SANITIZER if r.path_sanitizer else 0)
+                                  | (CONCAT if r.concat else 0))
         self.calls.append(info)
+
+    def unsink(self, node: int) -> None:
+        """Call ``node`` turns out not to be a sink (``Paths.get(x).getFileName()`` only names a file)."""
+        if node < 0:
+            return
+        self.flags[node] &= ~(SINK | PATH_SINK)
+        for c in reversed(self.calls):
+            if c.node == node:
+                c.rule = replace(c.rule, sink=False, path_sink=False, sink_positions=(), sink_keywords=())
+                return
+
+    def guard(self, env: Env | None, key: str, node: int, bits: int) -> Env | None:
+        """``env`` with ``key`` redefined by the branch test ``node`` that proved it safe on this path.
+
+        Used for ``if x not in ALLOWED: raise`` and the like: on the path where the membership test
+        (or containment check) holds, ``x`` is a member of a constant collection, so the test node
+        becomes a definition of ``x`` flagged ``bits`` (SANITIZER or PATH_SANITIZER), which stops
+        the taint of the old value. Only variables local to the function are refined.
+        """
+        if env is None or self.dead or node < 0 or key not in env.vars:
+            return env
+        out = env.copy()
+        out.vars[key] = frozenset((node,))
+        out.slots.pop(key, None)
+        out.lens.pop(key, None)
+        self.flags[node] |= DEF | bits
+        return out
 
     # ---------------------------------------------------------------------------------- finish
     def finish(self) -> None:
@@ -505,7 +536,7 @@ class GraphIR:
 
     def _link_local_call(self, c: CallInfo, targets: list[FuncInfo]) -> None:
         # The helper's own body decides; library-name guesses would double count.
-        self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | SANITIZER)) | LOCAL_CALL
+        self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | PATH_SINK | SANITIZER | PATH_SANITIZER)) | LOCAL_CALL
         for t in targets:
             params = t.params[1:] if c.skip_self and t.is_method else t.params
             for i, a in enumerate(c.args):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .consts import JULIET_CONSTANTS, JULIET_METHODS, UNKNOWN, fold_binary, fold_unary
-from .java_syntax import TYPE_DECLS, named, text
+from .java_syntax import CONTAINER_TYPES, TYPE_DECLS, named, text
 
 # Every alternative starts at a word start (lookbehind), which keeps the scan linear in the input.
 _ASSIGNED = re.compile(
@@ -14,9 +14,18 @@ _CONST_METHOD = re.compile(
     r"\b(\w+)\s*\(\s*\)\s*(?:throws[\w\s,.]*)?\{\s*return\s+(true|false|-?\d+)\s*;\s*\}")
 
 
+# Factories of a collection from their literal arguments, and wrappers of one collection.
+_LITERAL_FACTORIES = frozenset({"asList", "of", "singleton", "singletonList"})
+_WRAPPERS = frozenset({"copyOf", "unmodifiableSet", "unmodifiableList", "unmodifiableCollection",
+                       "unmodifiableSortedSet", "unmodifiableNavigableSet"})
+_SCALAR_LITERALS = frozenset({"string_literal", "decimal_integer_literal", "hex_integer_literal",
+                              "character_literal", "true", "false"})
+_GROWING = "add|addAll|addFirst|addLast|addElement|offer|push|put|putAll|putIfAbsent|set|insert"
+
+
 class JavaConstants:
     """Condition folding for the Java walker (uses ``self.g``, ``self.code``, ``self.consts``,
-    ``self.declared``, ``self._const_methods``, ``self._assigned``)."""
+    ``self.declared``, ``self.const_collections``, ``self._const_methods``, ``self._assigned``)."""
 
     @property
     def const_methods(self) -> dict[str, object]:
@@ -65,6 +74,77 @@ class JavaConstants:
             v = self.const(value_n)
             if v is not UNKNOWN and (final or self.assignments(name) <= 1):
                 self.consts[name] = v
+            if final and self.literal_collection(value_n, fields=False) and not self.grown(name):
+                self.const_collections.add(name)
+
+    def grown(self, name: str) -> bool:
+        """Whether the file adds elements to the collection field ``name`` (``ALLOWED.add(x)``)."""
+        return re.search(rf"\b{re.escape(name)}\s*\.\s*(?:{_GROWING})\s*\(", self.code) is not None
+
+    def literal_collection(self, n, fields: bool = True) -> bool:
+        """A collection of literals: ``Arrays.asList("a", "b")``, ``Set.of(...)``, ``List.of(...)``,
+        ``new HashSet<>(Arrays.asList(...))``, ``Collections.unmodifiableSet(...)`` of one, or (with
+        ``fields``) a final field of the file initialised with one and never grown."""
+        t = n.type
+        if t == "parenthesized_expression":
+            inner = named(n)
+            return len(inner) == 1 and self.literal_collection(inner[0], fields)
+        if t == "identifier":
+            name = text(n)
+            return fields and name in self.const_collections and not self.g.is_local(name)
+        if t == "field_access":
+            obj, fld = n.child_by_field_name("object"), n.child_by_field_name("field")
+            return (fields and obj is not None and obj.type == "this" and fld is not None
+                    and text(fld) in self.const_collections)
+        args = n.child_by_field_name("arguments")
+        items = named(args) if args is not None else []
+        if t == "method_invocation":
+            name = text(n.child_by_field_name("name"))
+            if name in _LITERAL_FACTORIES:
+                return bool(items) and all(a.type in _SCALAR_LITERALS for a in items)
+            if name in _WRAPPERS:
+                return len(items) == 1 and self.literal_collection(items[0], fields)
+            return False
+        if t == "object_creation_expression":
+            typ = n.child_by_field_name("type")
+            return (typ is not None and CONTAINER_TYPES.search(text(typ)) is not None and len(items) == 1
+                    and self.literal_collection(items[0], fields))
+        return False
+
+    def guards(self, cond) -> tuple[list, list]:
+        """Variables a branch condition proves to be members of a constant collection.
+
+        Returns ``(on the true path, on the false path)``, each a list of ``(variable key, span of
+        the contains() call)``: ``ALLOWED.contains(x)`` is true only for one of its literals;
+        ``!``, ``&&`` and ``||`` combine them (``!A.contains(x) || y`` false: ``x`` is a member).
+        """
+        t = cond.type
+        if t == "parenthesized_expression":
+            inner = named(cond)
+            return self.guards(inner[0]) if len(inner) == 1 else ([], [])
+        if t == "unary_expression":
+            op, operand = cond.child_by_field_name("operator"), cond.child_by_field_name("operand")
+            if op is not None and op.type == "!" and operand is not None:
+                on_true, on_false = self.guards(operand)
+                return on_false, on_true
+            return [], []
+        if t == "binary_expression":
+            op = cond.child_by_field_name("operator")
+            sides = [self.guards(c) for c in (cond.child_by_field_name("left"), cond.child_by_field_name("right"))
+                     if c is not None]
+            if op is not None and op.type == "&&":
+                return [x for on_true, _ in sides for x in on_true], []
+            if op is not None and op.type == "||":
+                return [], [x for _, on_false in sides for x in on_false]
+            return [], []
+        if t == "method_invocation":
+            obj, name_n, args = (cond.child_by_field_name(f) for f in ("object", "name", "arguments"))
+            items = named(args) if args is not None else []
+            if (name_n is not None and text(name_n) == "contains" and obj is not None and len(items) == 1
+                    and items[0].type == "identifier" and self.g.is_local(text(items[0]))
+                    and self.literal_collection(obj)):
+                return [(text(items[0]), (cond.start_byte, cond.end_byte, cond.type))], []
+        return [], []
 
     def const(self, n) -> object:
         """Fold a Java expression to a Python value, or UNKNOWN."""

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import ir as IR
 from .consts import UNKNOWN
 from .ir import CallInfo
 from .java_syntax import CONTAINER_TYPES, LITERALS, named, text
 from .rules import (APPEND_METHODS, GET_METHODS, KEYED_STORE_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT,
-                    STORE_METHODS, classify_java_call, classify_java_constructor)
+                    STORE_METHODS, CallRule, classify_java_call, classify_java_constructor, is_shell_program)
+
+
+def _simple_type(type_name: str) -> str:
+    return type_name.split("<", 1)[0].rsplit(".", 1)[-1].strip()
+
+
+def _names_a_file_only(method: str, obj) -> bool:
+    """``Paths.get(x).getFileName()``, ``Path.of(x).getFileName()``, ``new File(x).getName()``."""
+    if method == "getFileName" and obj.type == "method_invocation":
+        recv, name = obj.child_by_field_name("object"), obj.child_by_field_name("name")
+        return (recv is not None and name is not None
+                and (text(recv), text(name)) in (("Paths", "get"), ("Path", "get"), ("Path", "of")))
+    if method == "getName" and obj.type == "object_creation_expression":
+        typ = obj.child_by_field_name("type")
+        return typ is not None and _simple_type(text(typ)) == "File"
+    return False
 
 
 class JavaExpressions:
@@ -131,6 +149,11 @@ class JavaExpressions:
         aid = g.add("java.argument_list", nid) if args is not None else nid
         vals = [self.node(a, aid) for a in arg_nodes]
         rule = classify_java_call(name, text(obj) if obj is not None else None)
+        if obj is not None and not arg_nodes and _names_a_file_only(name, obj):
+            # Paths.get(x).getFileName() / new File(x).getName(): the path object is built only to
+            # take its last component, which is what the code goes on to use.
+            g.unsink(obj_v)
+            rule = CallRule(path_sanitizer=True)
         okey = self.var_key(obj) if obj is not None else None
         precise = None
         if okey is not None and name in GET_METHODS and arg_nodes:
@@ -176,7 +199,14 @@ class JavaExpressions:
                 with g.function(None, scope_kind="class"):
                     for m in named(c):
                         self.member(m, bid)
-        g.call(CallInfo(nid, "<init>" + tname, vals, {}, False, classify_java_constructor(tname)))
+        rule = classify_java_constructor(tname)
+        if rule.sink and _simple_type(tname) == "ProcessBuilder" and len(vals) >= 2:
+            first = named(args)[0]
+            if first.type == "string_literal" and not is_shell_program(text(first)[1:-1]):
+                # new ProcessBuilder("ping", "-c", "1", host): no shell parses the arguments and the
+                # program is a literal; only the program position matters for command injection.
+                rule = replace(rule, sink_positions=(0,))
+        g.call(CallInfo(nid, "<init>" + tname, vals, {}, False, rule))
         return nid
 
     def binary_expression(self, n, parent: int) -> int:

@@ -43,7 +43,9 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         self._const_methods: dict[str, object] | None = None
         self._assigned: dict[str, int] | None = None
         self.declared: set[str] = set()
+        self.const_collections: set[str] = set()  # final fields holding a collection of literals
         self.array_elems: dict[int, list[int]] = {}  # array initializer/creation node -> element values
+        self.watch: dict[tuple, int] = {}  # span of condition sub-expressions -> node id (see guards)
 
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n, parent: int) -> int:
@@ -51,12 +53,18 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         t = n.type
         handler = _HANDLERS.get(t)
         if handler is not None:
-            return handler(self, n, parent)
-        if t in LEAF:
+            nid = handler(self, n, parent)
+        elif t in LEAF:
             return self.g.add("java." + t, parent)
-        if t in LITERALS:
+        elif t in LITERALS:
             return self.literal(n, parent)
-        return self.generic(n, parent)
+        else:
+            nid = self.generic(n, parent)
+        if self.watch:
+            span = (n.start_byte, n.end_byte, t)
+            if span in self.watch:
+                self.watch[span] = nid
+        return nid
 
     def generic(self, n, parent: int) -> int:
         """Unknown construct (or ERROR): children emitted in order, their values flow into it."""
@@ -108,17 +116,28 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         nid = g.add("java.if_statement", parent)
         cond = n.child_by_field_name("condition")
         truth = None
+        when_true: list = []
+        when_false: list = []
         if cond is not None:
             truth = self.truth(cond)
+            if truth is None:
+                when_true, when_false = self.guards(cond)
+            self.watch = {span: -1 for _, span in when_true + when_false}
             self.mark_condition(self.node(cond, nid), truth)
+        watched, self.watch = self.watch, {}
         before = g.env
+        env_true, env_false = before, before
+        for key, span in when_true:
+            env_true = g.guard(env_true, key, watched[span], IR.SANITIZER)
+        for key, span in when_false:
+            env_false = g.guard(env_false, key, watched[span], IR.SANITIZER)
         cons, alt = n.child_by_field_name("consequence"), n.child_by_field_name("alternative")
-        env_then = env_else = before
+        env_then, env_else = env_true, env_false
         if cons is not None:
-            sid, env_then = self.branch(cons, nid, before, truth is False)
+            sid, env_then = self.branch(cons, nid, env_true, truth is False)
             g.edge(nid, sid, IR.NEXT_STMT)
         if alt is not None:
-            sid, env_else = self.branch(alt, nid, before, truth is True)
+            sid, env_else = self.branch(alt, nid, env_false, truth is True)
             g.edge(nid, sid, IR.NEXT_STMT)
         elif truth is True:
             env_else = None

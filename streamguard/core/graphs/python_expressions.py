@@ -8,11 +8,13 @@ from dataclasses import replace
 from . import ir as IR
 from .consts import UNKNOWN, fold_binary, fold_unary
 from .ir import CallInfo
-from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT, STORE_METHODS,
-                    classify_python_call, is_python_source_attribute)
+from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, PY_ARGV_FUNCS, READ_METHODS, SQL_TEXT,
+                    STORE_METHODS, classify_python_call, is_python_source_attribute, is_shell_program)
 
 _BINOPS = {"Add": "+", "Sub": "-", "Mult": "*", "Mod": "%", "Div": "/", "FloorDiv": "/", "BitAnd": "&",
            "BitOr": "|", "BitXor": "^", "LShift": "<<", "RShift": ">>"}
+_PATH_TYPES = frozenset({"Path", "pathlib.Path", "PurePath", "pathlib.PurePath", "PurePosixPath",
+                         "pathlib.PurePosixPath", "PureWindowsPath", "pathlib.PureWindowsPath"})
 _CMPOPS = {"Eq": "==", "NotEq": "!=", "Lt": "<", "Gt": ">", "LtE": "<=", "GtE": ">=", "Is": "==", "IsNot": "!="}
 
 
@@ -35,6 +37,12 @@ def self_key(n: ast.AST) -> str | None:
     return None
 
 
+def _shell_may_be_on(call: ast.Call) -> bool:
+    """``shell=`` given as anything but a literal False."""
+    return any(kw.arg == "shell" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False)
+               for kw in call.keywords) or any(kw.arg is None for kw in call.keywords)
+
+
 def hashable(v: object) -> object:
     """A literal index/key usable as a dict key (unhashable literals by their repr)."""
     try:
@@ -46,7 +54,7 @@ def hashable(v: object) -> object:
 
 class PyExpressions:
     """Expression handlers of the Python walker (uses ``self.g``, ``self.node``, ``self.consts``,
-    ``self.seq_elems``, ``self.dict_elems``, ``self.statement_defs``). Each returns the id of the
+    ``self.collections``, ``self.seq_elems``, ``self.dict_elems``, ``self.statement_defs``). Each returns the id of the
     node that carries the expression's value."""
 
     def const(self, n: ast.AST) -> object:
@@ -165,6 +173,8 @@ class PyExpressions:
             g.use(key, nid)
             return nid
         g.flow(self.node(n.value, nid), nid)
+        if n.attr in ("name", "stem") and isinstance(n.value, ast.Call) and dotted(n.value.func) in _PATH_TYPES:
+            g.flags[nid] |= IR.PATH_SANITIZER  # pathlib.Path(x).name: the last component only
         return nid
 
     def Subscript(self, n: ast.Subscript, parent: int) -> int:
@@ -267,6 +277,21 @@ class PyExpressions:
                 fallback.append(i)
         return tuple(fallback)
 
+    def fixed_program(self, argv: ast.AST) -> bool:
+        """An argv whose first element is a literal program that is not a shell: ``["ping", x]``,
+        ``TOOL + [x]`` with a module constant ``TOOL = ["ping", "-c", "1"]``."""
+        if isinstance(argv, ast.BinOp) and isinstance(argv.op, ast.Add):
+            return self.fixed_program(argv.left)
+        if isinstance(argv, (ast.List, ast.Tuple)):
+            first = argv.elts[0] if argv.elts else None
+            program = first.value if isinstance(first, ast.Constant) else None
+        elif isinstance(argv, ast.Name) and not self.g.is_local(argv.id):
+            elems = self.collections.get(argv.id) or ()
+            program = elems[0] if elems else None
+        else:
+            return False
+        return isinstance(program, str) and not is_shell_program(program)
+
     def NamedExpr(self, n: ast.NamedExpr, parent: int) -> int:
         nid = self.g.add("py.NamedExpr", parent)
         v = self.node(n.value, nid)
@@ -302,6 +327,10 @@ class PyExpressions:
         rule = classify_python_call(callee, len(vals), tuple(kwargs), recv is not None and self.stringy(recv, -1))
         if rule.wrapper:
             rule = replace(rule, sink_positions=self.statement_positions(n.args, vals))
+        if rule.sink and callee in PY_ARGV_FUNCS and n.args and not _shell_may_be_on(n) and self.fixed_program(n.args[0]):
+            # subprocess.run(["ping", "-c", "1", host]) without a shell: the arguments are not a
+            # command line and the program is a literal, so nothing tainted picks what runs.
+            rule = replace(rule, sink_positions=(), sink_keywords=())
         base = self_key(recv) if recv is not None else None
         precise = None
         if base is not None and name in GET_METHODS and n.args:

@@ -12,7 +12,8 @@ import ast
 from . import ir as IR
 from .consts import UNKNOWN
 from .ir import FuncInfo, GraphIR
-from .python_expressions import PyExpressions, hashable, self_key
+from .python_expressions import PyExpressions, dotted, hashable, self_key
+from .rules import PY_PATH_NORMALISER_METHODS, PY_PATH_NORMALISERS
 from .python_repair import tolerant_parse
 from .tokens import build_token_ir
 
@@ -23,7 +24,7 @@ def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
     if tree is None:
         return build_token_ir(code, "python", budget), False
     graph = GraphIR(budget)
-    walker = _PyWalker(graph, _module_constants(tree))
+    walker = _PyWalker(graph, _module_constants(tree), _module_collections(tree))
     try:
         walker.node(tree, -1)
     except IR.BudgetExceeded:
@@ -50,12 +51,67 @@ def _module_constants(tree: ast.Module) -> dict[str, object]:
     return {k: v for k, v in cands.items() if counts.get(k, 0) == 1}
 
 
+# Methods that add elements to a collection: a module collection mutated by one is not constant.
+_GROWING_METHODS = frozenset({"add", "append", "extend", "insert", "update", "setdefault", "__setitem__", "__ior__"})
+
+
+def _module_collections(tree: ast.Module) -> dict[str, tuple]:
+    """Module-level names bound exactly once to a collection of literals and never grown.
+
+    ``ALLOWED = ("id", "name")``, ``KNOWN = {"a", "b"}``, ``CHOICES = frozenset([...])``,
+    ``MAP = {"a": 1}`` (its keys): ``x in ALLOWED`` then proves that ``x`` is one of those literals.
+    """
+    cands: dict[str, tuple] = {}
+    for st in tree.body:
+        if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+            elems = literal_collection(st.value)
+            if elems is not None:
+                cands[st.targets[0].id] = elems
+    if not cands:
+        return {}
+    counts: dict[str, int] = {}
+    for n in ast.walk(tree):
+        name = None
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            name = n.id
+        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            name = n.target.id
+        elif isinstance(n, ast.Subscript) and not isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name):
+            name = n.value.id
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+              and n.func.attr in _GROWING_METHODS):
+            name = n.func.value.id
+        if name in cands:
+            counts[name] = counts.get(name, 0) + (2 if not isinstance(n, ast.Name) else 1)
+    return {k: v for k, v in cands.items() if counts.get(k, 0) == 1}
+
+
+def literal_collection(n: ast.AST) -> tuple | None:
+    """The elements of a tuple/list/set display of literals (a dict display: its literal keys), or
+    of ``frozenset``/``set``/``tuple``/``list`` over one; None for anything else."""
+    if isinstance(n, (ast.Tuple, ast.List, ast.Set)):
+        if all(isinstance(e, ast.Constant) for e in n.elts):
+            return tuple(e.value for e in n.elts)
+        return None
+    if isinstance(n, ast.Dict):
+        if all(isinstance(k, ast.Constant) for k in n.keys):
+            return tuple(k.value for k in n.keys)
+        return None
+    if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("frozenset", "set", "tuple", "list")
+            and len(n.args) == 1 and not n.keywords):
+        return literal_collection(n.args[0])
+    return None
+
+
 class _PyWalker(PyExpressions):
     """One pass over a Python ``ast`` tree, in source order (expressions in the mixin)."""
 
-    def __init__(self, graph: GraphIR, consts: dict[str, object]):
+    def __init__(self, graph: GraphIR, consts: dict[str, object], collections: dict[str, tuple] | None = None):
         self.g = graph
         self.consts = consts
+        self.collections = collections or {}  # module names bound to constant collections
+        self.normalised_defs: set[int] = set()  # definitions bound to realpath()/abspath()/normpath()
+        self.watch: dict[int, int] = {}  # id() of condition sub-expressions -> node id (see guards)
         self.seq_elems: dict[int, list[int]] = {}            # list/tuple literal node -> element values
         self.dict_elems: dict[int, dict[object, int]] = {}   # dict literal node -> {literal key: value}
         self.class_depth = 0
@@ -66,9 +122,10 @@ class _PyWalker(PyExpressions):
     def node(self, n: ast.AST, parent: int) -> int:
         """Emit ``n``; returns the id of the node carrying its value."""
         handler = _HANDLERS.get(type(n).__name__)
-        if handler is not None:
-            return handler(self, n, parent)
-        return self.generic(n, parent)
+        nid = handler(self, n, parent) if handler is not None else self.generic(n, parent)
+        if self.watch and id(n) in self.watch:
+            self.watch[id(n)] = nid
+        return nid
 
     def generic(self, n: ast.AST, parent: int) -> int:
         nid = self.g.add("py." + type(n).__name__, parent)
@@ -231,6 +288,8 @@ class _PyWalker(PyExpressions):
         if key is not None:
             tid = g.add("py." + type(t).__name__, parent, IR.IDENT)
             g.define(key, tid, v, strong=strong, const=isinstance(value, ast.Constant))
+            if strong and _normalises_path(value):
+                self.normalised_defs.add(tid)
             if key in self.global_names:
                 g.define_global(key, tid)
             if v >= 0 and (g.flags[v] & (IR.CONCAT | IR.SQL_LITERAL) or (
@@ -277,15 +336,60 @@ class _PyWalker(PyExpressions):
         g = self.g
         nid = g.add("py.If", parent)
         truth = self.truth(n.test)
+        when_true, when_false = self.guards(n.test) if truth is None else ([], [])
+        self.watch = {id(e): -1 for _, e, _ in when_true + when_false}
         self.mark_condition(self.node(n.test, nid), truth)
+        watched, self.watch = self.watch, {}
         before = g.env
-        env_then = self.branch(n.body, nid, before, truth is False)
+        env_true, env_false = before, before
+        for key, e, bits in when_true:
+            env_true = g.guard(env_true, key, watched[id(e)], bits)
+        for key, e, bits in when_false:
+            env_false = g.guard(env_false, key, watched[id(e)], bits)
+        env_then = self.branch(n.body, nid, env_true, truth is False)
         if n.orelse:
-            env_else = self.branch(n.orelse, nid, before, truth is True)
+            env_else = self.branch(n.orelse, nid, env_false, truth is True)
         else:
-            env_else = None if truth is True else before
+            env_else = None if truth is True else env_false
         g.env = IR.join(env_then, env_else)
         return nid
+
+    def guards(self, test: ast.AST) -> tuple[list, list]:
+        """Variables a branch test proves safe: (on the true path, on the false path).
+
+        Each entry is ``(variable, test sub-expression, flag)``: ``x in ALLOWED`` (a constant
+        collection) proves ``x`` one of its literals (SANITIZER); ``p.startswith(BASE)`` with a
+        constant ``BASE`` and ``p`` bound to ``os.path.realpath(...)`` (or abspath/normpath)
+        confines ``p`` to that directory (PATH_SANITIZER). ``not``, ``and`` and ``or`` combine them.
+        """
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            t, f = self.guards(test.operand)
+            return f, t
+        if isinstance(test, ast.BoolOp):
+            parts = [self.guards(v) for v in test.values]
+            if isinstance(test.op, ast.And):  # all true on the true path
+                return [x for t, _ in parts for x in t], []
+            return [], [x for _, f in parts for x in f]  # or: all false on the false path
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.In, ast.NotIn)):
+            key = self_key(test.left)
+            if key is not None and self.constant_collection(test.comparators[0]):
+                hit = [(key, test, IR.SANITIZER)]
+                return (hit, []) if isinstance(test.ops[0], ast.In) else ([], hit)
+        if (isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute) and test.func.attr == "startswith"
+                and len(test.args) == 1 and not test.keywords and isinstance(self.const(test.args[0]), str)
+                and self.const(test.args[0])):
+            key = self_key(test.func.value)
+            env = self.g.env
+            defs = env.vars.get(key) if key is not None and env is not None else None
+            if defs and defs <= self.normalised_defs:
+                return [(key, test, IR.PATH_SANITIZER)], []
+        return [], []
+
+    def constant_collection(self, n: ast.AST) -> bool:
+        """A literal collection, or a module name bound once to one (never a local)."""
+        if isinstance(n, ast.Name):
+            return n.id in self.collections and not self.g.is_local(n.id)
+        return literal_collection(n) is not None
 
     def While(self, n: ast.While, parent: int) -> int:
         g = self.g
@@ -366,6 +470,15 @@ class _PyWalker(PyExpressions):
         return nid
 
     TryStar = Try
+
+
+def _normalises_path(value: ast.AST | None) -> bool:
+    """``os.path.realpath(...)``, ``abspath``, ``normpath``, ``Path(...).resolve()``: no ``..`` left."""
+    if not isinstance(value, ast.Call):
+        return False
+    callee = dotted(value.func)
+    return callee in PY_PATH_NORMALISERS or (
+        isinstance(value.func, ast.Attribute) and value.func.attr in PY_PATH_NORMALISER_METHODS)
 
 
 _LEAVES = ("Import", "ImportFrom", "Pass")

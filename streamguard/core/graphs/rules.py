@@ -28,6 +28,8 @@ class CallRule:
     sink_positions: tuple[int, ...] | None = ()
     sink_keywords: tuple[str, ...] = ()
     wrapper: bool = False  # sink recognised by name only (e.g. execute_query): see the frontends
+    path_sink: bool = False       # with sink: the dangerous argument is a file path (CWE-22)
+    path_sanitizer: bool = False  # result is safe for path sinks only (a basename is no SQL sanitizer)
 
 
 PLAIN = CallRule()
@@ -65,6 +67,21 @@ JAVA_SINK_CONSTRUCTORS = frozenset({
     "File", "FileInputStream", "FileOutputStream", "FileReader", "FileWriter", "RandomAccessFile",
     "ProcessBuilder", "Cookie", "URL",
 })
+JAVA_PATH_CONSTRUCTORS = frozenset({
+    "File", "FileInputStream", "FileOutputStream", "FileReader", "FileWriter", "RandomAccessFile",
+})
+# Static helpers returning the last path component only (safe for path sinks, not for SQL).
+JAVA_PATH_SANITIZERS = frozenset({"FilenameUtils.getName", "FilenameUtils.getBaseName"})
+# Programs that interpret their arguments as a command line: an argv starting with one of these
+# (ProcessBuilder("sh", "-c", cmd)) still runs a command built from its arguments.
+SHELLS = frozenset({"sh", "bash", "zsh", "ksh", "dash", "csh", "tcsh", "fish", "ash", "busybox", "cmd", "cmd.exe",
+                    "powershell", "powershell.exe", "pwsh", "env", "xargs", "eval", "exec"})
+
+
+def is_shell_program(program: str) -> bool:
+    """True when ``program`` (argv[0], possibly a full path) is a shell or a command runner."""
+    base = program.replace("\\", "/").rsplit("/", 1)[-1].strip().lower()
+    return not base or base in SHELLS
 JAVA_SANITIZER_METHODS = frozenset({
     "parseInt", "parseLong", "parseDouble", "parseFloat", "parseShort", "parseByte", "parseBoolean",
     "escapeXml", "escapeXml10", "escapeXml11", "escapeHtml", "escapeHtml3", "escapeHtml4", "escapeEcmaScript",
@@ -90,10 +107,12 @@ def classify_java_call(name: str, receiver: str | None) -> CallRule:
         return CallRule(sanitizer=True)
     if name in _JAVA_WRITER_METHODS and _JAVA_WRITER_RECEIVER.search(recv):
         return CallRule(sink=True, sink_positions=ALL_ARGS)
+    if f"{base}.{name}" in JAVA_PATH_SANITIZERS:
+        return CallRule(path_sanitizer=True)
     if name in JAVA_SINK_METHODS:
         return CallRule(sink=True, sink_positions=JAVA_SINK_METHODS[name])
-    if name == "get" and base in ("Paths", "Path"):
-        return CallRule(sink=True, sink_positions=ALL_ARGS)
+    if (name == "get" and base in ("Paths", "Path")) or (name == "of" and base == "Path"):
+        return CallRule(sink=True, sink_positions=ALL_ARGS, path_sink=True)
     if name in _JAVA_FORMAT_METHODS and (base in ("String", "StringBuilder", "StringBuffer") or name != "join"):
         return CallRule(concat=True)
     return PLAIN
@@ -103,7 +122,7 @@ def classify_java_constructor(type_name: str) -> CallRule:
     """Classify ``new T(args)`` by the simple name of T."""
     simple = type_name.split("<", 1)[0].rsplit(".", 1)[-1].strip()
     if simple in JAVA_SINK_CONSTRUCTORS:
-        return CallRule(sink=True, sink_positions=ALL_ARGS)
+        return CallRule(sink=True, sink_positions=ALL_ARGS, path_sink=simple in JAVA_PATH_CONSTRUCTORS)
     return PLAIN
 
 
@@ -143,9 +162,21 @@ _PY_FILE_FUNCS = frozenset({"open", "io.open", "codecs.open", "os.remove", "os.u
                             "send_file", "flask.send_file", "send_from_directory"})
 _PY_SANITIZER_FUNCS = frozenset({
     "int", "float", "bool", "len", "abs", "escape", "quote", "quote_plus", "escape_string", "html.escape",
-    "cgi.escape", "shlex.quote", "pipes.quote", "re.escape", "secure_filename", "bleach.clean",
+    "cgi.escape", "shlex.quote", "pipes.quote", "re.escape", "bleach.clean",
     "markupsafe.escape", "urllib.parse.quote", "sql.Literal", "sql.Identifier", "Literal", "Identifier",
 })
+# The last path component only: safe for path sinks, not for SQL or commands.
+_PY_PATH_SANITIZER_FUNCS = frozenset({
+    "os.path.basename", "posixpath.basename", "ntpath.basename", "path.basename", "basename",
+    "secure_filename", "werkzeug.utils.secure_filename", "utils.secure_filename",
+})
+# Normalising path functions: a result checked with startswith(<constant base>) is confined to it.
+PY_PATH_NORMALISERS = frozenset({"os.path.realpath", "os.path.abspath", "os.path.normpath", "realpath",
+                                 "abspath", "normpath", "path.realpath", "path.abspath", "path.normpath"})
+PY_PATH_NORMALISER_METHODS = frozenset({"resolve", "absolute"})
+# subprocess calls that take an argv list: without shell=True only argv[0] names the program.
+PY_ARGV_FUNCS = frozenset({"subprocess.run", "subprocess.call", "subprocess.Popen", "subprocess.check_call",
+                           "subprocess.check_output"})
 _PY_SANITIZER_METHODS = frozenset({"escape", "escape_string", "literal", "quote", "quote_identifier",
                                    "isdigit", "isnumeric", "isalnum"})
 _PY_FORMAT_METHODS = frozenset({"format", "format_map", "join"})
@@ -159,6 +190,8 @@ def classify_python_call(dotted: str, nargs: int, keywords: tuple[str, ...], rec
         return CallRule(source=True)
     if dotted in _PY_SANITIZER_FUNCS or (has_receiver and method in _PY_SANITIZER_METHODS):
         return CallRule(sanitizer=True)
+    if dotted in _PY_PATH_SANITIZER_FUNCS:
+        return CallRule(path_sanitizer=True)
     if has_receiver and method in _PY_FORMAT_METHODS and receiver_is_str:
         return CallRule(concat=True)
     if method in _PY_DBAPI_METHODS or dotted in _PY_SQL_FUNCS:
@@ -173,7 +206,7 @@ def classify_python_call(dotted: str, nargs: int, keywords: tuple[str, ...], rec
     if dotted in _PY_OS_FUNCS or dotted in _PY_CODE_FUNCS:
         return CallRule(sink=True, sink_positions=(0,), sink_keywords=("args", "cmd", "command"))
     if dotted in _PY_FILE_FUNCS:
-        return CallRule(sink=True, sink_positions=(0,), sink_keywords=("file", "path", "filename"))
+        return CallRule(sink=True, sink_positions=(0,), sink_keywords=("file", "path", "filename"), path_sink=True)
     return PLAIN
 
 

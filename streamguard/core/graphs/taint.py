@@ -6,6 +6,12 @@ neither a sanitizer nor a sink and a tainted node flows into it over a ``data_fl
 ``call_arg``, ``param_flow`` or ``return_flow`` edge. Dead nodes are never tainted, and
 ``dead_branch`` edges never carry taint. A sink is reached when a tainted node flows into it
 over a ``sink_arg`` edge, i.e. into an argument position that matters for that sink.
+
+Sanitizers are sink-class aware in one respect: a *path sanitizer* (``os.path.basename``,
+``Paths.get(x).getFileName()``, a canonical path confined to a constant base directory) makes a
+value safe for *path sinks* only. Taint is therefore propagated twice: once for path sinks (path
+sanitizers block) and once for every other sink (they do not). ``is_tainted`` is the second,
+wider view: the value still carries attacker data that matters to some sink.
 """
 
 from __future__ import annotations
@@ -29,10 +35,23 @@ class TaintInput:
     blocker: Sequence[bool]   # sanitizer or sink: its result does not carry its inputs' taint
     sink: Sequence[bool]
     dead: Sequence[bool]
+    path_sink: Sequence[bool] = ()       # sink whose dangerous argument is a file path (empty: none)
+    path_sanitizer: Sequence[bool] = ()  # blocks taint on its way to path sinks only (empty: none)
+
+    def blocks(self, node: int, for_path: bool) -> bool:
+        """Whether ``node`` stops taint headed for a path sink (``for_path``) or for any other sink."""
+        return self.blocker[node] or (for_path and bool(self.path_sanitizer) and self.path_sanitizer[node])
+
+    def is_path_sink(self, node: int) -> bool:
+        return bool(self.path_sink) and self.path_sink[node]
 
 
-def propagate(t: TaintInput) -> tuple[list[bool], list[int]]:
-    """Forward taint propagation. Returns (tainted flags, BFS parent of each tainted node or -1)."""
+def propagate(t: TaintInput, for_path: bool = False) -> tuple[list[bool], list[int]]:
+    """Forward taint propagation. Returns (tainted flags, BFS parent of each tainted node or -1).
+
+    Args:
+        for_path: the view of path sinks, in which path sanitizers block as well.
+    """
     n = t.num_nodes
     adj: list[list[int]] = [[] for _ in range(n)]
     for s, d, e in zip(t.src, t.dst, t.etype):
@@ -48,25 +67,40 @@ def propagate(t: TaintInput) -> tuple[list[bool], list[int]]:
     while queue:
         u = queue.popleft()
         for v in adj[u]:
-            if not tainted[v] and not t.dead[v] and not t.blocker[v]:
+            if not tainted[v] and not t.dead[v] and not t.blocks(v, for_path):
                 tainted[v] = True
                 parent[v] = u
                 queue.append(v)
     return tainted, parent
 
 
-def reached_sinks(t: TaintInput, tainted: Sequence[bool]) -> dict[int, int]:
-    """Live sinks reached by taint -> the smallest tainted node flowing into them over sink_arg."""
+def reached_sinks(t: TaintInput, tainted: Sequence[bool], tainted_path: Sequence[bool] | None = None) -> dict[int, int]:
+    """Live sinks reached by taint -> the smallest tainted node flowing into them over sink_arg.
+
+    Args:
+        tainted: the general view (`propagate` with ``for_path=False``).
+        tainted_path: the path-sink view; None when the graph has no path sanitizers (same as ``tainted``).
+    """
     out: dict[int, int] = {}
     for s, d, e in zip(t.src, t.dst, t.etype):
-        if e == SINK_EDGE_TYPE and tainted[s] and t.sink[d] and not t.dead[d]:
-            if d not in out or s < out[d]:
-                out[d] = s
+        if e != SINK_EDGE_TYPE or not t.sink[d] or t.dead[d]:
+            continue
+        view = tainted_path if tainted_path is not None and t.is_path_sink(d) else tainted
+        if view[s] and (d not in out or s < out[d]):
+            out[d] = s
     return out
 
 
-def flows_to_sink(t: TaintInput) -> list[bool]:
-    """Nodes whose value reaches a live sink argument over data flow (tainted or not)."""
+def flows_to_sink(t: TaintInput, sink_class: str = "all") -> list[bool]:
+    """Nodes whose value reaches a live sink argument over data flow (tainted or not).
+
+    Args:
+        sink_class: ``"path"`` (path sinks; path sanitizers stop the flow), ``"other"`` (every other
+            sink) or ``"all"`` (the union of both).
+    """
+    if sink_class == "all":
+        return [a or b for a, b in zip(flows_to_sink(t, "path"), flows_to_sink(t, "other"))]
+    for_path = sink_class == "path"
     n = t.num_nodes
     radj: list[list[int]] = [[] for _ in range(n)]
     queue = deque()
@@ -74,12 +108,13 @@ def flows_to_sink(t: TaintInput) -> list[bool]:
     for s, d, e in zip(t.src, t.dst, t.etype):
         if e in FLOW_EDGE_TYPES:
             radj[d].append(s)
-        elif e == SINK_EDGE_TYPE and t.sink[d] and not t.dead[d] and not t.dead[s] and not hit[s]:
+        elif (e == SINK_EDGE_TYPE and t.sink[d] and not t.dead[d] and not t.dead[s] and not hit[s]
+              and t.is_path_sink(d) == for_path):
             hit[s] = True
             queue.append(s)
     while queue:
         u = queue.popleft()
-        if t.blocker[u]:  # a sanitizer's (or sink's) inputs do not pass through it
+        if t.blocks(u, for_path):  # a sanitizer's (or sink's) inputs do not pass through it
             continue
         for v in radj[u]:
             if not hit[v] and not t.dead[v]:
@@ -88,9 +123,19 @@ def flows_to_sink(t: TaintInput) -> list[bool]:
     return hit
 
 
+def taint_views(t: TaintInput) -> tuple[list[bool], list[int], list[bool], list[int]]:
+    """Both propagations: (tainted, parent) for non-path sinks, then for path sinks."""
+    tainted, parent = propagate(t)
+    if not any(t.path_sanitizer):
+        return tainted, parent, tainted, parent
+    tainted_p, parent_p = propagate(t, for_path=True)
+    return tainted, parent, tainted_p, parent_p
+
+
 # ------------------------------------------------------------------------------- graph dicts
 _SRC, _PSRC = FEATURE_INDEX["is_source"], FEATURE_INDEX["is_param_source"]
 _SINK, _SAN, _DEAD = FEATURE_INDEX["is_sink"], FEATURE_INDEX["is_sanitizer"], FEATURE_INDEX["dead"]
+_PSINK, _PSAN = FEATURE_INDEX["is_path_sink"], FEATURE_INDEX["is_path_sanitizer"]
 
 
 def taint_input_from_graph(graph: dict) -> TaintInput:
@@ -102,27 +147,29 @@ def taint_input_from_graph(graph: dict) -> TaintInput:
         num_nodes=graph["num_nodes"], src=src, dst=dst, etype=graph["edge_type"],
         seed=[row[_SRC] > 0.5 or row[_PSRC] > 0.5 for row in feat],
         blocker=[row[_SAN] > 0.5 or s for row, s in zip(feat, sink)],
-        sink=sink, dead=[row[_DEAD] > 0.5 for row in feat])
+        sink=sink, dead=[row[_DEAD] > 0.5 for row in feat],
+        path_sink=[row[_PSINK] > 0.5 for row in feat], path_sanitizer=[row[_PSAN] > 0.5 for row in feat])
 
 
 def taint_reaches_sink(graph: dict) -> bool:
     """True when tainted data reaches a live sink over data-flow edges (see module docstring)."""
     t = taint_input_from_graph(graph)
-    tainted, _ = propagate(t)
-    return bool(reached_sinks(t, tainted))
+    tainted, _, tainted_p, _ = taint_views(t)
+    return bool(reached_sinks(t, tainted, tainted_p))
 
 
 def taint_paths(graph: dict, max_paths: int = 10) -> list[list[int]]:
     """Up to ``max_paths`` source -> sink node paths (shortest per sink, sinks in node order)."""
     t = taint_input_from_graph(graph)
-    tainted, parent = propagate(t)
+    tainted, parent, tainted_p, parent_p = taint_views(t)
     paths = []
-    for sink, last in sorted(reached_sinks(t, tainted).items()):
+    for sink, last in sorted(reached_sinks(t, tainted, tainted_p).items()):
         if len(paths) >= max_paths:
             break
+        up = parent_p if t.is_path_sink(sink) else parent
         path = [sink, last]
-        while parent[path[-1]] >= 0:
-            path.append(parent[path[-1]])
+        while up[path[-1]] >= 0:
+            path.append(up[path[-1]])
         paths.append(path[::-1])
     return paths
 
@@ -146,6 +193,7 @@ def graph_stats(graph: dict) -> dict:
         "num_param_sources": count("is_param_source"),
         "num_sinks": count("is_sink"),
         "num_sanitizers": count("is_sanitizer"),
+        "num_path_sanitizers": count("is_path_sanitizer"),
         "num_tainted": count("is_tainted"),
         "num_dead": count("dead"),
         "reaches_sink": taint_reaches_sink(graph),

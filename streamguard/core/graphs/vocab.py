@@ -7,7 +7,7 @@ trained model sees: bump ``FEATURIZER_VERSION`` whenever one of them changes.
 
 from __future__ import annotations
 
-FEATURIZER_VERSION = "sg-graph-1"
+FEATURIZER_VERSION = "sg-graph-2"
 
 UNK_KIND = "<unk>"
 
@@ -103,7 +103,10 @@ NODE_FEATURES: tuple[str, ...] = (
     "is_source",             # API returning untrusted input (request parameter, env, stdin, socket, file read)
     "is_param_source",       # parameter of an entry function (not called in the file), treated as untrusted
     "is_sink",               # security-sensitive call (SQL execution, OS command, file path, LDAP/XPath, header)
-    "is_sanitizer",          # value is made safe (parameter binding, escaping, numeric parsing)
+    "is_path_sink",          # sink whose dangerous argument is a file path (also is_sink)
+    "is_sanitizer",          # value is made safe for every sink (parameter binding, escaping, numeric
+                             # parsing, membership in a constant allow-list)
+    "is_path_sanitizer",     # value is made safe for path sinks only (basename, confined canonical path)
     "is_literal",
     "is_sql_literal",        # string literal that looks like SQL
     "has_placeholder",       # literal with a bind placeholder (?, %s, {}, :name)
