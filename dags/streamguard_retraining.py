@@ -17,27 +17,18 @@ Trigger manually with `force`, `models` and thresholds in the form, or
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag, get_current_context, task
 
+from streamguard_ops.backend import backend_from_env, training_operators
+
 from streamguard.pipeline.params import MODEL_TYPES
 from streamguard.pipeline.retraining import FEEDBACK_ASSET_NAME, RETRAINING_PARAMS
 
-BACKEND = os.environ.get("STREAMGUARD_BACKEND", "local").strip().lower() or "local"
-
-if BACKEND == "sagemaker":
-    from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor as TrainingSensor
-    from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator as TrainingOperator
-
-    SENSOR_KWARGS = {"poke_interval": 60, "mode": "reschedule", "print_log": True}
-else:
-    from streamguard_ops.operators import LocalTrainingOperator as TrainingOperator
-    from streamguard_ops.sensors import LocalTrainingSensor as TrainingSensor
-
-    SENSOR_KWARGS = {"poke_interval": float(os.environ.get("STREAMGUARD_LOCAL_POKE_SECONDS", "3")), "mode": "poke"}
+BACKEND = backend_from_env()
+TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
 
 # Producers (a feedback-collection service, or `streamguard feedback push`) update this asset.
 FEEDBACK = Asset(name=FEEDBACK_ASSET_NAME)

@@ -16,26 +16,17 @@ through the amazon provider. Trigger with parameters from the UI, or
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
+from streamguard_ops.backend import backend_from_env, training_operators
+
 from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS
 
-BACKEND = os.environ.get("STREAMGUARD_BACKEND", "local").strip().lower() or "local"
-
-if BACKEND == "sagemaker":
-    from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor as TrainingSensor
-    from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator as TrainingOperator
-
-    SENSOR_KWARGS = {"poke_interval": 60, "mode": "reschedule", "print_log": True}
-else:
-    from streamguard_ops.operators import LocalTrainingOperator as TrainingOperator
-    from streamguard_ops.sensors import LocalTrainingSensor as TrainingSensor
-
-    SENSOR_KWARGS = {"poke_interval": float(os.environ.get("STREAMGUARD_LOCAL_POKE_SECONDS", "3")), "mode": "poke"}
+BACKEND = backend_from_env()
+TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
 
 default_args = {
     "owner": "streamguard",
