@@ -1,9 +1,10 @@
-"""Helpers for the browser test: a throw-away Airflow (api-server, scheduler, dag-processor) and a
-headless Chromium driven by Playwright.
+"""Browser-test helpers: a throw-away Airflow and headless Chromium under Playwright.
 
-Everything started here runs in its own process group (``start_new_session``) so that stopping it
-also ends the task processes and local training jobs it spawned. No password is stored anywhere in
-the repository: each server gets a fresh random admin password written to its own password file.
+The Airflow (api-server, scheduler, dag-processor) runs in a temp AIRFLOW_HOME. Each process gets
+its own process group (``start_new_session``), so stopping a group also ends the task processes it
+spawned; local training jobs, which run in sessions of their own, are stopped through their status
+records. No password is stored in the repository: each server gets a fresh random admin password,
+written to its own password file.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ class AirflowServer:
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
     procs: list[subprocess.Popen] = field(default_factory=list)
     # Shared by the API server (signs UI and task tokens) and the scheduler's task workers.
-    _jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
-    _secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False, init=False)
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False, init=False)
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port()
@@ -99,7 +100,8 @@ class AirflowServer:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                # Two task processes at a time: the two training branches, on a shared 2-core machine.
+                # A few task processes at a time (the two training branches run in parallel): the
+                # machine may be a shared 2-core one.
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
@@ -108,10 +110,8 @@ class AirflowServer:
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__BASE_URL": self.base_url,
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
-                "AIRFLOW__API__SECRET_KEY": self._secret_key,
-                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
+                "AIRFLOW__API__SECRET_KEY": self.secret_key,
                 "STREAMGUARD_LOCAL_POKE_SECONDS": "2",
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1",
@@ -156,6 +156,21 @@ class AirflowServer:
                 pass
             time.sleep(1)
         raise TimeoutError(f"API server on {self.base_url} not healthy after {timeout:.0f}s\n{self.log_tails()}")
+
+    def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
+        """Wait until the dag-processor has parsed these DAGs into the DB (raise naming the missing ones)."""
+        deadline, missing = time.monotonic() + timeout, set(dag_ids)
+        token = self.token()
+        while time.monotonic() < deadline:
+            self.check_alive()
+            parsed = {d["dag_id"] for d in self.request("GET", "/api/v2/dags?limit=100", token=token)["dags"]}
+            missing = set(dag_ids) - parsed
+            if not missing:
+                return
+            time.sleep(2)
+        errors = self.request("GET", "/api/v2/importErrors", token=token)
+        raise TimeoutError(f"DAGs {sorted(missing)} not parsed after {timeout:.0f}s; import errors: "
+                           f"{errors.get('import_errors')}\n{self.log_tails()}")
 
     def check_alive(self) -> None:
         """Raise (with the process logs) when one of the Airflow processes has exited."""

@@ -10,7 +10,6 @@ a temp dir and, when ``$STREAMGUARD_SCREENSHOTS`` is set, are copied there.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -70,6 +69,7 @@ def server(tmp_path_factory):
     airflow = AirflowServer(tmp_path_factory.mktemp("airflow-ui"))
     try:
         airflow.start()
+        airflow.wait_for_dags((TRAINING, RETRAINING))
         yield airflow
     finally:
         airflow.stop()
@@ -95,7 +95,7 @@ def test_trigger_training_from_the_ui_and_see_the_models(browser, server, shots)
         trigger_training(page, server, shots)
         run = server.wait_for_run(TRAINING, timeout=RUN_TIMEOUT_S)
         check_run(run)
-        show_run(page, server, run, shots)
+        show_run(page, server, shots)
         check_models_page(page, server, shots)
         check_logs_hold_no_credentials(server)
     except Exception:
@@ -110,6 +110,14 @@ def test_trigger_training_from_the_ui_and_see_the_models(browser, server, shots)
 
 
 # --- steps ------------------------------------------------------------------------------------------
+def settle(page, timeout_ms: int = 10_000) -> None:
+    """Let the page finish loading before a screenshot; the UI's auto-refresh may never go idle."""
+    try:
+        page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: a screenshot mid-refresh is fine
+        pass
+
+
 def login(page, server: AirflowServer, shots: Screenshots) -> None:
     """Sign in through the simple auth manager's login form with the server's admin password."""
     page.goto(server.base_url + "/")
@@ -129,7 +137,7 @@ def check_dag_list(page, server: AirflowServer, shots: Screenshots) -> None:
     page.goto(server.base_url + "/dags")
     for dag_id in (TRAINING, RETRAINING):
         page.get_by_role("link", name=dag_id, exact=True).wait_for()
-    page.wait_for_load_state("networkidle")
+    settle(page)
     shots.take(page, "dag-list")
     errors = server.request("GET", "/api/v2/importErrors")
     assert errors["total_entries"] == 0, f"DAG import errors: {errors['import_errors']}"
@@ -205,22 +213,25 @@ def check_run(run: dict) -> None:
     """The run came from the UI form and carries the typed, non-default params."""
     assert run["state"] == "success"
     assert run["run_type"] == "manual" and run.get("triggered_by") == "ui", run
+    assert run.get("triggering_user_name") == "admin", run
     conf = run["conf"]
     wrong = {k: conf.get(k) for k, v in EXPECTED_CONF.items() if conf.get(k) != v}
     assert not wrong, f"run conf differs from what was typed into the form: {wrong}; conf: {conf}"
 
 
-def show_run(page, server: AirflowServer, run: dict, shots: Screenshots) -> None:
+def show_run(page, server: AirflowServer, shots: Screenshots) -> None:
     """The runs tab shows the run as successful."""
     page.goto(f"{server.base_url}/dags/{TRAINING}/runs")
     page.get_by_text("success").first.wait_for()
-    page.wait_for_load_state("networkidle")
+    settle(page)
     shots.take(page, "run-success")
 
 
 def check_models_page(page, server: AirflowServer, shots: Screenshots) -> None:
-    """The plugin's nav entry opens the models page (iframe) listing both new versions; each version
-    page shows the three charts and the hyperparameters typed into the form."""
+    """The plugin's nav entry opens the models page (in an iframe) with both new versions.
+
+    Each version page shows the three charts and the hyperparameters typed into the form.
+    """
     page.goto(server.base_url + "/")
     page.get_by_role("button", name="Browse").click()
     page.get_by_role("menuitem", name="StreamGuard Models").click()
@@ -231,7 +242,7 @@ def check_models_page(page, server: AirflowServer, shots: Screenshots) -> None:
         section = frame.locator(f"h2#model-{name}")
         section.wait_for()
         assert "champion v1" in section.inner_text(), f"{name}: {section.inner_text()!r}"
-    page.wait_for_load_state("networkidle")
+    settle(page)
     shots.take(page, "models-page")
     for model_type, name in MODEL_NAMES.items():
         frame.locator(f"h2#model-{name} ~ table.versions").first.get_by_role("link", name="v1").click()

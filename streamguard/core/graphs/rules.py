@@ -82,6 +82,8 @@ def is_shell_program(program: str) -> bool:
     """True when ``program`` (argv[0], possibly a full path) is a shell or a command runner."""
     base = program.replace("\\", "/").rsplit("/", 1)[-1].strip().lower()
     return not base or base in SHELLS
+
+
 JAVA_SANITIZER_METHODS = frozenset({
     "parseInt", "parseLong", "parseDouble", "parseFloat", "parseShort", "parseByte", "parseBoolean",
     "escapeXml", "escapeXml10", "escapeXml11", "escapeHtml", "escapeHtml3", "escapeHtml4", "escapeEcmaScript",

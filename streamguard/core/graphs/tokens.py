@@ -83,7 +83,9 @@ def build_token_ir(code: str, language: str, budget: int) -> GraphIR:
                     rule = (classify_python_call(name, 1, (), False) if language == "python"
                             else classify_java_call(text, ".".join(dotted) or None))
                     flags |= (IR.CALL | (IR.SOURCE if rule.source else 0) | (IR.SINK if rule.sink else 0)
-                              | (IR.SANITIZER if rule.sanitizer else 0))
+                              | (IR.PATH_SINK if rule.sink and rule.path_sink else 0)
+                              | (IR.SANITIZER if rule.sanitizer else 0)
+                              | (IR.PATH_SANITIZER if rule.path_sanitizer else 0))
             nid = g.add(kind, root, flags, length)
             g.edge(prev, nid, IR.NEXT_STMT)
             prev = nid
