@@ -175,7 +175,9 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
         assert {"Name": "train:loss", "Regex": "Train Loss=(.*?);"} in METRIC_DEFINITIONS
         assert {"Name": "train:accuracy", "Regex": "Train Acc=(.*?);"} in METRIC_DEFINITIONS
         assert {"Name": "validation:accuracy", "Regex": "Val Acc=(.*?);"} in METRIC_DEFINITIONS
-        assert request["HyperParameters"] == {
+        hps = request["HyperParameters"]
+        assert all(isinstance(v, str) for v in hps.values()), hps
+        for name, value in {
             "model-type": json.dumps(model_type),
             "epochs": str(m.epochs),
             "batch-size": str(m.batch_size),
@@ -185,7 +187,9 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
             "sagemaker_submit_directory": json.dumps(source["uri"]),
             "sagemaker_region": '"us-east-1"',
             "sagemaker_container_log_level": "20",
-        }
+        }.items():
+            assert hps[name] == value, (name, hps)
+        assert "mode" not in hps
         assert source["uri"].startswith(f"s3://{BUCKET}/artifacts/runs/")
         assert [(c["ChannelName"], c["DataSource"]["S3DataSource"]["S3DataType"],
                  c["DataSource"]["S3DataSource"]["S3Uri"]) for c in request["InputDataConfig"]] == [

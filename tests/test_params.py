@@ -40,3 +40,14 @@ def test_bad_params_name_the_parameter(params, fragment):
     with pytest.raises(ParamError) as err:
         resolve_training_config(params)
     assert fragment in str(err.value)
+
+
+def test_empty_uri_params_are_optional_in_the_trigger_form():
+    # Airflow's form treats a plain "string" param as required; null must be accepted and mean "empty".
+    from streamguard.pipeline.params import TRAINING_PARAMS
+    from streamguard.pipeline.retraining import RETRAINING_PARAMS, resolve_retraining_config
+
+    assert "null" in TRAINING_PARAMS["data_uri"][1]["type"]
+    assert "null" in RETRAINING_PARAMS["feedback_uri"][1]["type"]
+    assert resolve_training_config({"data_uri": None}).data_uri == ""
+    assert resolve_retraining_config({"feedback_uri": None})["feedback_uri"] == ""

@@ -17,13 +17,14 @@ MODEL_NAMES = {"gnn": "taint_flow_gnn", "transformer": "sql_intent_transformer"}
 
 # Defaults sized for a 2-core laptop on the generated sample data; SageMaker users raise them.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gnn": {"epochs": 8, "batch_size": 32, "learning_rate": 2e-3},
-    "transformer": {"epochs": 4, "batch_size": 16, "learning_rate": 5e-4},
+    "gnn": {"epochs": 8, "batch_size": 16, "learning_rate": 5e-3},
+    "transformer": {"epochs": 6, "batch_size": 16, "learning_rate": 5e-4},
 }
 
 # name -> (default, JSON schema, description). Order is the form's order.
 TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
-    "data_uri": ("", {"type": "string"},
+    # ["string", "null"]: optional in Airflow's trigger form (a plain "string" is a required field).
+    "data_uri": ("", {"type": ["string", "null"]},
                  "JSONL(.gz) file or directory (file:// or s3://). Empty: generated sample data."),
     "sample_pairs": (120, {"type": "integer", "minimum": 10, "maximum": 5000},
                      "Vulnerable/safe pairs to generate when data_uri is empty."),
@@ -108,6 +109,8 @@ class TrainingConfig:
 
 def _check(name: str, value: Any, schema: dict) -> Any:
     kind = schema.get("type")
+    if isinstance(kind, list):  # ["string", "null"]: optional in the trigger form; null means empty
+        kind = next(t for t in kind if t != "null")
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():

@@ -26,7 +26,7 @@ FEEDBACK_ASSET_NAME = "streamguard_feedback"
 
 # name -> (default, JSON schema, description)
 RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
-    "feedback_uri": ("", {"type": "string"},
+    "feedback_uri": ("", {"type": ["string", "null"]},
                      "Feedback JSONL(.gz) file or directory. Empty: <artifact root>/feedback/."),
     "force": (False, {"type": "boolean"}, "Retrain even when no trigger fires (still recorded)."),
     "models": (list(MODEL_TYPES), {"type": "array", "items": {"type": "string", "enum": list(MODEL_TYPES)},
