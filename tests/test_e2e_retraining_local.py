@@ -64,7 +64,7 @@ def world(airflow_db, tmp_path_factory):
     # value) and a low decision threshold, so it flags nearly everything: low accuracy, high FPR.
     # A large frozen test split gives the paired test enough pairs.
     conf = dict(TINY_TRAINING_CONF, models=["gnn"], sample_pairs=60, test_ratio=0.4, gnn_epochs=1,
-                gnn_learning_rate=1e-6, decision_threshold=0.2)
+                gnn_learning_rate=1e-6, decision_threshold=0.01)
     proc = run_dags_test("streamguard_training", conf, home)
     assert succeeded(proc), tail(proc)
     client = RegistryClient((home / "registry").as_uri())
