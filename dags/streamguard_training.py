@@ -82,7 +82,7 @@ def streamguard_training():
 
             @task(multiple_outputs=True)
             def build_job(config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
-                from airflow.exceptions import AirflowSkipException
+                from airflow.sdk.exceptions import AirflowSkipException
 
                 from streamguard.pipeline.params import TrainingConfig
                 from streamguard.pipeline.training import build_training_job

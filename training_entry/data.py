@@ -8,6 +8,8 @@ when a record has none or its featurizer version differs from the shipped one.
 
 from __future__ import annotations
 
+import re
+
 import gzip
 import importlib
 import io
@@ -200,11 +202,25 @@ def graph_to_data(graph: dict, label: int | None = None):
 
 
 # -------------------------------------------------------------------------------------- loaders
+_BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
+
+
+def code_for_tokens(code: str) -> str:
+    """The text the transformer reads: imports, package lines and comment lines dropped, whitespace
+    collapsed.
+
+    Files open with imports and headers; with a fixed token budget (`--max-length`) those would push
+    the function bodies, where flows into sinks are written, past the truncation point.
+    """
+    kept = [line.strip() for line in code.splitlines() if line.strip() and not _BOILERPLATE.match(line)]
+    return " ".join(" ".join(kept).split())
+
+
 class CodeDataset(Dataset):
     """(code, label) pairs for the transformer; tokenised per batch by `TokenCollator`."""
 
     def __init__(self, samples: Sequence[Sample]):
-        self.codes = [s.code for s in samples]
+        self.codes = [code_for_tokens(s.code) for s in samples]
         self.labels = [-1 if s.label is None else s.label for s in samples]
 
     def __len__(self) -> int:

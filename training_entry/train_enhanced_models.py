@@ -348,7 +348,7 @@ def fresh_model(args: argparse.Namespace, train_samples: list) -> tuple[torch.nn
         encoder, tokenizer = load_pretrained_encoder(args.pretrained)
         kwargs = {"encoder_config": encoder.config.to_dict(), "num_classes": 2, "dropout": args.dropout}
         return EnhancedSQLIntentTransformer(**kwargs, encoder=encoder), tokenizer, kwargs
-    tokenizer = train_bpe_tokenizer((s.code for s in train_samples), vocab_size=args.vocab_size)
+    tokenizer = train_bpe_tokenizer((datamod.code_for_tokens(s.code) for s in train_samples), vocab_size=args.vocab_size)
     encoder_config = small_roberta_config(len(tokenizer), hidden_size=hidden, num_layers=layers,
                                           num_heads=args.num_heads, max_length=args.max_length,
                                           pad_token_id=tokenizer.pad_token_id)

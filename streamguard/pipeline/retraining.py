@@ -331,7 +331,7 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
     from streamguard.ab import sagemaker_model_name
-    from streamguard.sagemaker_jobs import pytorch_training_image
+    from streamguard.pipeline.training import pytorch_inference_image
 
     sm = settings.resolve_sagemaker_settings()
     client = SageMakerHook(aws_conn_id=sm.aws_conn_id).conn
@@ -342,7 +342,7 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
         except client.exceptions.ClientError:
             client.create_model(
                 ModelName=name, ExecutionRoleArn=sm.role_arn,
-                PrimaryContainer={"Image": sm.image_uri or pytorch_training_image(sm.region, gpu=False),
+                PrimaryContainer={"Image": pytorch_inference_image(sm.region),
                                   "ModelDataUrl": version.artifact_uri},
                 Tags=[{"Key": "project", "Value": "streamguard"}],
             )
