@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nice", type=int, default=10, help="niceness of the training processes")
     p.add_argument("--code-snapshot", default=None,
                    help="run an earlier snapshot (<out>/code/<sha12>) instead of copying the working tree")
+    p.add_argument("--render-only", action="store_true",
+                   help="only rewrite summary.md from the summary.json under --out")
     p.add_argument("--reuse", action="store_true",
                    help="reuse prepared channels and finished runs found under --out (same settings)")
     return p
@@ -463,9 +465,11 @@ def render(summary: dict, args: argparse.Namespace) -> str:
         report = reports.get("all" if name.startswith("in_dist") else "juliet", {})
         ex = r.get("extra", {})
         rows.append([name, train_size(args, model, report), f"{ex.get('epochs_run')} (best {ex.get('best_epoch')})",
-                     fmt(ex.get("mean_epoch_s")), fmt(r["wall_s"]), fmt(r["cpu_s"]), fmt(r["peak_rss_mb"])])
+                     *(f"{v:.0f}" if isinstance(v, (int, float)) else "n/a"
+                       for v in (ex.get("mean_epoch_s"), r["wall_s"], r["cpu_s"], r["peak_rss_mb"]))])
     if rows:
-        parts.append(f"\n### Training cost (CPU, {args.threads} threads, nice {args.nice})\n")
+        parts.append(f"\n### Training cost (CPU, {args.threads} thread(s) per run, nice {args.nice}; "
+                     "wall time depends on the machine's load, CPU time much less)\n")
         parts.append(table(["run", "train records", "epochs (best)", "s/epoch", "wall s", "CPU s", "peak RSS MB"],
                            rows))
     rows = []
@@ -497,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"{data_dir}: missing {', '.join(missing)}")
     out = Path(args.out).resolve()
+    if args.render_only:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        (out / "summary.md").write_text(render(summary, args), encoding="utf-8")
+        print(render(summary, args), flush=True)
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     # Lower our own priority once: preparation runs in this process and every training process
     # inherits it (the machine is shared).

@@ -135,10 +135,20 @@ def champion_of(model_type: str):
     return _registry().get_alias(MODEL_NAMES[model_type], "champion")
 
 
-def _read_from_artifact(artifact_uri: str, member: str) -> Any:
+class ArtifactIntegrityError(RuntimeError):
+    """A registered artifact no longer matches the sha256 recorded in the registry."""
+
+
+def _read_from_artifact(artifact_uri: str, member: str, expected_sha256: str) -> Any:
+    """One JSON member of a registered model.tar.gz, after checking the archive's sha256."""
     with tempfile.TemporaryDirectory(prefix="sg-art-") as tmp:
         local = Path(tmp) / "model.tar.gz"
         storage.download(artifact_uri, str(local))
+        actual = hashlib.sha256(local.read_bytes()).hexdigest()
+        if actual != expected_sha256:
+            raise ArtifactIntegrityError(
+                f"{artifact_uri}: sha256 {actual} differs from the registry's {expected_sha256}; "
+                "the artifact was changed after registration: refusing to use it")
         with tarfile.open(local) as tf:
             if member not in tf.getnames():
                 return None
@@ -172,7 +182,7 @@ def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: 
     champion_dict = None
     if champion is not None:
         champion_dict = _plain(champion)
-        baseline = _read_from_artifact(champion.artifact_uri, "baseline.json")
+        baseline = _read_from_artifact(champion.artifact_uri, "baseline.json", champion.artifact_sha256)
         if baseline:
             drift = detect_drift(baseline, info["input_stats"])
     policy = RetrainPolicy(accuracy_drop=config["accuracy_drop"], fpr_rise=config["fpr_rise"],
