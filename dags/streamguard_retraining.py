@@ -22,7 +22,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import backend_from_env, training_operators
+from streamguard_ops.backend import backend_from_env, job_name_template, training_operators
 
 from streamguard.pipeline.params import MODEL_TYPES
 from streamguard.pipeline.retraining import FEEDBACK_ASSET_NAME, RETRAINING_PARAMS
@@ -124,10 +124,11 @@ def streamguard_retraining():
                 return {"request": request, "job_name": request["TrainingJobName"]}
 
             @task
-            def collect(job_name: str, model_type: str = model_type) -> dict:
+            def collect(trained: dict, model_type: str = model_type) -> dict:
                 from streamguard.pipeline.training import describe_job_record
 
-                return describe_job_record(job_name, BACKEND, model_type)
+                # `trained` is the train task's XCom; its job_name is `<name>-a<try>` after a retry.
+                return describe_job_record(trained["job_name"], BACKEND, model_type)
 
             @task
             def evaluate_challenger(config: dict, job: dict, data: dict, source: dict,
@@ -182,9 +183,10 @@ def streamguard_retraining():
             choice >> [skipped, data]
             spec = build_job(config, data, source)
             train = TrainingOperator(task_id="train", config=spec["request"])
-            wait = TrainingSensor(task_id="wait", job_name=spec["job_name"], **SENSOR_KWARGS)
+            # The job the train task actually used: after a retry replaced a failed job, `<name>-a<try>`.
+            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
             spec["request"] >> train >> wait
-            job = collect(spec["job_name"])
+            job = collect(train.output)
             wait >> job
             challenger_eval = evaluate_challenger(config, job, data, source)
             champion_eval = evaluate_champion(config, data, source)

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import backend_from_env, training_operators
+from streamguard_ops.backend import backend_from_env, job_name_template, training_operators
 
 from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS
 
@@ -96,13 +96,15 @@ def streamguard_training():
 
             spec = build_job(config, data, source)
             train = TrainingOperator(task_id="train", config=spec["request"])
-            wait = TrainingSensor(task_id="wait", job_name=spec["job_name"], **SENSOR_KWARGS)
+            # The job the train task actually used: after a retry replaced a failed job, `<name>-a<try>`.
+            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
 
             @task
-            def collect(job_name: str, model_type: str = model_type) -> dict:
+            def collect(trained: dict, model_type: str = model_type) -> dict:
                 from streamguard.pipeline.training import describe_job_record
 
-                return describe_job_record(job_name, BACKEND, model_type)
+                # `trained` is the train task's XCom; its job_name is `<name>-a<try>` after a retry.
+                return describe_job_record(trained["job_name"], BACKEND, model_type)
 
             @task
             def evaluate(config: dict, job: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
@@ -130,7 +132,7 @@ def streamguard_training():
                 return register_model(TrainingConfig.from_dict(config), job, evaluation, decision, data, BACKEND)
 
             spec["request"] >> train >> wait
-            job = collect(spec["job_name"])
+            job = collect(train.output)
             wait >> job
             evaluation = evaluate(config, job, data, source)
             decision = gate(config, evaluation)

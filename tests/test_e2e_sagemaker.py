@@ -227,6 +227,8 @@ def test_evaluation_requests_run_evaluate_mode_on_the_trained_model(success_run)
             extra_hyperparameters={"mode": "evaluate"}, channels={"test": data["channels"]["test"]},
             model_channel_uri=model_prefix, name_suffix="-eval")
         expected.pop("EnableManagedSpotTraining", None)
+        expected.pop("CheckpointConfig", None)
+        expected["HyperParameters"].pop("threshold", None)  # evaluation uses the model's own threshold
         assert request == expected
         assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["test", "model"]
 

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from streamguard_ops.backend import choose_job, try_number_of
 from streamguard_ops.hooks import LocalTrainingHook
 
 
@@ -17,8 +18,11 @@ class LocalTrainingOperator(BaseOperator):
     """Start a local training job from a SageMaker ``CreateTrainingJob`` dict (templated).
 
     A retry finds the job already created under its (deterministic) name and reconnects to it
-    instead of starting a second process. With ``wait_for_completion=False`` (the default) the
-    task returns while training runs; `LocalTrainingSensor` waits for the end.
+    instead of starting a second process, unless that job ended Failed or Stopped: then the retry
+    starts ``<name>-a<try_number>`` with the same request, which resumes from the checkpoints the
+    failed job left at ``CheckpointConfig.S3Uri`` (see `streamguard_ops.backend.choose_job`).
+    With ``wait_for_completion=False`` (the default) the task returns while training runs;
+    `LocalTrainingSensor` waits for the end, given the job name from this task's XCom.
 
     Args:
         config: the request, as built by `streamguard.sagemaker_jobs.build_training_request`.
@@ -28,7 +32,9 @@ class LocalTrainingOperator(BaseOperator):
         jobs_dir: override the local jobs directory.
 
     Returns (XCom):
-        ``{"job_name", "status", "reconnected", "log_path", "backend": "local"}``.
+        ``{"job_name", "status", "reconnected", "replaces", "log_path", "backend": "local"}``;
+        ``job_name`` is the job actually used (``<name>-a<try>`` on a new attempt), ``replaces``
+        the Failed/Stopped job it replaces or None.
     """
 
     template_fields: Sequence[str] = ("config",)
@@ -56,12 +62,17 @@ class LocalTrainingOperator(BaseOperator):
             )
         name = self.config["TrainingJobName"]
         try:
-            created = self.hook.create_training_job(self.config)
+            name, _existing, replaces = choose_job(name, try_number_of(context), self._describe_or_none)
+            request = self.config if name == self.config["TrainingJobName"] else dict(self.config, TrainingJobName=name)
+            created = self.hook.create_training_job(request)
         except ValueError as exc:  # invalid request or a name clash: a retry cannot fix either
             raise AirflowFailException(f"local training job {name}: {exc}") from exc
         self._job_name = name
         log_path = self.hook.log_path(name)
-        if created["Reconnected"]:
+        if replaces:
+            self.log.info("Local training job %s ended %s: started %s, which resumes from its checkpoints; log: %s",
+                          replaces, self.hook.describe_training_job(replaces)["TrainingJobStatus"], name, log_path)
+        elif created["Reconnected"]:
             self.log.info("Local training job %s already exists (%s): reconnecting, not starting another.",
                           name, created["TrainingJobStatus"])
         else:
@@ -69,8 +80,16 @@ class LocalTrainingOperator(BaseOperator):
         status = created["TrainingJobStatus"]
         if self.wait_for_completion:
             status = self._wait(name)["TrainingJobStatus"]
-        return {"job_name": name, "status": status, "reconnected": created["Reconnected"],
+        return {"job_name": name, "status": status, "reconnected": created["Reconnected"], "replaces": replaces,
                 "log_path": str(log_path), "backend": "local"}
+
+    def _describe_or_none(self, name: str) -> dict | None:
+        from streamguard.backends.local import JobNotFoundError
+
+        try:
+            return self.hook.describe_training_job(name)
+        except JobNotFoundError:
+            return None
 
     def _wait(self, name: str) -> dict:
         started = time.monotonic()

@@ -12,6 +12,13 @@ script-mode container contract on this machine (see SAGEMAKER.md):
 3. ``Uploading``: ``model/`` -> ``<S3OutputPath>/<job>/output/model.tar.gz`` and ``output/data/``
    -> ``.../output/output.tar.gz``; checkpoints back to ``CheckpointConfig.S3Uri``.
 
+Checkpoints are also copied to ``CheckpointConfig.S3Uri`` while training runs (every
+``$STREAMGUARD_LOCAL_CHECKPOINT_SYNC_S`` seconds, default 5, when they changed) and after the
+training process ends whatever the outcome (Failed and Stopped included), as SageMaker does, so
+a new job with the same ``CheckpointConfig`` (a task retry) resumes from the last epoch saved.
+A copy is only made of a consistent checkpoint: no file newer than the entry's state JSON,
+which the entry writes last.
+
 Differences from SageMaker, on purpose: one host only (``InstanceCount`` > 1 runs one process and
 says so in the log), no ``requirements.txt`` install (the local environment already has the
 packages), ``SM_NUM_GPUS`` from ``$STREAMGUARD_LOCAL_NUM_GPUS`` (default 0), ``SM_HP_<NAME>``
@@ -29,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,6 +59,10 @@ HOST = "algo-1"
 # Seconds between SIGTERM and SIGKILL: SageMaker allows 120 s; a local run needs less.
 STOP_GRACE_S = float(os.environ.get("STREAMGUARD_LOCAL_STOP_GRACE_S", "10"))
 STATUS_WRITE_INTERVAL_S = 0.5
+# Seconds between checkpoint copies to CheckpointConfig.S3Uri while training runs.
+CHECKPOINT_SYNC_S = float(os.environ.get("STREAMGUARD_LOCAL_CHECKPOINT_SYNC_S", "5"))
+# The entry writes this file last in each checkpoint (training_entry/artifacts.py CHECKPOINT_STATE).
+CHECKPOINT_STATE_FILE = "checkpoint.json"
 TAIL_LINES = 20
 MAX_REASON_CHARS = 1024  # the API's limit for FailureReason
 LOG_MARK = "[streamguard-local "
@@ -159,6 +171,8 @@ class Supervisor:
         self.stop_requested = False
         self.parser = MetricParser(self.request["AlgorithmSpecification"].get("MetricDefinitions", []))
         self._last_write = 0.0
+        self._synced: tuple | None = None  # fingerprint of the checkpoint last copied
+        self._last_sync = 0.0
 
     # ------------------------------------------------------------------------------------ status
     def save(self) -> None:
@@ -174,6 +188,33 @@ class Supervisor:
         """A supervisor line in train.log (marked, so it is not mistaken for the entry's output)."""
         with open(self.paths.train_log, "a", encoding="utf-8") as fh:
             fh.write(f"{LOG_MARK}{utcnow_iso()}] {message}\n")
+
+    def sync_checkpoints(self, checkpoint_dir: Path, *, final: bool = False) -> None:
+        """Copy the job's checkpoints to ``CheckpointConfig.S3Uri`` if they changed since the last copy.
+
+        Periodic copies are best effort (logged); the final one of a Completed job raises, so
+        the job fails rather than silently losing its checkpoints.
+        """
+        self._last_sync = time.monotonic()
+        ckpt = self.request.get("CheckpointConfig")
+        if not ckpt or not checkpoint_dir.is_dir():
+            return
+        if checkpoint_fingerprint(checkpoint_dir) == self._synced:
+            return
+        try:
+            copied = copy_checkpoints(checkpoint_dir, ckpt["S3Uri"], self.paths.root / "checkpoint-upload")
+        except Exception as exc:  # noqa: BLE001 - a failed periodic copy is retried at the next interval
+            if final:
+                raise
+            self.log(f"checkpoint copy to {ckpt['S3Uri']} failed (will retry): {type(exc).__name__}: {exc}")
+            return
+        if copied is not None:
+            self._synced = copied
+            if final:
+                self.log(f"checkpoints copied to {ckpt['S3Uri']}")
+        elif final:
+            self.log("the checkpoint dir was left mid-write; the last complete copy at "
+                     f"{ckpt['S3Uri']} is kept")
 
     # ----------------------------------------------------------------------------------- signals
     def on_sigterm(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
@@ -200,6 +241,8 @@ class Supervisor:
             self.check_stop()
             self.transition("InProgress", "Training", "Training in progress")
             outcome, reason = self.train(checkpoint_dir)
+            if outcome != "Completed":  # Completed copies them in upload_outputs (and fails if it cannot)
+                self._final_checkpoint_copy(checkpoint_dir)
         except JobStopped:
             self.finish_stopped("Stopped", "Job stopped before training started", None)
             return 0
@@ -223,6 +266,13 @@ class Supervisor:
             return 0
         self.transition("Failed", "Failed", "Training job failed", reason=reason)
         return 1
+
+    def _final_checkpoint_copy(self, checkpoint_dir: Path) -> None:
+        """After a failed or stopped run: keep its checkpoints for the next attempt (best effort)."""
+        try:
+            self.sync_checkpoints(checkpoint_dir, final=True)
+        except Exception as exc:  # noqa: BLE001 - the job's own failure reason matters more
+            self.log(f"checkpoint copy after {self.status.get('SecondaryStatus')} failed: {exc}")
 
     def finish_stopped(self, secondary: str, message: str, reason: str | None, checkpoint_dir: Path | None = None) -> None:
         # As on SageMaker, whatever the script saved before it stopped is still uploaded.
@@ -270,7 +320,11 @@ class Supervisor:
         ckpt = self.request.get("CheckpointConfig")
         if ckpt and _exists(ckpt["S3Uri"]):
             self.log(f"checkpoints: resuming from {ckpt['S3Uri']}")
-            fetch(ckpt["S3Uri"], checkpoint_dir)
+            try:
+                fetch(ckpt["S3Uri"], checkpoint_dir)
+            except FileNotFoundError:  # an empty local directory exists but holds no checkpoint yet
+                self.log(f"checkpoints: {ckpt['S3Uri']} is empty; starting fresh")
+            self._synced = checkpoint_fingerprint(checkpoint_dir)  # already there: no copy back until it changes
 
         write_json_atomic(p.input_config / "hyperparameters.json", hps)
         write_json_atomic(p.input_config / "inputdataconfig.json", input_data_config(self.request))
@@ -319,6 +373,8 @@ class Supervisor:
                 if dirty and time.monotonic() - self._last_write >= STATUS_WRITE_INTERVAL_S:
                     self._record_metrics()
                     dirty = False
+                if outcome is None and time.monotonic() - self._last_sync >= CHECKPOINT_SYNC_S:
+                    self.sync_checkpoints(checkpoint_dir)
                 if outcome is None and (self.stop_requested or self.paths.stop_marker.exists()):
                     self.stop_requested = True
                     outcome = "Stopped"
@@ -382,14 +438,58 @@ class Supervisor:
         model_uri = upload(model_tar, join_uri(base, "model.tar.gz"))
         upload(output_tar, join_uri(base, "output.tar.gz"))
         self.log(f"model artifact: {model_uri} (sha256 {model_sha})")
-        ckpt = self.request.get("CheckpointConfig")
-        if ckpt and any(checkpoint_dir.rglob("*")):
-            from streamguard.storage import upload_dir
-
-            upload_dir(checkpoint_dir, ckpt["S3Uri"])
+        self.sync_checkpoints(checkpoint_dir, final=True)
         self.status["ModelArtifacts"] = {"S3ModelArtifacts": model_uri}
         self.status["ModelArtifactSha256"] = model_sha
         self.save()
+
+
+def checkpoint_fingerprint(checkpoint_dir: Path) -> tuple | None:
+    """(relative path, size, mtime_ns) of every file, or None when the checkpoint is not consistent.
+
+    Consistent means: no file is newer than the state JSON the entry writes last (a checkpoint
+    being written has new weights and an old JSON). A dir without that JSON (another entry, or
+    files other than epoch checkpoints) counts as consistent as it is.
+    """
+    files = sorted(p for p in checkpoint_dir.rglob("*") if p.is_file())
+    stats = [(p.relative_to(checkpoint_dir).as_posix(), p.stat()) for p in files]
+    state = next((st for rel, st in stats if rel == CHECKPOINT_STATE_FILE), None)
+    if state is not None and any(st.st_mtime_ns > state.st_mtime_ns for _, st in stats):
+        return None
+    return tuple((rel, st.st_size, st.st_mtime_ns) for rel, st in stats)
+
+
+def copy_checkpoints(checkpoint_dir: Path, uri: str, staging: Path) -> tuple | None:
+    """Copy a consistent checkpoint dir to ``uri``; returns its fingerprint, or None if it was not copied.
+
+    The files are first copied to ``staging`` and the fingerprint re-checked, so what is uploaded
+    is one checkpoint even while the entry writes the next one.
+    """
+    before = checkpoint_fingerprint(checkpoint_dir)
+    if not before:  # inconsistent (mid-write) or empty
+        return None
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(checkpoint_dir, staging)
+    if checkpoint_fingerprint(checkpoint_dir) != before:
+        return None
+    from streamguard.storage import upload_dir
+
+    # The state JSON goes last, so a reader of ``uri`` never sees a JSON ahead of its weights.
+    state = staging / CHECKPOINT_STATE_FILE
+    state_bytes = state.read_bytes() if state.is_file() else None
+    if state_bytes is not None:
+        state.unlink()
+    upload_dir(staging, uri)
+    if state_bytes is not None:
+        state.write_bytes(state_bytes)
+        upload(state, _join(uri, CHECKPOINT_STATE_FILE))
+    return before
+
+
+def _join(uri: str, *parts: str) -> str:
+    from streamguard.storage import join_uri
+
+    return join_uri(uri, *parts)
 
 
 def _exists(uri: str) -> bool:

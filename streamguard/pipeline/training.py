@@ -149,7 +149,9 @@ def build_training_job(config: TrainingConfig, model_type: str, data: dict, sour
         instance_count=config.instance_count,
         max_runtime_s=config.max_runtime_s,
         spot=config.use_spot,
-        checkpoint_uri=run_uri(key, "checkpoints", job_name) if config.use_spot else None,
+        # Per run and model, not per job: a retry's new job (`<name>-a<try>`) resumes from the
+        # last epoch the failed attempt saved. `evaluate_model` drops it for evaluate jobs.
+        checkpoint_uri=run_uri(key, "checkpoints", model_type + name_suffix),
         model_channel_uri=model_channel_uri,
         tags={"dag_id": dag_id, "model_type": model_type},
     )
@@ -249,7 +251,9 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
         model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
         name_suffix=name_suffix,
     )
-    # The evaluate job must not inherit the training job's checkpoints.
+    # The evaluate job must not inherit the training job's checkpoints, and it scores at the
+    # model's own decision threshold (saved in its config), not at this run's default.
+    request["HyperParameters"].pop("threshold", None)
     request.pop("CheckpointConfig", None)
     request.pop("EnableManagedSpotTraining", None)
     desc = run_job_and_wait(request, backend)

@@ -1,0 +1,163 @@
+"""A training process killed mid-run fails its task with the reason; the retry resumes from the checkpoint.
+
+The slow test runs the real entry on the local backend: try 1's job is killed after an epoch
+checkpoint reached ``CheckpointConfig.S3Uri``, the sensor fails with the job's reason, and try 2
+starts ``<name>-a2``, which resumes from that checkpoint and finishes every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tarfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+
+from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
+from streamguard_ops.backend import attempt_job_name, choose_job, job_name_template  # noqa: E402
+from streamguard_ops.operators import LocalTrainingOperator  # noqa: E402
+from streamguard_ops.sensors import LocalTrainingSensor  # noqa: E402
+
+from streamguard.backends.local import kill_group  # noqa: E402
+from streamguard.sagemaker_jobs import JOB_NAME_MAX, LOCAL_REGION, build_training_request, make_job_name  # noqa: E402
+
+BASE = "sg-gnn-manual-1-0123456789"
+
+
+def context(task_id: str, try_number: int) -> dict:
+    ti = SimpleNamespace(dag_id="streamguard_training", task_id=task_id, run_id="manual__1",
+                         map_index=-1, try_number=try_number)
+    return {"ti": ti}
+
+
+# ----------------------------------------------------------------------------- naming and choice
+def test_attempt_names_keep_the_hash_and_the_length_limit():
+    assert attempt_job_name(BASE, 2) == BASE + "-a2"
+    long = make_job_name("sg", "transformer-ft", "streamguard_retraining/scheduled__2026-01-01T00:00:00+00:00", {})
+    assert len(long) == JOB_NAME_MAX
+    named = attempt_job_name(long, 12)
+    assert len(named) == JOB_NAME_MAX and named.endswith(long[-10:] + "-a12")
+    assert named.startswith("sg-transformer-ft-")
+    with pytest.raises(ValueError, match="not a retry"):
+        attempt_job_name(BASE, 1)
+
+
+@pytest.mark.parametrize("jobs, try_number, expected", [
+    ({}, 1, (BASE, None, None)),                                   # first try: create
+    ({BASE: "Failed"}, 1, (BASE, "Failed", None)),                 # first try: never replaced
+    ({BASE: "Failed"}, None, (BASE, "Failed", None)),              # no task instance: as before
+    ({BASE: "InProgress"}, 2, (BASE, "InProgress", None)),         # still running: reconnect
+    ({BASE: "Completed"}, 3, (BASE, "Completed", None)),
+    ({BASE: "Failed"}, 2, (BASE + "-a2", None, BASE)),             # failed: new attempt
+    ({BASE: "Stopped"}, 2, (BASE + "-a2", None, BASE)),
+    ({}, 2, (BASE, None, None)),                                   # try 1 never created it
+    ({BASE: "Failed", BASE + "-a2": "InProgress"}, 3, (BASE + "-a2", "InProgress", None)),
+    ({BASE: "Failed", BASE + "-a2": "Failed"}, 3, (BASE + "-a3", None, BASE + "-a2")),
+    ({BASE: "Failed", BASE + "-a3": "Failed"}, 3, (BASE + "-a3", "Failed", None)),  # this try's own job
+])
+def test_choose_job(jobs, try_number, expected):
+    def describe(name):
+        return {"TrainingJobStatus": jobs[name]} if name in jobs else None
+
+    name, existing, replaces = choose_job(BASE, try_number, describe)
+    assert (name, existing and existing["TrainingJobStatus"], replaces) == expected
+
+
+def test_sensor_template_reads_the_job_name_the_train_task_returned():
+    assert job_name_template(SimpleNamespace(task_id="gnn.train")) == \
+        "{{ ti.xcom_pull(task_ids='gnn.train')['job_name'] }}"
+
+
+# ------------------------------------------------------------------------------- kill and resume
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _wait_for(predicate, what: str, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _checkpoint_epoch(ckpt_root: Path) -> int | None:
+    state = ckpt_root / "checkpoint.json"
+    try:
+        return json.loads(state.read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _poke_until_done(sensor, ctx, timeout: float):
+    return _wait_for(lambda: sensor.poke(ctx), f"sensor {sensor.job_name}", timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_killed_training_fails_the_task_and_the_retry_resumes(tmp_path, monkeypatch):
+    from streamguard.sourcedir import build_sourcedir_tarball
+    from tests.test_models import make_records
+
+    # Copy checkpoints out often, so one is at CheckpointConfig before the kill.
+    monkeypatch.setenv("STREAMGUARD_LOCAL_CHECKPOINT_SYNC_S", "0.2")
+    tarball, _ = build_sourcedir_tarball(tmp_path / "src" / "sourcedir.tar.gz")
+    # Enough records that an epoch outlasts the polling below (the kill must land mid-run).
+    _write_jsonl(tmp_path / "data" / "train" / "data.jsonl", make_records(1000, seed=10))
+    _write_jsonl(tmp_path / "data" / "validation" / "data.jsonl", make_records(40, seed=11))
+    ckpt_root = tmp_path / "runs" / "checkpoints" / "gnn"
+    epochs = 4
+    name = "sg-gnn-retry-test-0123456789"
+    request = build_training_request(
+        job_name=name, model_type="gnn",
+        channels={c: (tmp_path / "data" / c).as_uri() for c in ("train", "validation")},
+        output_uri=(tmp_path / "out").as_uri(), source_dir_uri=tarball.as_uri(),
+        hyperparameters={"model-type": "gnn", "epochs": epochs, "batch-size": 8, "learning-rate": 0.005,
+                         "seed": 5, "hidden-size": 16, "num-layers": 1, "patience": 0},
+        role_arn="arn:aws:iam::000000000000:role/local", region=LOCAL_REGION, max_runtime_s=600,
+        checkpoint_uri=ckpt_root.as_uri(),
+    )
+    jobs = str(tmp_path / "jobs")
+
+    # Try 1: start, wait for an epoch checkpoint at CheckpointConfig.S3Uri, kill the training process.
+    first = LocalTrainingOperator(task_id="train", config=request, jobs_dir=jobs).execute(context("train", 1))
+    assert first["job_name"] == name and first["replaces"] is None
+    saved = _wait_for(lambda: _checkpoint_epoch(ckpt_root), "an epoch checkpoint at the checkpoint URI", 300)
+    hook = LocalTrainingOperator(task_id="x", config=request, jobs_dir=jobs).hook
+    child = hook.describe_training_job(name)["ChildPid"]
+    assert child and kill_group(child, signal.SIGKILL)
+    sensor = LocalTrainingSensor(task_id="wait", job_name=first["job_name"], jobs_dir=jobs, print_log=False)
+    with pytest.raises(AirflowFailException, match=rf"{name} Failed: AlgorithmError: .*killed by signal 9"):
+        _poke_until_done(sensor, context("wait", 1), 60)
+    saved = _checkpoint_epoch(ckpt_root)  # the final copy after the kill may hold a later epoch
+    assert 1 <= saved < epochs, f"the kill did not land mid-run (checkpoint epoch {saved})"
+
+    # Try 2: the failed job is replaced by <name>-a2, which resumes from the checkpoint.
+    second = LocalTrainingOperator(task_id="train", config=request, jobs_dir=jobs).execute(context("train", 2))
+    assert second["job_name"] == f"{name}-a2" and second["replaces"] == name and second["reconnected"] is False
+    sensor = LocalTrainingSensor(task_id="wait", job_name=second["job_name"], jobs_dir=jobs, print_log=False,
+                                 model_type="gnn")
+    record = _poke_until_done(sensor, context("wait", 2), 300).xcom_value
+    assert record["status"] == "Completed" and record["job_name"] == f"{name}-a2"
+    log = hook.log_path(f"{name}-a2").read_text()
+    assert f"Resuming from epoch {saved}" in log, log[-3000:]
+    assert f"Epoch {saved}/{epochs}:" not in log  # the resumed job does not redo a saved epoch
+    with tarfile.open(record["artifact_uri"].removeprefix("file://")) as tar:
+        history = json.load(tar.extractfile("history.json"))
+    assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+    assert _checkpoint_epoch(ckpt_root) == epochs  # the completed job copied its last checkpoint back
+
+    # A further retry finds the completed attempt and reconnects to it.
+    third = LocalTrainingOperator(task_id="train", config=request, jobs_dir=jobs).execute(context("train", 3))
+    assert third["job_name"] == f"{name}-a2" and third["reconnected"] is True
