@@ -161,3 +161,37 @@ def test_killed_training_fails_the_task_and_the_retry_resumes(tmp_path, monkeypa
     # A further retry finds the completed attempt and reconnects to it.
     third = LocalTrainingOperator(task_id="train", config=request, jobs_dir=jobs).execute(context("train", 3))
     assert third["job_name"] == f"{name}-a2" and third["reconnected"] is True
+
+
+def test_sagemaker_operator_replaces_a_failed_job_and_returns_its_name(monkeypatch):
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
+    from botocore.exceptions import ClientError
+    from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator
+
+    jobs = {BASE: {"TrainingJobName": BASE, "TrainingJobStatus": "Failed"}}
+    created = []
+
+    class Hook:
+        def describe_training_job(self, name):
+            if name not in jobs:
+                raise ClientError({"Error": {"Code": "ValidationException", "Message": "Requested resource not found"}},
+                                  "DescribeTrainingJob")
+            return jobs[name]
+
+    def create(self, context):  # the provider's execute, as far as this test needs it
+        name = self.config["TrainingJobName"]
+        created.append(dict(self.config))
+        jobs[name] = {"TrainingJobName": name, "TrainingJobStatus": "InProgress"}
+        return self.serialize_result(name)
+
+    monkeypatch.setattr(SageMakerTrainingOperator, "execute", create)
+    monkeypatch.setattr(ReconnectingSageMakerTrainingOperator, "hook", Hook())
+    config = {"TrainingJobName": BASE, "CheckpointConfig": {"S3Uri": "s3://b/runs/k/checkpoints/gnn"}}
+
+    first = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(config)).execute(context("train", 1))
+    assert first["job_name"] == BASE and first["Training"]["TrainingJobStatus"] == "Failed" and created == []
+    second = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(config)).execute(context("train", 2))
+    assert second["job_name"] == BASE + "-a2" and second["Training"]["TrainingJobName"] == BASE + "-a2"
+    assert created == [dict(config, TrainingJobName=BASE + "-a2")]  # same request, new name
+    again = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(config)).execute(context("train", 3))
+    assert again["job_name"] == BASE + "-a2" and len(created) == 1  # the running attempt is reconnected

@@ -314,7 +314,8 @@ def test_run_writes_weights_only_as_safetensors(tiny_run):
 
     # Checkpoints: weights as safetensors; the optimizer state alone is torch-saved, and it must load
     # with weights_only=True (plain tensors and containers, no pickled code).
-    for checkpoints in (home / "jobs").glob("*/checkpoints"):
+    checkpoint_dirs = [*(home / "jobs").glob("*/checkpoints"), *(home / "artifacts").rglob("checkpoints")]
+    for checkpoints in checkpoint_dirs:
         for path in (p for p in checkpoints.rglob("*") if p.is_file()):
             if path.suffix.lower() in PICKLE_SUFFIXES:
                 assert path.name == OPTIMIZER_STATE, f"{path}: pickle-format file in a checkpoint"
@@ -325,6 +326,6 @@ def test_run_writes_weights_only_as_safetensors(tiny_run):
                 assert path.suffix.lower() in ALLOWED_MODEL_SUFFIXES, f"{path}: unexpected checkpoint file"
 
     stray = [str(p) for p in home.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES
-             and not (p.name == OPTIMIZER_STATE and p.parent.name == "checkpoints")]
+             and not (p.name == OPTIMIZER_STATE and "checkpoints" in p.parts)]
     assert not stray, f"pickle-format files written by the run: {stray}"
 

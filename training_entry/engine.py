@@ -82,12 +82,37 @@ def forward_batch(model: nn.Module, model_type: str, batch, device: torch.device
     return logits, batch["y"].to(device), anomaly
 
 
+def warmup_linear_decay(base_lr: float, total_steps: int, warmup_frac: float = 0.1, floor: float = 0.1):
+    """Learning rate per global step: linear warm-up, then linear decay to `floor` × base.
+
+    Transformers trained from scratch are unstable at full learning rate before their attention
+    and layer norms settle; the schedule is a pure function of the step so a resumed run continues it.
+    """
+    total_steps = max(1, total_steps)
+    warmup = max(1, int(warmup_frac * total_steps))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return base_lr * (step + 1) / warmup
+        remaining = (total_steps - step) / max(1, total_steps - warmup)
+        return base_lr * max(floor, remaining)
+
+    return lr_at
+
+
 def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.optim.Optimizer,
-                    loss_fn: nn.Module, rt: Runtime, max_grad_norm: float = 1.0) -> tuple[float, float, int]:
-    """One pass over the training data; returns (mean loss, accuracy, samples) over all workers."""
+                    loss_fn: nn.Module, rt: Runtime, max_grad_norm: float = 1.0,
+                    lr_at=None, step_offset: int = 0) -> tuple[float, float, int]:
+    """One pass over the training data; returns (mean loss, accuracy, samples) over all workers.
+
+    `lr_at(global_step)`, when given, sets the learning rate before each step.
+    """
     model.train()
     totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, correct, count
-    for batch in loader:
+    for i, batch in enumerate(loader):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step_offset + i)
         optimizer.zero_grad(set_to_none=True)
         with rt.autocast():
             logits, y, _ = forward_batch(model, model_type, batch, rt.device)

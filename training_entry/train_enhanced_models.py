@@ -506,7 +506,11 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
         t0 = time.perf_counter()
-        train_loss, train_acc, seen = engine.train_one_epoch(net, model_type, train_loader, optimizer, loss_fn, rt)
+        lr_at = None
+        if model_type == "transformer":
+            lr_at = engine.warmup_linear_decay(args.learning_rate, len(train_loader) * args.epochs)
+        train_loss, train_acc, seen = engine.train_one_epoch(net, model_type, train_loader, optimizer, loss_fn, rt,
+                                                             lr_at=lr_at, step_offset=len(train_loader) * (epoch - 1))
         scores, _ = engine.predict(net, model_type, eval_loaders["validation"], rt)
         val = classification_metrics([s.label for s in val_samples], scores, threshold)
         seconds = time.perf_counter() - t0

@@ -62,6 +62,7 @@ class LocalTrainingOperator(BaseOperator):
             )
         name = self.config["TrainingJobName"]
         try:
+            # A retry replaces a Failed/Stopped job with `<name>-a<try>`; anything else is reconnected.
             name, _existing, replaces = choose_job(name, try_number_of(context), self._describe_or_none)
             request = self.config if name == self.config["TrainingJobName"] else dict(self.config, TrainingJobName=name)
             created = self.hook.create_training_job(request)
@@ -70,8 +71,8 @@ class LocalTrainingOperator(BaseOperator):
         self._job_name = name
         log_path = self.hook.log_path(name)
         if replaces:
-            self.log.info("Local training job %s ended %s: started %s, which resumes from its checkpoints; log: %s",
-                          replaces, self.hook.describe_training_job(replaces)["TrainingJobStatus"], name, log_path)
+            self.log.info("Local training job %s ended Failed or Stopped: started %s, which resumes from its "
+                          "checkpoints; log: %s", replaces, name, log_path)
         elif created["Reconnected"]:
             self.log.info("Local training job %s already exists (%s): reconnecting, not starting another.",
                           name, created["TrainingJobStatus"])

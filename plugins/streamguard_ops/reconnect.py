@@ -55,11 +55,8 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
         self.config["TrainingJobName"] = name
         return self._with_name(super().execute(context), name)
 
-    def execute_complete(self, context, event=None):
-        result = super().execute_complete(context, event)
-        return self._with_name(result, self.config["TrainingJobName"])
-
     def serialize_result(self, job_name: str) -> dict:
+        # Also what the provider's deferred `execute_complete` returns, with the event's job name.
         return self._with_name(super().serialize_result(job_name), job_name)
 
     @staticmethod
