@@ -115,7 +115,7 @@ def test_3_repeated_alarm_inside_cooldown_skips(world):
     champion = client.get_alias(MODEL, "champion")
     baseline = champion.metrics["test"]["accuracy"]
     # A moderate drop (beyond the 0.05 allowance, short of the "severe" 0.10) right after a retraining.
-    fb = write_feedback(home / "fb3" / "feedback.jsonl", n=100, accuracy=max(baseline - 0.07, 0.0),
+    fb = write_feedback(home / "fb3" / "feedback.jsonl", n=160, accuracy=max(baseline - 0.07, 0.0),
                         model_version=f"{MODEL}:{champion.version}", seed=303)
     proc = run_dags_test("streamguard_retraining", dict(BASE_CONF, feedback_uri=fb.as_uri()), home)
     assert succeeded(proc), tail(proc)

@@ -208,6 +208,10 @@ def test_stop_terminates_the_training_process(world):
     status = be.stop_training_job("job-stop", wait_s=20)
     assert status["TrainingJobStatus"] == "Stopped"
     assert not pid_alive(running["ChildPid"])
+    # The supervisor records Stopped, then uploads what the job saved and exits.
+    deadline = time.monotonic() + 30
+    while pid_alive(running["Pid"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not pid_alive(running["Pid"])
     # Stopping a finished job changes nothing.
     assert be.stop_training_job("job-stop")["TrainingJobStatus"] == "Stopped"
@@ -227,7 +231,7 @@ def test_max_runtime_stops_the_job_with_a_reason(world, monkeypatch):
 def test_two_jobs_run_at_once(world):
     be = world["backend"]
     for name in ("job-a", "job-b"):
-        be.create_training_job(make_request(world, name, sleep=1.5))
+        be.create_training_job(make_request(world, name, sleep=8))
     a = wait_for(be, "job-a", lambda s: s.get("ChildPid"))
     b = wait_for(be, "job-b", lambda s: s.get("ChildPid"))
     assert pid_alive(a["ChildPid"]) and pid_alive(b["ChildPid"])
