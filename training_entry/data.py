@@ -72,18 +72,26 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8")
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[str, Any | Exception]]:
-    """Yield `("file:line", decoded JSON or the decode error)` for every non-blank line of a channel."""
+def _raw_lines(path: str | Path) -> Iterator[tuple[str, str]]:
+    """Yield `("file:line", text)` for every non-blank line of a channel, lazily."""
     for file in list_data_files(path):
         with _open_text(file) as fh:
             for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{file}:{lineno}"
-                try:
-                    yield where, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield where, exc
+                if line.strip():
+                    yield f"{file}:{lineno}", line
+
+
+def _decode(line: str) -> Any | Exception:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        return exc
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[str, Any | Exception]]:
+    """Yield `("file:line", decoded JSON or the decode error)` for every non-blank line of a channel."""
+    for where, line in _raw_lines(path):
+        yield where, _decode(line)
 
 
 def _graph_for(obj: dict, record: dict) -> dict:
@@ -109,13 +117,18 @@ def read_samples(path: str | Path, *, require_label: bool = True, need_graphs: b
             subset is drawn before validation so graphs are only built for the rows kept.
         seed: seed of that subset.
     """
-    lines = list(iter_lines(path))
-    indices = range(len(lines))
-    if limit is not None and limit < len(lines):
-        indices = sorted(random.Random(seed).sample(range(len(lines)), limit))
+    # Lines are decoded one at a time and dropped once converted: a prepared channel's graphs are
+    # large as JSON dicts, and holding every decoded line would cost gigabytes on real data.
+    chosen: set[int] | None = None
+    if limit is not None:
+        total = sum(1 for _ in _raw_lines(path))
+        if limit < total:
+            chosen = set(random.Random(seed).sample(range(total), limit))
     samples: list[Sample] = []
-    for index in indices:
-        where, obj = lines[index]
+    for index, (where, line) in enumerate(_raw_lines(path)):
+        if chosen is not None and index not in chosen:
+            continue
+        obj = _decode(line)
         try:
             if isinstance(obj, Exception):
                 raise DataError(f"invalid JSON: {obj}")
