@@ -34,7 +34,8 @@ BASE_CONF = {
 def write_feedback(path: Path, *, n: int, accuracy: float, model_version: str, seed: int) -> Path:
     """Reviewer verdicts on synthetic findings: a fraction `accuracy` of the model's calls were right."""
     rng = random.Random(seed)
-    records = generate_samples(n_pairs=(n + 1) // 2, seed=seed)[:n]
+    records = generate_samples(n_pairs=n, seed=seed)[:n]  # the generator may yield fewer than 2 per pair
+    assert len(records) == n
     n_right = round(accuracy * n)
     lines = []
     for i, rec in enumerate(records):
