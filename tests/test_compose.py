@@ -33,7 +33,13 @@ INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}")
 
 
 def schema_path() -> Path:
-    return Path(os.environ.get("COMPOSE_SPEC_SCHEMA") or REPO.parent / "shared" / "schemas" / "compose-spec.json")
+    """$COMPOSE_SPEC_SCHEMA, else `shared/schemas/compose-spec.json` beside the checkout or any folder
+    above it (a clean clone may sit deeper than the working checkout), else the workplace's copy."""
+    if os.environ.get("COMPOSE_SPEC_SCHEMA"):
+        return Path(os.environ["COMPOSE_SPEC_SCHEMA"])
+    relative = Path("shared") / "schemas" / "compose-spec.json"
+    candidates = [parent / relative for parent in REPO.parents] + [Path("/work") / relative]
+    return next((c for c in candidates if c.is_file()), REPO.parent / relative)
 
 
 @pytest.fixture(scope="module")
