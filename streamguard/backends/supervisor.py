@@ -469,21 +469,25 @@ def copy_checkpoints(checkpoint_dir: Path, uri: str, staging: Path) -> tuple | N
     if not before:  # inconsistent (mid-write) or empty
         return None
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(checkpoint_dir, staging)
-    if checkpoint_fingerprint(checkpoint_dir) != before:
-        return None
-    from streamguard.storage import upload_dir
+    try:
+        shutil.copytree(checkpoint_dir, staging)
+        if checkpoint_fingerprint(checkpoint_dir) != before:
+            return None
+        from streamguard.storage import upload_dir
 
-    # The state JSON goes last, so a reader of ``uri`` never sees a JSON ahead of its weights.
-    state = staging / CHECKPOINT_STATE_FILE
-    state_bytes = state.read_bytes() if state.is_file() else None
-    if state_bytes is not None:
-        state.unlink()
-    upload_dir(staging, uri)
-    if state_bytes is not None:
-        state.write_bytes(state_bytes)
-        upload(state, _join(uri, CHECKPOINT_STATE_FILE))
-    return before
+        # The state JSON goes last, so a reader of ``uri`` never sees a JSON ahead of its weights.
+        state = staging / CHECKPOINT_STATE_FILE
+        state_bytes = state.read_bytes() if state.is_file() else None
+        if state_bytes is not None:
+            state.unlink()
+        upload_dir(staging, uri)
+        if state_bytes is not None:
+            state.write_bytes(state_bytes)
+            upload(state, _join(uri, CHECKPOINT_STATE_FILE))
+        return before
+    finally:
+        # The staging copy is only a consistent snapshot for the upload; leave no second copy behind.
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _join(uri: str, *parts: str) -> str:
