@@ -356,6 +356,23 @@ class GraphIR:
         return slots.get(index)
 
     # ----------------------------------------------------------------------------- control flow
+    def walk_statements(self, stmts: list, node_fn, parent: int, head: int = -1) -> None:
+        """Walk a statement list in order, chaining `next_stmt` edges.
+
+        Once the environment is gone (after return/break/raise/throw), the rest is unreachable and
+        is walked in dead mode.
+        """
+        prev = head
+        for stmt in stmts:
+            if self.env is None and not self.dead:
+                with self.dead_mode():
+                    sid = node_fn(stmt, parent)
+            else:
+                sid = node_fn(stmt, parent)
+            if prev >= 0:
+                self.edge(prev, sid, NEXT_STMT)
+            prev = sid
+
     @contextmanager
     def dead_mode(self, dead: bool = True) -> Iterator[None]:
         """Walk a statically dead region: nodes flagged dead, environment changes discarded."""

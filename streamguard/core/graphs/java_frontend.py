@@ -82,17 +82,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
 
     def statements(self, stmts: list, parent: int, head: int = -1) -> None:
         """Walk a statement list; code after a jump is unreachable and walked as dead."""
-        g = self.g
-        prev = head
-        for s in stmts:
-            if g.env is None and not g.dead:
-                with g.dead_mode():
-                    sid = self.node(s, parent)
-            else:
-                sid = self.node(s, parent)
-            if prev >= 0:
-                g.edge(prev, sid, IR.NEXT_STMT)
-            prev = sid
+        self.g.walk_statements(stmts, self.node, parent, head)
 
     def branch(self, n, parent: int, env_in, dead: bool):
         """Walk one branch from ``env_in``; returns (node id, environment at its end)."""

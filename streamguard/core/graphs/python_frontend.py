@@ -142,17 +142,7 @@ class _PyWalker(PyExpressions):
 
     def statements(self, stmts: list, parent: int, head: int = -1) -> None:
         """Walk a statement list; code after return/break/raise is unreachable and walked as dead."""
-        g = self.g
-        prev = head
-        for s in stmts:
-            if g.env is None and not g.dead:
-                with g.dead_mode():
-                    sid = self.node(s, parent)
-            else:
-                sid = self.node(s, parent)
-            if prev >= 0:
-                g.edge(prev, sid, IR.NEXT_STMT)
-            prev = sid
+        self.g.walk_statements(stmts, self.node, parent, head)
 
     def branch(self, stmts: list, parent: int, env_in, dead: bool):
         """Walk a body from ``env_in``; returns the environment at its end (None when dead)."""
