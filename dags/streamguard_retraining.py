@@ -10,6 +10,7 @@ regression, metric gate). Every decision goes to the registry's event log.
 
 Per model: `decide` → branch → `skip` | `retrain_data` → `build_job` → `train` → `wait` →
 `collect` → `evaluate_challenger` + `evaluate_champion` → `gate` → `compare_and_promote` → `ab_plan`.
+A fine-tuning job that fails is resumed from its checkpoint by the retry of `wait`, as in training.
 
 Trigger manually with `force`, `models` and thresholds in the form, or
 `airflow dags test streamguard_retraining -c '{"force": true}'`.
@@ -127,7 +128,7 @@ def streamguard_retraining():
             def collect(trained: dict, model_type: str = model_type) -> dict:
                 from streamguard.pipeline.training import describe_job_record
 
-                # `trained` is the train task's XCom; its job_name is `<name>-a<try>` after a retry.
+                # `trained` is the sensor's XCom: the attempt that completed (`<name>-a<n>` after a resume).
                 return describe_job_record(trained["job_name"], BACKEND, model_type)
 
             @task
@@ -183,11 +184,12 @@ def streamguard_retraining():
             choice >> [skipped, data]
             spec = build_job(config, data, source)
             train = TrainingOperator(task_id="train", config=spec["request"])
-            # The job the train task actually used: after a retry replaced a failed job, `<name>-a<try>`.
-            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
+            # Watches the job train started; given the request, a retry after the job Failed starts
+            # `<name>-a<n>` itself, which resumes from the last epoch checkpoint.
+            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), config=spec["request"],
+                                  **SENSOR_KWARGS)
             spec["request"] >> train >> wait
-            job = collect(train.output)
-            wait >> job
+            job = collect(wait.output)
             challenger_eval = evaluate_challenger(config, job, data, source)
             champion_eval = evaluate_champion(config, data, source)
             verdict = gate(config, challenger_eval, data)

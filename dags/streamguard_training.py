@@ -8,6 +8,11 @@ frozen test channel by real inference, passes them through the metric gate and w
 `prepare_data` → `package_source` → per model: `build_job` → `train` (training job) → `wait`
 (sensor) → `collect` → `evaluate` → `gate` → `register` → `summary`.
 
+Retries: a training job that fails (the process killed, an instance lost) fails `wait` with the
+job's reason; the retry of `wait` starts the next attempt `<job>-a<n>` with the same request, which
+resumes from the last epoch checkpoint. A `ClientError` (bad input) or a job someone stopped is not
+restarted.
+
 Backend (`STREAMGUARD_BACKEND`): `local` (default) runs each `CreateTrainingJob` request on this
 machine with the SageMaker container contract; `sagemaker` sends the same request to SageMaker
 through the amazon provider. Trigger with parameters from the UI, or
@@ -96,14 +101,16 @@ def streamguard_training():
 
             spec = build_job(config, data, source)
             train = TrainingOperator(task_id="train", config=spec["request"])
-            # The job the train task actually used: after a retry replaced a failed job, `<name>-a<try>`.
-            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
+            # Watches the job train started; given the request, a retry after the job Failed starts
+            # `<name>-a<n>` itself, which resumes from the last epoch checkpoint.
+            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), config=spec["request"],
+                                  **SENSOR_KWARGS)
 
             @task
             def collect(trained: dict, model_type: str = model_type) -> dict:
                 from streamguard.pipeline.training import describe_job_record
 
-                # `trained` is the train task's XCom; its job_name is `<name>-a<try>` after a retry.
+                # `trained` is the sensor's XCom: the attempt that completed (`<name>-a<n>` after a resume).
                 return describe_job_record(trained["job_name"], BACKEND, model_type)
 
             @task
@@ -132,8 +139,7 @@ def streamguard_training():
                 return register_model(TrainingConfig.from_dict(config), job, evaluation, decision, data, BACKEND)
 
             spec["request"] >> train >> wait
-            job = collect(train.output)
-            wait >> job
+            job = collect(wait.output)
             evaluation = evaluate(config, job, data, source)
             decision = gate(config, evaluation)
             registered.append(register(config, job, evaluation, decision, data))

@@ -1,8 +1,10 @@
 """A training process killed mid-run fails its task with the reason; the retry resumes from the checkpoint.
 
-The slow test runs the real entry on the local backend: try 1's job is killed after an epoch
-checkpoint reached ``CheckpointConfig.S3Uri``, the sensor fails with the job's reason, and try 2
-starts ``<name>-a2``, which resumes from that checkpoint and finishes every epoch.
+The slow test runs the real entry on the local backend: the job is killed after an epoch
+checkpoint reached ``CheckpointConfig.S3Uri``, the sensor's try 1 fails with the job's reason (a
+retryable failure), and the sensor's try 2 starts ``<name>-a2`` by itself, which resumes from that
+checkpoint and finishes every epoch. `tests/test_e2e_resume.py` shows the same through
+`airflow dags test`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import sys
 import tarfile
 import time
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,8 +24,9 @@ PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
-from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
-from streamguard_ops.backend import attempt_job_name, choose_job, job_name_template  # noqa: E402
+from airflow.sdk.exceptions import AirflowException, AirflowFailException  # noqa: E402
+from streamguard_ops.backend import (attempt_job_name, choose_job, job_attempts, job_name_template,  # noqa: E402
+                                    resolve_watched_job)
 from streamguard_ops.operators import LocalTrainingOperator  # noqa: E402
 from streamguard_ops.sensors import LocalTrainingSensor  # noqa: E402
 
@@ -32,10 +36,10 @@ from streamguard.sagemaker_jobs import JOB_NAME_MAX, LOCAL_REGION, build_trainin
 BASE = "sg-gnn-manual-1-0123456789"
 
 
-def context(task_id: str, try_number: int) -> dict:
+def context(task_id: str, try_number: int, *, reschedules: int = 0, max_tries: int = 2) -> dict:
     ti = SimpleNamespace(dag_id="streamguard_training", task_id=task_id, run_id="manual__1",
-                         map_index=-1, try_number=try_number)
-    return {"ti": ti}
+                         map_index=-1, try_number=try_number, max_tries=max_tries)
+    return {"ti": ti, "task_reschedule_count": reschedules}
 
 
 # ----------------------------------------------------------------------------- naming and choice
@@ -60,8 +64,10 @@ def test_attempt_names_keep_the_hash_and_the_length_limit():
     ({BASE: "Stopped"}, 2, (BASE + "-a2", None, BASE)),
     ({}, 2, (BASE, None, None)),                                   # try 1 never created it
     ({BASE: "Failed", BASE + "-a2": "InProgress"}, 3, (BASE + "-a2", "InProgress", None)),
+    ({BASE: "Failed", BASE + "-a2": "InProgress"}, 1, (BASE + "-a2", "InProgress", None)),  # newest, any try
     ({BASE: "Failed", BASE + "-a2": "Failed"}, 3, (BASE + "-a3", None, BASE + "-a2")),
-    ({BASE: "Failed", BASE + "-a3": "Failed"}, 3, (BASE + "-a3", "Failed", None)),  # this try's own job
+    ({BASE: "Failed", BASE + "-a2": "Failed"}, 2, (BASE + "-a3", None, BASE + "-a2")),  # numbered by attempt
+    ({BASE: "Failed", BASE + "-a2": "Failed", BASE + "-a3": "Completed"}, 4, (BASE + "-a3", "Completed", None)),
 ])
 def test_choose_job(jobs, try_number, expected):
     def describe(name):
@@ -69,6 +75,88 @@ def test_choose_job(jobs, try_number, expected):
 
     name, existing, replaces = choose_job(BASE, try_number, describe)
     assert (name, existing and existing["TrainingJobStatus"], replaces) == expected
+
+
+def test_attempts_are_listed_oldest_first_and_stop_at_the_first_gap():
+    jobs = {BASE: "Failed", BASE + "-a2": "Failed", BASE + "-a4": "InProgress"}
+    found = job_attempts(BASE, lambda n: {"TrainingJobStatus": jobs[n]} if n in jobs else None)
+    assert [n for n, _ in found] == [BASE, BASE + "-a2"]
+
+
+class FakeSensor:
+    """What `resolve_watched_job` reads from a sensor, with jobs in a dict."""
+
+    def __init__(self, jobs: dict, retries: int = 2):
+        self.jobs = {n: dict(d) for n, d in jobs.items()}
+        self.config = {"TrainingJobName": BASE, "CheckpointConfig": {"S3Uri": "s3://b/runs/k/checkpoints/gnn"}}
+        self.job_name = BASE
+        self.retries = retries
+        self.created: list[dict] = []
+        self.log = SimpleNamespace(info=lambda *a, **k: None)
+
+    def describe(self, name):
+        return self.jobs.get(name)
+
+    def create(self, request):
+        self.created.append(request)
+        self.jobs[request["TrainingJobName"]] = {"TrainingJobStatus": "InProgress"}
+
+    def resolve(self, ctx) -> str:
+        return resolve_watched_job(self, ctx, self.describe, self.create)
+
+
+KILLED = {"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: killed by signal 9"}
+
+
+@pytest.mark.parametrize("jobs, ctx, watched, starts", [
+    ({BASE: {"TrainingJobStatus": "InProgress"}}, context("wait", 1), BASE, False),
+    ({BASE: KILLED}, context("wait", 1), BASE, False),                         # try 1 reports it
+    ({BASE: KILLED}, context("wait", 2), BASE + "-a2", True),                  # its retry resumes
+    ({BASE: KILLED}, context("wait", 2, reschedules=3), BASE, False),          # a later poke of try 2 does not
+    ({BASE: KILLED, BASE + "-a2": {"TrainingJobStatus": "InProgress"}}, context("wait", 3), BASE + "-a2", False),
+    ({BASE: KILLED, BASE + "-a2": KILLED}, context("wait", 3), BASE + "-a3", True),
+    ({BASE: {"TrainingJobStatus": "Failed", "FailureReason": "ClientError: channel train is empty"}},
+     context("wait", 2), BASE, False),                                          # would recur: not restarted
+    ({BASE: {"TrainingJobStatus": "Stopped", "FailureReason": "stopped by a user"}}, context("wait", 2), BASE, False),
+    ({}, context("wait", 2), BASE, False),                                      # nothing to watch yet
+])
+def test_sensor_retry_resumes_only_a_failed_newest_attempt(jobs, ctx, watched, starts):
+    sensor = FakeSensor(jobs)
+    assert sensor.resolve(ctx) == watched
+    assert sensor.created == ([dict(sensor.config, TrainingJobName=watched)] if starts else [])
+    # Idempotent: the same try executing again (after its first reschedule) watches the same job.
+    again = dict(ctx, task_reschedule_count=1)
+    assert sensor.resolve(again) == watched and len(sensor.created) == (1 if starts else 0)
+
+
+def test_sensor_failure_is_retryable_only_when_a_retry_can_resume(tmp_path):
+    from streamguard_ops.sensors import LocalTrainingSensor
+
+    states = {"sg-a": KILLED, "sg-b": {"TrainingJobStatus": "Failed", "FailureReason": "ClientError: bad"}}
+
+    class Hook:
+        non_terminal_states = {"InProgress", "Stopping"}
+        failed_states = {"Failed", "Stopped"}
+
+        def describe_training_job(self, name):
+            return dict(states[name], TrainingJobName=name)
+
+    def poke(name, *, config, try_number):
+        sensor = LocalTrainingSensor(task_id="wait", job_name=name, config=config, print_log=False, retries=2)
+        sensor.__dict__["hook"] = Hook()
+        return sensor.poke(context("wait", try_number))
+
+    request = {"TrainingJobName": "sg-a"}
+    with pytest.raises(AirflowException, match="sg-a Failed: AlgorithmError: killed by signal 9 "
+                                               r"\(a retry of this task starts the next attempt") as raised:
+        poke("sg-a", config=request, try_number=1)
+    assert not isinstance(raised.value, AirflowFailException)  # Airflow retries it
+    with pytest.raises(AirflowFailException, match="not retried: this failure would recur"):
+        poke("sg-b", config={"TrainingJobName": "sg-b"}, try_number=1)
+    with pytest.raises(AirflowFailException):  # the last try: nothing follows
+        poke("sg-a", config=request, try_number=3)
+    with pytest.raises(AirflowFailException):  # no request: a retry could not start anything
+        poke("sg-a", config=None, try_number=1)
 
 
 def test_sensor_template_reads_the_job_name_the_train_task_returned():
@@ -98,10 +186,6 @@ def _checkpoint_epoch(ckpt_root: Path) -> int | None:
         return json.loads(state.read_text())["epoch"]
     except (OSError, ValueError, KeyError):
         return None
-
-
-def _poke_until_done(sensor, ctx, timeout: float):
-    return _wait_for(lambda: sensor.poke(ctx), f"sensor {sensor.job_name}", timeout)
 
 
 @pytest.mark.slow
@@ -137,18 +221,20 @@ def test_killed_training_fails_the_task_and_the_retry_resumes(tmp_path, monkeypa
     hook = LocalTrainingOperator(task_id="x", config=request, jobs_dir=jobs).hook
     child = hook.describe_training_job(name)["ChildPid"]
     assert child and kill_group(child, signal.SIGKILL)
-    sensor = LocalTrainingSensor(task_id="wait", job_name=first["job_name"], jobs_dir=jobs, print_log=False)
-    with pytest.raises(AirflowFailException, match=rf"{name} Failed: AlgorithmError: .*killed by signal 9"):
-        _poke_until_done(sensor, context("wait", 1), 60)
+
+    def sensor():
+        return LocalTrainingSensor(task_id="wait", job_name=first["job_name"], config=request, jobs_dir=jobs,
+                                   print_log=False, model_type="gnn", retries=2, poke_interval=0.1, timeout=300)
+
+    # Sensor try 1: fails with the job's reason, retryably (not AirflowFailException).
+    with pytest.raises(AirflowException, match=rf"{name} Failed: AlgorithmError: .*killed by signal 9") as failed:
+        sensor().execute(context("wait", 1))
+    assert not isinstance(failed.value, AirflowFailException)
     saved = _checkpoint_epoch(ckpt_root)  # the final copy after the kill may hold a later epoch
     assert 1 <= saved < epochs, f"the kill did not land mid-run (checkpoint epoch {saved})"
 
-    # Try 2: the failed job is replaced by <name>-a2, which resumes from the checkpoint.
-    second = LocalTrainingOperator(task_id="train", config=request, jobs_dir=jobs).execute(context("train", 2))
-    assert second["job_name"] == f"{name}-a2" and second["replaces"] == name and second["reconnected"] is False
-    sensor = LocalTrainingSensor(task_id="wait", job_name=second["job_name"], jobs_dir=jobs, print_log=False,
-                                 model_type="gnn")
-    record = _poke_until_done(sensor, context("wait", 2), 300).xcom_value
+    # Sensor try 2 (Airflow's retry): starts <name>-a2 from the same request, which resumes.
+    record = sensor().execute(context("wait", 2))
     assert record["status"] == "Completed" and record["job_name"] == f"{name}-a2"
     log = hook.log_path(f"{name}-a2").read_text()
     assert f"Resuming from epoch {saved}" in log, log[-3000:]
@@ -158,9 +244,10 @@ def test_killed_training_fails_the_task_and_the_retry_resumes(tmp_path, monkeypa
     assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
     assert _checkpoint_epoch(ckpt_root) == epochs  # the completed job copied its last checkpoint back
 
-    # A further retry finds the completed attempt and reconnects to it.
-    third = LocalTrainingOperator(task_id="train", config=request, jobs_dir=jobs).execute(context("train", 3))
+    # A later retry of train, or of the sensor, finds the completed attempt and reconnects to it.
+    third = LocalTrainingOperator(task_id="train", config=request, jobs_dir=jobs).execute(context("train", 2))
     assert third["job_name"] == f"{name}-a2" and third["reconnected"] is True
+    assert sensor().execute(context("wait", 3))["job_name"] == f"{name}-a2"
 
 
 def test_sagemaker_operator_replaces_a_failed_job_and_returns_its_name(monkeypatch):
@@ -195,3 +282,51 @@ def test_sagemaker_operator_replaces_a_failed_job_and_returns_its_name(monkeypat
     assert created == [dict(config, TrainingJobName=BASE + "-a2")]  # same request, new name
     again = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(config)).execute(context("train", 3))
     assert again["job_name"] == BASE + "-a2" and len(created) == 1  # the running attempt is reconnected
+
+
+def test_sagemaker_sensor_fails_with_the_reason_and_its_retry_starts_the_next_attempt(monkeypatch):
+    from botocore.exceptions import ClientError
+    from streamguard_ops.reconnect import ResumingSageMakerTrainingSensor
+
+    jobs = {BASE: {"TrainingJobName": BASE, "TrainingJobStatus": "Failed",
+                   "FailureReason": "AlgorithmError: ExecuteUserScriptError: exit code 137"}}
+    created = []
+
+    class Hook:
+        def describe_training_job(self, name):
+            if name not in jobs:
+                raise ClientError({"Error": {"Code": "ValidationException", "Message": "Requested resource not found"}},
+                                  "DescribeTrainingJob")
+            job = dict(jobs[name])
+            if job["TrainingJobStatus"] == "InProgress":  # seen running once, then it completes
+                jobs[name].update(TrainingJobStatus="Completed", TrainingStartTime=datetime(2026, 1, 1, 0, 0),
+                                  TrainingEndTime=datetime(2026, 1, 1, 0, 5), ResourceConfig={"InstanceCount": 1})
+            return job
+
+        def create_training_job(self, config, wait_for_completion=True, print_log=True):
+            assert wait_for_completion is False
+            created.append(dict(config))
+            jobs[config["TrainingJobName"]] = {"TrainingJobName": config["TrainingJobName"],
+                                               "TrainingJobStatus": "InProgress"}
+
+    monkeypatch.setattr(ResumingSageMakerTrainingSensor, "hook", Hook())
+    config = {"TrainingJobName": BASE, "CheckpointConfig": {"S3Uri": "s3://b/runs/k/checkpoints/gnn"}}
+
+    def sensor():
+        return ResumingSageMakerTrainingSensor(task_id="wait", job_name=BASE, config=config, print_log=False,
+                                               retries=2, poke_interval=0.01, timeout=5)
+
+    with pytest.raises(AirflowException, match=f"SageMaker training job {BASE} Failed: AlgorithmError") as failed:
+        sensor().execute(context("wait", 1))
+    assert not isinstance(failed.value, AirflowFailException) and created == []
+
+    # The retry starts <name>-a2 with the same request and watches it until it completes.
+    result = sensor().execute(context("wait", 2))
+    assert created == [dict(config, TrainingJobName=BASE + "-a2")]
+    assert result == {"job_name": BASE + "-a2", "status": "Completed", "backend": "sagemaker"}
+
+    # A ClientError would recur: final at once, and no retry starts anything.
+    jobs[BASE + "-a2"].update(TrainingJobStatus="Failed", FailureReason="ClientError: no data in channel train")
+    with pytest.raises(AirflowFailException, match="not retried: this failure would recur"):
+        sensor().execute(context("wait", 3, max_tries=5))
+    assert len(created) == 1

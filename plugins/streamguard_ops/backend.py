@@ -21,12 +21,10 @@ def backend_from_env() -> str:
 def training_operators(backend: str) -> tuple[type, type, dict[str, Any]]:
     """(operator class, sensor class, sensor kwargs) for `backend`."""
     if backend == "sagemaker":
-        from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
-
-        from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator
+        from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator, ResumingSageMakerTrainingSensor
 
         # Reschedule mode frees the worker slot between pokes of a job that runs for hours.
-        return ReconnectingSageMakerTrainingOperator, SageMakerTrainingSensor, {
+        return ReconnectingSageMakerTrainingOperator, ResumingSageMakerTrainingSensor, {
             "poke_interval": 60, "mode": "reschedule", "print_log": True}
     from streamguard_ops.operators import LocalTrainingOperator
     from streamguard_ops.sensors import LocalTrainingSensor
@@ -36,31 +34,51 @@ def training_operators(backend: str) -> tuple[type, type, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------ task retries
-# A retry replaces a job that ended Failed or Stopped; any other existing job is this task's own.
+# Every job of one request is an *attempt*: ``<base>``, then ``<base>-a2``, ``<base>-a3``... numbered
+# without gaps, each started only after the one before it ended Failed or Stopped. The newest attempt
+# is the request's job: tasks reconnect to it, and a retry that finds it Failed or Stopped starts the
+# next one with the same request, which resumes from the checkpoints at ``CheckpointConfig``.
 RESTART_STATES = frozenset({"Failed", "Stopped"})
+MAX_ATTEMPTS = 50
 _HASH_TAIL = 11  # "-<sha256[:10]>" that `make_job_name` ends every name with
 
 
-def attempt_job_name(base: str, try_number: int) -> str:
-    """The job name of task try ``try_number`` (>= 2): ``<base>-a<try>``, at most 63 characters.
+def attempt_job_name(base: str, attempt: int) -> str:
+    """The job name of attempt ``attempt`` (>= 2) of a request: ``<base>-a<attempt>``, at most 63 characters.
 
     When the base name is too long, its middle (the run slug) is shortened: the head and the
     hash tail that makes it unique survive.
 
     Raises:
-        ValueError: ``try_number`` < 2, or no valid name results.
+        ValueError: ``attempt`` < 2, or no valid name results.
     """
     from streamguard.sagemaker_jobs import JOB_NAME_MAX, check_job_name
 
-    if try_number < 2:
-        raise ValueError(f"attempt_job_name: try {try_number} is not a retry (the first try uses {base!r})")
-    suffix = f"-a{try_number}"
+    if attempt < 2:
+        raise ValueError(f"attempt_job_name: attempt {attempt} is not a retry (the first attempt uses {base!r})")
+    suffix = f"-a{attempt}"
     name = base + suffix
     if len(name) > JOB_NAME_MAX:
         tail = base[-_HASH_TAIL:]
         head = base[: len(base) - _HASH_TAIL][: JOB_NAME_MAX - len(suffix) - len(tail)].rstrip("-")
         name = head + tail + suffix
     return check_job_name(name)
+
+
+def job_attempts(base: str, describe) -> list[tuple[str, dict]]:
+    """The existing attempts of ``base``, oldest first, as ``(name, DescribeTrainingJob dict)``.
+
+    Args:
+        describe: ``name -> describe dict``, or None when no such job exists.
+    """
+    attempts: list[tuple[str, dict]] = []
+    for number in range(1, MAX_ATTEMPTS + 1):
+        name = base if number == 1 else attempt_job_name(base, number)
+        found = describe(name)
+        if found is None:
+            break
+        attempts.append((name, found))
+    return attempts
 
 
 def choose_job(base: str, try_number: int | None, describe) -> tuple[str, dict | None, str | None]:
@@ -73,23 +91,97 @@ def choose_job(base: str, try_number: int | None, describe) -> tuple[str, dict |
 
     Returns:
         ``(name, existing, replaces)``: the job to use, its describe (None: create it) and the
-        Failed/Stopped job it replaces (None unless a new attempt starts). A first try, or a
-        newest attempt that is still running or completed, is reconnected to whatever its state;
-        a newest attempt that ended Failed or Stopped gets a new job ``<base>-a<try>`` (same
-        request otherwise, so it resumes from the checkpoints at ``CheckpointConfig``).
+        Failed/Stopped job it replaces (None unless a new attempt starts). The newest attempt is
+        reconnected to whatever its state, except by a retry (try >= 2) that finds it Failed or
+        Stopped: that starts the next attempt.
+
+    Raises:
+        ValueError: every one of `MAX_ATTEMPTS` attempts exists.
     """
-    if not try_number or try_number < 2:
-        return base, describe(base), None
-    own = attempt_job_name(base, try_number)
-    # Newest first: the previous tries' jobs, then the first try's.
-    for name in [attempt_job_name(base, k) for k in range(try_number, 1, -1)] + [base]:
-        existing = describe(name)
-        if existing is None:
-            continue
-        if name == own or existing.get("TrainingJobStatus") not in RESTART_STATES:
-            return name, existing, None
-        return own, None, name
-    return base, None, None
+    attempts = job_attempts(base, describe)
+    if not attempts:
+        return base, None, None
+    name, newest = attempts[-1]
+    if (try_number or 1) < 2 or newest.get("TrainingJobStatus") not in RESTART_STATES:
+        return name, newest, None
+    if len(attempts) >= MAX_ATTEMPTS:
+        raise ValueError(f"{base}: all {MAX_ATTEMPTS} attempts have been used; not starting another")
+    return attempt_job_name(base, len(attempts) + 1), None, name
+
+
+# --------------------------------------------------------------------------- sensor-driven resume
+def resumable(describe: dict) -> bool:
+    """Whether a retry should start a new attempt after this job: it Failed, not by a ClientError.
+
+    SageMaker's ``ClientError`` reasons (a missing channel, a bad request; the local backend uses
+    the same prefix) recur on every attempt. ``Stopped`` means someone or something stopped the
+    job on purpose (a user, ``MaxRuntimeInSeconds``, a sensor that gave up): not restarted behind
+    their back.
+    """
+    if describe.get("TrainingJobStatus") != "Failed":
+        return False
+    return not str(describe.get("FailureReason") or "").startswith("ClientError")
+
+
+def failure_message(name: str, describe: dict, *, resumes: bool) -> str:
+    """One line for a Failed or Stopped job: its state, its reason and what happens next."""
+    state = describe.get("TrainingJobStatus")
+    reason = describe.get("FailureReason") or "no reason given"
+    if resumes:
+        nxt = "a retry of this task starts the next attempt, which resumes from the last checkpoint"
+    elif state == "Stopped":
+        nxt = "not restarted automatically: clear the train task to start an attempt that resumes from the checkpoint"
+    else:
+        nxt = "not retried: this failure would recur"
+    return f"training job {name} {state}: {reason} ({nxt})"
+
+
+def will_retry(sensor, context) -> bool:
+    """Whether a failure of this try is followed by another (``ti.try_number <= ti.max_tries``)."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+    if not isinstance(number, int):
+        return bool(sensor.retries)
+    if not isinstance(max_tries, int):
+        max_tries = sensor.retries or 0
+    return number <= max_tries
+
+
+def first_execution_of_try(context) -> bool:
+    """True unless this is a later poke of a ``reschedule`` sensor within the same try."""
+    count = context.get("task_reschedule_count", 0) if hasattr(context, "get") else 0
+    return not count
+
+
+def resolve_watched_job(sensor, context, describe, create) -> str:
+    """The job a resuming sensor watches; on a retry after a resumable failure, start the next attempt.
+
+    ``sensor.config`` is the ``CreateTrainingJob`` request the train task sent. The sensor watches
+    that request's newest attempt. In the first execution of a retry (try >= 2; not a later
+    ``reschedule`` poke) that finds the newest attempt `resumable`, it starts ``<base>-a<n+1>``
+    with the same request, whose ``CheckpointConfig`` makes the entry resume from the last epoch
+    checkpoint. Idempotent: a try that dies after starting an attempt leaves it newest, and the
+    next try watches it.
+
+    Args:
+        describe: ``name -> describe dict`` or None; create: ``request -> None``.
+    """
+    base = sensor.config["TrainingJobName"]
+    attempts = job_attempts(base, describe)
+    if not attempts:
+        return sensor.job_name or base
+    name, newest = attempts[-1]
+    retry = (try_number_of(context) or 1) >= 2 and first_execution_of_try(context)
+    if not (retry and resumable(newest)):
+        return name
+    if len(attempts) >= MAX_ATTEMPTS:
+        return name  # the poke reports the failure
+    new = attempt_job_name(base, len(attempts) + 1)
+    sensor.log.info("%s Failed (%s): starting %s with the same request; it resumes from the checkpoints at %s",
+                    name, newest.get("FailureReason") or "no reason given", new,
+                    (sensor.config.get("CheckpointConfig") or {}).get("S3Uri", "(no CheckpointConfig)"))
+    create(dict(sensor.config, TrainingJobName=new))
+    return new
 
 
 def try_number_of(context) -> int | None:

@@ -1,4 +1,4 @@
-"""SageMakerTrainingOperator that reconnects to its own job on retry instead of starting another.
+"""SageMaker training operator and sensor that reconnect to their own job and resume after a failure.
 
 The provider's `action_if_job_exists` offers "timestamp" (start a second, billable job under a new
 name) or "fail" (fail the retry). StreamGuard's job names are deterministic per DAG run and config,
@@ -6,14 +6,34 @@ so an existing job of that name *is* this attempt's job: a retry adopts it while
 it completed. A job that ended Failed or Stopped cannot recover, so a retry (try >= 2) starts
 ``<name>-a<try>`` with the same request: its ``CheckpointConfig`` (per run and model) makes the
 entry resume from the last epoch checkpoint SageMaker copied out of the failed job.
+
+`ResumingSageMakerTrainingSensor` makes that automatic: a job that Failed fails the sensor's try with
+the job's ``FailureReason``, and the sensor's retry starts the next attempt itself, so nobody has to
+clear the train task (see `streamguard_ops.backend.resolve_watched_job`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
+from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
-from streamguard_ops.backend import choose_job, try_number_of
+from streamguard_ops.backend import (choose_job, failure_message, resolve_watched_job, resumable, try_number_of,
+                                     will_retry)
+
+_NOT_FOUND = ("ValidationException", "ResourceNotFound")
+
+
+def _describe_or_none(hook, name: str) -> dict | None:
+    try:
+        return hook.describe_training_job(name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+            raise
+        return None
 
 
 class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
@@ -33,12 +53,7 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
         super().__init__(**kwargs)
 
     def _describe_or_none(self, name: str) -> dict | None:
-        try:
-            return self.hook.describe_training_job(name)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
-                raise
-            return None
+        return _describe_or_none(self.hook, name)
 
     def execute(self, context):
         base = self.config["TrainingJobName"]
@@ -65,3 +80,60 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
         if isinstance(result, dict):
             return {**result, "job_name": job_name}
         return result
+
+
+class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
+    """`SageMakerTrainingSensor` that watches a request's newest attempt and resumes a failed job.
+
+    Args:
+        config: the ``CreateTrainingJob`` request the train task sent (templated). Without it the
+            sensor behaves as the provider's, except that a failure is final (its retry would only
+            see the same failed job again).
+        job_name: the job the train task used (templated); with ``config``, the newest attempt is watched.
+
+    Returns (XCom): ``{"job_name", "status", "backend": "sagemaker"}`` of the attempt that completed.
+    """
+
+    template_fields: Sequence[str] = (*SageMakerTrainingSensor.template_fields, "config")
+
+    def __init__(self, *, config: dict | None = None, job_name: str | None = None, **kwargs):
+        if not job_name and config is None:
+            raise ValueError(f"{kwargs.get('task_id')}: give job_name, config or both")
+        super().__init__(job_name=job_name, **kwargs)
+        self.config = config
+
+    def execute(self, context):
+        if self.config is not None:
+            if not isinstance(self.config, dict) or "TrainingJobName" not in self.config:
+                raise AirflowFailException(f"{self.task_id}: config must be a CreateTrainingJob dict with "
+                                           f"TrainingJobName, got {type(self.config).__name__}")
+            self.job_name = resolve_watched_job(self, context, self._describe, self._create)
+        super().execute(context)
+        status = (self.last_description or {}).get("TrainingJobStatus", "Completed")
+        return {"job_name": self.job_name, "status": status, "backend": "sagemaker"}
+
+    def poke(self, context):
+        response = self.get_sagemaker_response()
+        state = self.state_from_response(response)
+        if state in self.non_terminal_states():
+            self.log.info("training job %s: %s (%s)", self.job_name, state, response.get("SecondaryStatus"))
+            return False
+        if state in self.failed_states():
+            resumes = self.config is not None and resumable(response) and will_retry(self, context)
+            message = "SageMaker " + failure_message(self.job_name, response, resumes=resumes)
+            raise AirflowException(message) if resumes else AirflowFailException(message)
+        return True
+
+    def _describe(self, name: str) -> dict | None:
+        return _describe_or_none(self.hook, name)
+
+    def _create(self, request: dict) -> None:
+        try:
+            self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "ResourceInUse" or "already exists" in str(error.get("Message", "")):
+                self.log.info("training job %s already exists (started by a concurrent retry): watching it",
+                              request["TrainingJobName"])
+                return
+            raise

@@ -8,23 +8,40 @@ from functools import cached_property
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout
 
+from streamguard_ops.backend import failure_message, resolve_watched_job, resumable, will_retry
 from streamguard_ops.hooks import LocalTrainingHook
 
 
 class LocalTrainingSensor(BaseSensorOperator):
     """Poke a local training job until it ends; push its `JobRecord` dict on success.
 
-    Failed or Stopped ends the task with the job's ``FailureReason`` (no sensor retry: the job's
-    state cannot change). A sensor that times out or is killed stops the job it watched.
+    Given ``config`` (the ``CreateTrainingJob`` request the train task sent), the sensor watches
+    that request's newest attempt and resumes training on its own: a job that Failed (not by a
+    ``ClientError``) fails this try with the job's ``FailureReason``, and the retry starts
+    ``<name>-a<n>`` with the same request, which resumes from the last epoch checkpoint (see
+    `streamguard_ops.backend.resolve_watched_job`). Without ``config``, or for a ``ClientError`` or
+    a Stopped job, the failure is final. A sensor that times out or is killed stops the job.
+
+    Args:
+        job_name: the job to watch (templated); with ``config``, the newest attempt is watched.
+        config: the train task's request (templated), which lets a retry start the next attempt.
+        model_type: recorded in the pushed `JobRecord`.
+        print_log: stream the job's log into the task log.
+        jobs_dir: override the local jobs directory.
+
+    Returns (XCom): the finished job's `JobRecord` dict (its ``job_name`` is the attempt that completed).
     """
 
-    template_fields: Sequence[str] = ("job_name",)
+    template_fields: Sequence[str] = ("job_name", "config")
     ui_color = "#d6eaf8"
 
-    def __init__(self, *, job_name: str, model_type: str | None = None, print_log: bool = True,
-                 jobs_dir: str | None = None, **kwargs):
+    def __init__(self, *, job_name: str | None = None, config: dict | None = None, model_type: str | None = None,
+                 print_log: bool = True, jobs_dir: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        if not job_name and config is None:
+            raise ValueError(f"{kwargs.get('task_id')}: give job_name, config or both")
         self.job_name = job_name
+        self.config = config
         self.model_type = model_type
         self.print_log = print_log
         self.jobs_dir = jobs_dir
@@ -48,18 +65,40 @@ class LocalTrainingSensor(BaseSensorOperator):
             self.log.info("%s: %s (%s)", self.job_name, state, describe.get("SecondaryStatus"))
             return False
         if state in self.hook.failed_states:
-            raise AirflowFailException(f"local training job {self.job_name} {state}: "
-                                       f"{describe.get('FailureReason') or 'no reason given'}")
+            resumes = self.config is not None and resumable(describe) and will_retry(self, context)
+            message = "local " + failure_message(self.job_name, describe, resumes=resumes)
+            raise AirflowException(message) if resumes else AirflowFailException(message)
         record = self.hook.job_record(describe, self.model_type)
         self.log.info("%s completed: artifact %s, metrics %s", self.job_name, record.artifact_uri, record.metrics)
         return PokeReturnValue(is_done=True, xcom_value=record.to_dict())
 
     def execute(self, context):
+        if self.config is not None:
+            if not isinstance(self.config, dict) or "TrainingJobName" not in self.config:
+                raise AirflowFailException(f"{self.task_id}: config must be a CreateTrainingJob dict with "
+                                           f"TrainingJobName, got {type(self.config).__name__}")
+            self.job_name = resolve_watched_job(self, context, self._describe_or_none, self._create)
         try:
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowTaskTimeout):
             self._stop("sensor timed out")
             raise
+
+    def _describe_or_none(self, name: str) -> dict | None:
+        from streamguard.backends.local import JobNotFoundError
+
+        try:
+            return self.hook.describe_training_job(name)
+        except JobNotFoundError:
+            return None
+
+    def _create(self, request: dict) -> None:
+        try:
+            created = self.hook.create_training_job(request)
+        except ValueError as exc:  # an invalid request: another try cannot fix it
+            raise AirflowFailException(f"local training job {request['TrainingJobName']}: {exc}") from exc
+        self.log.info("Started local training job %s (%s); log: %s", request["TrainingJobName"],
+                      created["TrainingJobStatus"], self.hook.log_path(request["TrainingJobName"]))
 
     def on_kill(self) -> None:
         self._stop("task killed")
