@@ -1,7 +1,7 @@
 """Files the entry script reads and writes: atomic writes, safe model.tar.gz extraction, checkpoints.
 
-Weights are always safetensors. The optimizer state in a checkpoint is a torch file written by this
-script and read back with `torch.load(weights_only=True)`, which refuses pickled code.
+Weights are always safetensors, and so is a checkpoint's optimizer state: its tensors as
+safetensors, its hyperparameters and scalars as JSON in the file's metadata. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors import safe_open
+from safetensors.torch import load_model, save_file, save_model
 
 CHECKPOINT_STATE = "checkpoint.json"
 CHECKPOINT_WEIGHTS = "last.safetensors"
 CHECKPOINT_BEST = "best.safetensors"
-CHECKPOINT_OPTIMIZER = "optimizer.pt"
+CHECKPOINT_OPTIMIZER = "optimizer.safetensors"
 WEIGHTS = "model.safetensors"
 
 
@@ -127,10 +128,49 @@ def save_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: tor
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     save_weights(model, ckpt_dir / CHECKPOINT_WEIGHTS)
-    tmp = _tmp_path(ckpt_dir / CHECKPOINT_OPTIMIZER)
-    torch.save(optimizer.state_dict(), tmp)
-    os.replace(tmp, ckpt_dir / CHECKPOINT_OPTIMIZER)
+    save_optimizer_state(optimizer, ckpt_dir / CHECKPOINT_OPTIMIZER)
     write_json(ckpt_dir / CHECKPOINT_STATE, state)
+
+
+def save_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path) -> None:
+    """``optimizer.state_dict()`` as safetensors (atomically): tensor state as ``state.<param>.<name>``,
+    the param groups and any non-tensor state as JSON metadata."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for param, entries in sd["state"].items():
+        for name, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{param}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{param}.{name}"] = value
+    metadata = {"format": "streamguard-optimizer-1", "param_groups": json.dumps(sd["param_groups"]),
+                "scalars": json.dumps(scalars)}
+    path = Path(path)
+    tmp = _tmp_path(path)
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path) -> None:
+    """Load what `save_optimizer_state` wrote into ``optimizer`` (its params decide device and dtype)."""
+    state: dict[int, dict[str, Any]] = {}
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        metadata = f.metadata() or {}
+        if metadata.get("format") != "streamguard-optimizer-1":
+            raise ValueError(f"{path}: not an optimizer state written by this entry (format {metadata.get('format')!r})")
+        for key in f.keys():
+            _, param, name = key.split(".", 2)
+            state.setdefault(int(param), {})[name] = f.get_tensor(key)
+    for key, value in json.loads(metadata["scalars"]).items():
+        param, name = key.split(".", 1)
+        state.setdefault(int(param), {})[name] = value
+    groups = json.loads(metadata["param_groups"])
+    for group in groups:  # JSON has no tuples; optimizers compare and unpack these as tuples
+        for key, value in group.items():
+            if key != "params" and isinstance(value, list):
+                group[key] = tuple(value)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def load_checkpoint(ckpt_dir: str | Path) -> dict | None:
@@ -149,8 +189,7 @@ def restore_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: 
     """Load the last checkpoint's weights and optimizer state into `model` and `optimizer`."""
     ckpt_dir = Path(ckpt_dir)
     load_weights(model, ckpt_dir / CHECKPOINT_WEIGHTS)
-    opt_state = torch.load(ckpt_dir / CHECKPOINT_OPTIMIZER, map_location=device, weights_only=True)
-    optimizer.load_state_dict(opt_state)
+    load_optimizer_state(optimizer, ckpt_dir / CHECKPOINT_OPTIMIZER)
 
 
 def copy_into(src: str | Path, dest_dir: str | Path) -> None:
