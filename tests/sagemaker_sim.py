@@ -15,8 +15,9 @@ moto server that runs in this process (``ThreadedMotoServer``, see `tests.moto_s
   ``MetricDefinitions`` are kept (moto replaces them with placeholders). The local job's log lines
   go to the CloudWatch stream ``/aws/sagemaker/TrainingJobs`` ``<job>/algo-1-<ts>``, where the
   provider's sensor reads them with ``print_log=True``.
-* `fail_training(model_type, reason)` makes the next training jobs of that model type (not evaluate
-  jobs) fail with ``reason`` after one ``InProgress`` describe, without running anything.
+* `fail_training(model_type, reason, times)` makes the next training jobs of that model type (not
+  evaluate jobs; all of them, or the next ``times``) fail with ``reason`` after one ``InProgress``
+  describe, without running anything.
 
 Use as a context manager; leaving it stops every local job it started and restores moto.
 """
@@ -77,15 +78,26 @@ class SageMakerSimulator:
         self.backend = LocalTrainingBackend(jobs_dir)
         self.requests: list[dict] = []  # every CreateTrainingJob body received, in order
         self._jobs: dict[str, _SimJob] = {}
-        self._failures: dict[str, str] = {}
+        self._failures: dict[str, tuple[str, int | None]] = {}
         self._lock = threading.RLock()
         self._originals: list[tuple[type, str, Any]] = []
 
     # ------------------------------------------------------------------------------------ control
-    def fail_training(self, model_type: str, reason: str) -> None:
-        """Training jobs (``mode`` != evaluate) of ``model_type`` created from now on fail with ``reason``."""
+    def fail_training(self, model_type: str, reason: str, times: int | None = None) -> None:
+        """Training jobs (``mode`` != evaluate) of ``model_type`` created from now on fail with ``reason``:
+        all of them, or the next ``times``."""
         with self._lock:
-            self._failures[model_type] = reason
+            self._failures[model_type] = (reason, times)
+
+    def _take_failure(self, model_type: str) -> str | None:
+        with self._lock:
+            reason, times = self._failures.get(model_type, (None, None))
+            if reason is not None and times is not None:
+                if times <= 1:
+                    del self._failures[model_type]
+                else:
+                    self._failures[model_type] = (reason, times - 1)
+            return reason
 
     def reset(self) -> None:
         """Forget recorded requests and failure switches (the moto server keeps its jobs)."""
@@ -169,7 +181,7 @@ class SageMakerSimulator:
             job.final_metric_data_list = []
             fail_reason = None
             if hyperparameter(body, "mode") is None:
-                fail_reason = self._failures.get(str(hyperparameter(body, "model-type")))
+                fail_reason = self._take_failure(str(hyperparameter(body, "model-type")))
             sim_job = _SimJob(copy.deepcopy(body), fail_reason)
             self._jobs[name] = sim_job
             if fail_reason is None:

@@ -5,7 +5,8 @@ operator, sensor and hook talk to a ``ThreadedMotoServer`` through the ``aws_def
 and `tests.sagemaker_sim.SageMakerSimulator` makes moto's training jobs real (the local backend
 runs each received ``CreateTrainingJob`` request against the moto S3 bucket). The tests check the
 exact requests SageMaker receives, the registry and SageMaker model packages they lead to, a
-failed job, and that a retried training task starts no second job.
+job that fails for good, a failed job resumed by the sensor's retry, and that a retried training
+task starts no second job.
 
 Two settings of the parsed DAG are shortened for the test only: the sensors' ``poke_interval``
 (60 s in the DAG) and every task's ``retry_delay`` (20 s).
@@ -42,6 +43,7 @@ CONF = {
     "max_fpr": 1.0,
 }
 FAILURE_REASON = "AlgorithmError: simulated out of memory (exit code 137)"
+CLIENT_ERROR = "ClientError: simulated: channel train holds no data"
 
 
 # ------------------------------------------------------------------------------------- fixtures
@@ -294,23 +296,26 @@ def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, 
     from streamguard.registry import RegistryClient
 
     sagemaker_env.sim.reset()
-    sagemaker_env.sim.fail_training("transformer", FAILURE_REASON)
+    # A ClientError recurs on every attempt: the sensor fails for good, without a retry.
+    sagemaker_env.sim.fail_training("transformer", CLIENT_ERROR)
     sagemaker_env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry-failed")
     capfd.readouterr()
     # Only the failing model: the success run above already covers the other branch.
     dr = sagemaker_env.dag.test(run_conf=dict(CONF, models=["transformer"]))
     task_log = capfd.readouterr().out  # dag.test writes the task logs to stdout
-    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    states = {task_id: ti.state for task_id, ti in tis.items()}
     assert dr.state == "failed", states
     assert states["transformer.train"] == "success"
-    assert states["transformer.wait"] == "failed"
+    assert states["transformer.wait"] == "failed" and tis["transformer.wait"].try_number == 1
     assert states["transformer.collect"] == states["transformer.register"] == "upstream_failed"
-    # The sensor's error carries SageMaker's FailureReason.
-    assert f"Sagemaker job failed for the following reason: {FAILURE_REASON}" in task_log, task_log[-3000:]
     (failed,) = sagemaker_env.sim.training_requests()
+    # The sensor's error carries SageMaker's FailureReason and says why nothing retries it.
+    assert (f"SageMaker training job {failed['TrainingJobName']} Failed: {CLIENT_ERROR} "
+            "(not retried: this failure would recur)") in task_log, task_log[-3000:]
     assert hyperparameter(failed, "model-type") == "transformer"
     assert sagemaker_env.sim.status_history(failed["TrainingJobName"])[:2] == ["InProgress", "Failed"]
-    assert _sm().describe_training_job(TrainingJobName=failed["TrainingJobName"])["FailureReason"] == FAILURE_REASON
+    assert _sm().describe_training_job(TrainingJobName=failed["TrainingJobName"])["FailureReason"] == CLIENT_ERROR
     assert sagemaker_env.sim.training_requests(mode="evaluate") == []  # nothing evaluated a failed job
     client = RegistryClient(f"s3://{BUCKET}/registry-failed")
     assert client.list_models() == []
@@ -320,6 +325,36 @@ def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, 
                     ["CustomerMetadataProperties"]["training_job_name"]
                     for p in sm.list_model_packages(ModelPackageType="Both")["ModelPackageSummaryList"]]
     assert failed["TrainingJobName"] not in package_jobs
+
+
+def test_failed_job_is_resumed_by_the_sensor_retry_and_registered(sagemaker_env, capfd):
+    from streamguard.registry import RegistryClient
+    from streamguard_ops.backend import attempt_job_name
+
+    sagemaker_env.sim.reset()
+    # The first job dies as an out-of-memory kill would; the next one is allowed to run.
+    sagemaker_env.sim.fail_training("transformer", FAILURE_REASON, times=1)
+    sagemaker_env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry-resumed")
+    capfd.readouterr()
+    dr = sagemaker_env.dag.test(run_conf=dict(CONF, models=["transformer"]))
+    task_log = capfd.readouterr().out
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    assert dr.state == "success", {task_id: ti.state for task_id, ti in tis.items()}
+    assert tis["transformer.train"].try_number == 1  # nobody cleared or retried train
+    assert tis["transformer.wait"].try_number == 2
+    first, second = sagemaker_env.sim.training_requests()
+    base = first["TrainingJobName"]
+    assert f"SageMaker training job {base} Failed: {FAILURE_REASON} (a retry of this task starts" in task_log
+    # The retry sent the same request under the next attempt's name: same channels, same checkpoints.
+    assert second == dict(first, TrainingJobName=attempt_job_name(base, 2))
+    assert second["CheckpointConfig"]["S3Uri"].startswith(f"s3://{BUCKET}/artifacts/runs/")
+    assert sagemaker_env.sim.status_history(second["TrainingJobName"])[-1] == "Completed"
+    (version,) = RegistryClient(f"s3://{BUCKET}/registry-resumed").list_versions("sql_intent_transformer")
+    assert version.training_job_name == second["TrainingJobName"] and version.status == "registered"
+    (evaluation,) = sagemaker_env.sim.training_requests(mode="evaluate")
+    # The evaluate job scored the resumed job's model.
+    (model_channel,) = [c for c in evaluation["InputDataConfig"] if c["ChannelName"] == "model"]
+    assert second["TrainingJobName"] in model_channel["DataSource"]["S3DataSource"]["S3Uri"]
 
 
 def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemaker_env, success_run, capfd):
