@@ -470,3 +470,42 @@ def test_max_train_samples_takes_a_seeded_subset(tmp_path, capsys):
     assert rc == 0, out + err
     counts = json.loads((tmp_path / "m1" / "config.json").read_text())["train_label_counts"]
     assert sum(counts.values()) == 10 and "train=10 " in out
+
+
+# ------------------------------------------------------------------------------------- progress
+def test_progress_prints_plain_lines_in_logs_that_no_metric_regex_matches():
+    import re as _re
+
+    from progress import EpochProgress
+
+    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS
+
+    log = io.StringIO()  # not a terminal: a job log
+    with EpochProgress(2, 5, interval_s=1e-9, stream=log) as progress:
+        for done in range(1, 5):
+            progress(done, 4, 0.25 * done)
+    lines = log.getvalue().splitlines()
+    assert lines == [f"progress: epoch=2/5 batch={d}/4 pct={25.0 * d:.1f} loss={0.25 * d:.6f} "
+                     f"elapsed_s={float(line.rsplit('=', 1)[1]):.1f}" for d, line in zip(range(1, 4), lines)]
+    assert not [d["Name"] for d in METRIC_DEFINITIONS for line in lines if _re.search(d["Regex"], line)]
+    quiet = io.StringIO()
+    with EpochProgress(1, 1, interval_s=3600, stream=quiet) as progress:  # a short epoch prints nothing
+        progress(1, 2, 0.5)
+    with EpochProgress(1, 1, interval_s=1e-9, stream=quiet, enabled=False) as progress:  # not rank 0
+        progress(1, 2, 0.5)
+    assert quiet.getvalue() == ""
+
+
+def test_progress_draws_a_rich_bar_on_a_terminal():
+    from progress import EpochProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    with EpochProgress(1, 3, interval_s=1e-9, stream=screen) as progress:
+        for done in range(1, 11):
+            progress(done, 10, 0.1)
+    out = screen.getvalue()
+    assert "epoch 1/3" in out and "10/10" in out and "progress: " not in out

@@ -102,11 +102,13 @@ def warmup_linear_decay(base_lr: float, total_steps: int, warmup_frac: float = 0
 
 def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.optim.Optimizer,
                     loss_fn: nn.Module, rt: Runtime, max_grad_norm: float = 1.0,
-                    lr_at=None, step_offset: int = 0) -> tuple[float, float, int]:
+                    lr_at=None, step_offset: int = 0, on_batch=None) -> tuple[float, float, int]:
     """One pass over the training data; returns (mean loss, accuracy, samples) over all workers.
 
-    `lr_at(global_step)`, when given, sets the learning rate before each step.
+    `lr_at(global_step)`, when given, sets the learning rate before each step;
+    `on_batch(done, total, loss)`, when given, is called after each step (progress reporting).
     """
+    total_batches = len(loader) if on_batch is not None else 0
     model.train()
     totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, correct, count
     for i, batch in enumerate(loader):
@@ -122,8 +124,11 @@ def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
         n = y.numel()
-        totals += torch.tensor([loss.item() * n, (logits.argmax(-1) == y).sum().item(), n],
+        batch_loss = loss.item()
+        totals += torch.tensor([batch_loss * n, (logits.argmax(-1) == y).sum().item(), n],
                                dtype=torch.float64, device=rt.device)
+        if on_batch is not None:
+            on_batch(i + 1, total_batches, batch_loss)
     if rt.distributed:
         dist.all_reduce(totals)
     loss_sum, correct, count = totals.tolist()

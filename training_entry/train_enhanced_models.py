@@ -60,6 +60,7 @@ import data as datamod  # noqa: E402
 import engine  # noqa: E402
 from baseline import build_baseline  # noqa: E402
 from models import build_model  # noqa: E402
+from progress import EpochProgress  # noqa: E402
 from streamguard.core.metrics import classification_metrics  # noqa: E402
 
 MODEL_TYPES = ("gnn", "transformer")
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-train-samples", type=_int, default=None, help="seeded subset of the train split (smoke runs)")
     add("--threshold", type=_float, default=None, help="P(vulnerable) cut-off; default 0.5 or the model's")
     add("--num-workers", type=_int, default=0)
+    add("--progress-interval-s", type=_float, default=30.0,
+        help="seconds between in-epoch progress lines in logs (0: none); a terminal gets a rich bar")
     add("--checkpoint-dir", type=_optional_path, default=_default_checkpoint_dir())
     add("--train", type=_optional_path, default=env("SM_CHANNEL_TRAIN"))
     add("--validation", type=_optional_path, default=env("SM_CHANNEL_VALIDATION"))
@@ -221,6 +224,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         (args.max_train_samples is None or args.max_train_samples >= 1,
          f"--max-train-samples must be >= 1, got {args.max_train_samples}"),
         (args.num_workers >= 0, f"--num-workers must be >= 0, got {args.num_workers}"),
+        (args.progress_interval_s >= 0, f"--progress-interval-s must be >= 0, got {args.progress_interval_s}"),
         (args.hidden_size is None or args.hidden_size >= 1, f"--hidden-size must be >= 1, got {args.hidden_size}"),
         (args.num_layers is None or args.num_layers >= 1, f"--num-layers must be >= 1, got {args.num_layers}"),
     ]
@@ -509,8 +513,10 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
         lr_at = None
         if model_type == "transformer":
             lr_at = engine.warmup_linear_decay(args.learning_rate, len(train_loader) * args.epochs)
-        train_loss, train_acc, seen = engine.train_one_epoch(net, model_type, train_loader, optimizer, loss_fn, rt,
-                                                             lr_at=lr_at, step_offset=len(train_loader) * (epoch - 1))
+        with EpochProgress(epoch, args.epochs, enabled=rt.is_main, interval_s=args.progress_interval_s) as progress:
+            train_loss, train_acc, seen = engine.train_one_epoch(
+                net, model_type, train_loader, optimizer, loss_fn, rt, lr_at=lr_at,
+                step_offset=len(train_loader) * (epoch - 1), on_batch=progress)
         scores, _ = engine.predict(net, model_type, eval_loaders["validation"], rt)
         val = classification_metrics([s.label for s in val_samples], scores, threshold)
         seconds = time.perf_counter() - t0
