@@ -320,8 +320,14 @@ def test_cli_prepare_ok(tmp_path, capsys):
     assert main(["sample", "--out", str(sample), "--pairs", "12", "--seed", "3"]) == 0
     assert main(["prepare", "--input", str(sample), "--out", str(tmp_path / "out"), "--no-graphs",
                  "--seed", "4", "--val-ratio", "0.2", "--test-ratio", "0.2"]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "kept: " in text and "quarantined: 0" in text and "augmented: " in text
+    # Not a terminal: one plain progress line per stage on stderr, none mixed into stdout's summary.
+    stages = [line for line in captured.err.splitlines() if line.startswith("progress: elapsed_s=")]
+    assert [line.split(" stage=")[1].split()[0] for line in stages] == \
+        ["reading", "removing", "splitting", "adding", "writing"]
+    assert "progress:" not in text
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["ratios"] == pytest.approx([0.6, 0.2, 0.2]) and report["seed"] == 4
 

@@ -92,15 +92,25 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress():
-    """Stage reporter: a rich spinner on a terminal, nothing otherwise (stdout stays parseable)."""
-    if not sys.stderr.isatty():
-        return None, lambda: None
+def _progress(stream=None):
+    """Stage reporter: a rich spinner on a terminal; in logs, one plain line per stage on stderr.
+
+    The plain lines (``progress: elapsed_s=1.2 stage=building graphs for 900 record(s)``) keep
+    stdout's summary parseable on its own.
+    """
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        started = time.monotonic()
+
+        def plain(msg: str) -> None:
+            print(f"progress: elapsed_s={time.monotonic() - started:.1f} stage={msg}", file=stream, flush=True)
+
+        return plain, lambda: None
     try:
         from rich.console import Console
     except ImportError:  # pragma: no cover - rich is pinned
-        return (lambda msg: print(f"... {msg}", file=sys.stderr)), lambda: None
-    status = Console(stderr=True).status("preparing")
+        return (lambda msg: print(f"... {msg}", file=stream)), lambda: None
+    status = Console(file=stream).status("preparing")
     status.start()
     return (lambda msg: status.update(msg)), status.stop
 
