@@ -25,8 +25,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param,
 
 from streamguard_ops.backend import backend_from_env, job_name_template, training_operators
 
-from streamguard.pipeline.params import MODEL_TYPES
-from streamguard.pipeline.retraining import FEEDBACK_ASSET_NAME, RETRAINING_PARAMS
+from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAINING_PARAMS
 
 BACKEND = backend_from_env()
 TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)

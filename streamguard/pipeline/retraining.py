@@ -17,46 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from streamguard import settings, storage
-from streamguard.pipeline.params import MODEL_NAMES, MODEL_TYPES, ParamError, TrainingConfig, _check
+from streamguard.pipeline.params import (FEEDBACK_ASSET_NAME, MODEL_NAMES, MODEL_TYPES,  # noqa: F401
+                                         RETRAINING_PARAMS, ParamError, TrainingConfig, _check)
 from streamguard.pipeline.training import run_uri
 
 log = logging.getLogger(__name__)
-
-FEEDBACK_ASSET_NAME = "streamguard_feedback"
-
-# name -> (default, JSON schema, description)
-RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
-    "feedback_uri": ("", {"type": ["string", "null"]},
-                     "Feedback JSONL(.gz) file or directory. Empty: <artifact root>/feedback/."),
-    "force": (False, {"type": "boolean"}, "Retrain even when no trigger fires (still recorded)."),
-    "models": (list(MODEL_TYPES), {"type": "array", "items": {"type": "string", "enum": list(MODEL_TYPES)},
-                                   "minItems": 1, "uniqueItems": True}, "Which models to consider."),
-    "accuracy_drop": (0.05, {"type": "number", "minimum": 0, "maximum": 1},
-                      "Retrain when production accuracy < baseline - this."),
-    "fpr_rise": (0.02, {"type": "number", "minimum": 0, "maximum": 1},
-                 "Retrain when production FPR > baseline + this."),
-    "min_feedback": (1000, {"type": "integer", "minimum": 1}, "Retrain once this many new feedback records exist."),
-    "max_age_days": (30, {"type": "integer", "minimum": 1}, "Retrain when the champion is older than this."),
-    "cooldown_days": (7, {"type": "number", "minimum": 0}, "No new retraining within this window unless severe."),
-    "finetune_epochs": (3, {"type": "integer", "minimum": 1, "maximum": 100}, "Fine-tuning epochs."),
-    "finetune_learning_rate": (0.0, {"type": "number", "minimum": 0, "maximum": 1},
-                               "Fine-tuning learning rate; 0 = the champion's learning rate × finetune_lr_factor."),
-    "finetune_lr_factor": (0.3, {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                           "Fine-tuning learning rate = champion's learning rate × this."),
-    "min_gain": (0.01, {"type": "number", "minimum": 0, "maximum": 1}, "Promotion: minimum accuracy gain."),
-    "max_fpr_rise": (0.005, {"type": "number", "minimum": 0, "maximum": 1}, "Promotion: maximum FPR rise."),
-    "alpha": (0.05, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
-              "Promotion: significance level (McNemar exact test)."),
-    "slice_tolerance": (0.02, {"type": "number", "minimum": 0, "maximum": 1},
-                        "Promotion: largest accuracy drop allowed on any CWE/language slice."),
-    "gnn_min_val_accuracy": (0.92, {"type": "number", "minimum": 0, "maximum": 1}, "Gate for the GNN."),
-    "transformer_min_val_accuracy": (0.88, {"type": "number", "minimum": 0, "maximum": 1},
-                                     "Gate for the transformer."),
-    "max_fpr": (0.03, {"type": "number", "minimum": 0, "maximum": 1}, "Gate: maximum FPR."),
-    "ab_challenger_weight": (0.1, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
-                             "Traffic share of the challenger in the A/B endpoint plan."),
-}
-
 
 def resolve_retraining_config(params: dict[str, Any]) -> dict:
     """Validate the retraining DAG's trigger params; returns a plain dict."""
