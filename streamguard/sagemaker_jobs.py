@@ -157,6 +157,11 @@ def pytorch_training_image(region: str, *, gpu: bool, version: str = DEFAULT_PYT
     return f"{DLC_ACCOUNT}.dkr.ecr.{region}.{suffix}/pytorch-training:{version}-{device}-{py}"
 
 
+def pytorch_inference_image(region: str) -> str:
+    """The AWS PyTorch inference DLC matching the training image's version (CPU serving)."""
+    return pytorch_training_image(region, gpu=False).replace("/pytorch-training:", "/pytorch-inference:")
+
+
 # --------------------------------------------------------------------------------- hyperparameters
 SCRIPT_MODE_KEYS = (
     "sagemaker_program",

@@ -267,8 +267,9 @@ def test_registry_holds_one_evaluated_version_per_model(success_run):
 
 
 def test_passing_models_are_approved_sagemaker_model_packages(success_run):
-    from streamguard.pipeline.training import model_package_group_name, pytorch_inference_image
+    from streamguard.pipeline.training import model_package_group_name
     from streamguard.registry import RegistryClient
+    from streamguard.sagemaker_jobs import pytorch_inference_image
 
     dr, _requests = success_run
     assert dr.state == "success"

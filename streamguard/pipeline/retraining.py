@@ -19,7 +19,7 @@ from typing import Any
 from streamguard import settings, storage
 from streamguard.pipeline.params import (FEEDBACK_ASSET_NAME, MODEL_NAMES, MODEL_TYPES,  # noqa: F401
                                          RETRAINING_PARAMS, ParamError, TrainingConfig, _check)
-from streamguard.pipeline.training import run_uri
+from streamguard.pipeline.training import record_version, run_uri
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,6 @@ def compare_and_decide(config: dict, model_type: str, challenger_eval: dict, cha
                        challenger_job: dict, gate: dict, data: dict, backend: str, dag_run_id: str) -> dict:
     """Champion vs challenger on the same test set; promote by CAS only when really better."""
     from streamguard.champion import compare_models
-    from streamguard.registry import code_version
 
     registry = _registry()
     model_name = MODEL_NAMES[model_type]
@@ -247,27 +246,21 @@ def compare_and_decide(config: dict, model_type: str, challenger_eval: dict, cha
     if not gate["passed"]:
         reasons.append("challenger failed the metric gate: " + "; ".join(gate.get("reasons", [])))
     champion = data["champion"]
-    version = registry.register(
-        model_name,
-        model_type=model_type,
-        artifact_uri=challenger_eval["artifact_uri"],
-        artifact_sha256=challenger_eval["artifact_sha256"],
-        metrics=challenger_eval["metrics"],
-        training_job_name=challenger_job["job_name"],
-        backend=backend,
-        data_hash=data.get("data_hash"),
-        code_version=code_version(),
-        hyperparameters={"fine_tuned_from": champion["version"]},
-        gate=gate,
-        status="registered" if promote else "rejected",
+    version, _record = record_version(
+        registry, model_type, evaluation=challenger_eval, job_name=challenger_job["job_name"], backend=backend,
+        data=data, hyperparameters={"fine_tuned_from": champion["version"]}, gate=gate, approved=promote,
         extra={"channels": data["channels"], "predictions_uri": challenger_eval["predictions_uri"],
                "champion_comparison": comp, "promotion_reasons": reasons,
                "fine_tuned_from": champion["version"]},
     )
     promoted_version = None
     if promote:
-        registry.promote(model_name, version.version, expected_version=champion["version"])
-        registry.mark_deployed(model_name, version.version)
+        current = registry.get_alias(model_name, "champion")
+        if current is None or current.version != version.version:  # a retried task promoted it already
+            registry.promote(model_name, version.version, expected_version=champion["version"])
+        deployed = registry.get_alias(model_name, "deployed")
+        if deployed is None or deployed.version != version.version:
+            registry.mark_deployed(model_name, version.version)
         promoted_version = version.version
     event = {"model_type": model_type, "dag_run_id": dag_run_id, "champion_version": champion["version"],
              "challenger_version": version.version, "promoted": promote, "reasons": reasons,
@@ -306,7 +299,7 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
     from streamguard.ab import sagemaker_model_name
-    from streamguard.pipeline.training import pytorch_inference_image
+    from streamguard.sagemaker_jobs import pytorch_inference_image
 
     sm = settings.resolve_sagemaker_settings()
     client = SageMakerHook(aws_conn_id=sm.aws_conn_id).conn
@@ -321,4 +314,9 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
                                   "ModelDataUrl": version.artifact_uri},
                 Tags=[{"Key": "project", "Value": "streamguard"}],
             )
-    client.create_endpoint_config(**plan)
+    try:
+        client.describe_endpoint_config(EndpointConfigName=plan["EndpointConfigName"])
+    except client.exceptions.ClientError:
+        client.create_endpoint_config(**plan)
+    else:  # a retried task created it already
+        log.info("endpoint config %s already exists", plan["EndpointConfigName"])

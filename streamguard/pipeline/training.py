@@ -300,23 +300,13 @@ def gate_model(config: TrainingConfig, evaluation: dict) -> dict:
 def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: dict, data: dict,
                    backend: str) -> dict:
     """Write the registry record (status `registered` or `rejected`), idempotent by job name."""
-    from streamguard.registry import AliasConflict, RegistryClient, code_version
+    from streamguard.registry import AliasConflict, RegistryClient
 
     model_type = evaluation["model_type"]
     client = RegistryClient(settings.registry_uri())
-    version = client.register(
-        MODEL_NAMES[model_type],
-        model_type=model_type,
-        artifact_uri=evaluation["artifact_uri"],
-        artifact_sha256=evaluation["artifact_sha256"],
-        metrics=evaluation["metrics"],
-        training_job_name=job["job_name"],
-        backend=backend,
-        data_hash=data.get("data_hash"),
-        code_version=code_version(),
-        hyperparameters=_hyperparameters(config, model_type),
-        gate=gate,
-        status="registered" if gate["passed"] else "rejected",
+    version, result = record_version(
+        client, model_type, evaluation=evaluation, job_name=job["job_name"], backend=backend, data=data,
+        hyperparameters=_hyperparameters(config, model_type), gate=gate, approved=bool(gate["passed"]),
         extra={
             "predictions_uri": evaluation["predictions_uri"],
             "evaluation_job": evaluation["evaluation_job"],
@@ -333,10 +323,41 @@ def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: di
                            reason="first version to pass the gate")
         except AliasConflict as exc:  # a concurrent run promoted first; its champion stands
             log.info("champion alias not set by this run: %s", exc)
+    return result
+
+
+def record_version(client, model_type: str, *, evaluation: dict, job_name: str, backend: str, data: dict,
+                   hyperparameters: dict, gate: dict, approved: bool, extra: dict):
+    """Register one evaluated model (``registered`` if ``approved``, else ``rejected``); in SageMaker
+    mode also mirror it into the model package group. Idempotent by ``job_name``.
+
+    The one way both DAGs record a trained model: the training DAG's `register_model` and the
+    retraining DAG's challengers (`pipeline.retraining.compare_and_decide`).
+
+    Returns:
+        ``(ModelVersion, its dict)``; the dict has ``model_package_arn`` in SageMaker mode.
+    """
+    from streamguard.registry import code_version
+
+    version = client.register(
+        MODEL_NAMES[model_type],
+        model_type=model_type,
+        artifact_uri=evaluation["artifact_uri"],
+        artifact_sha256=evaluation["artifact_sha256"],
+        metrics=evaluation["metrics"],
+        training_job_name=job_name,
+        backend=backend,
+        data_hash=data.get("data_hash"),
+        code_version=code_version(),
+        hyperparameters=hyperparameters,
+        gate=gate,
+        status="registered" if approved else "rejected",
+        extra=extra,
+    )
     result = _as_dict(version)
     if backend == "sagemaker":
-        result["model_package_arn"] = register_model_package(result, gate_passed=bool(gate["passed"]))
-    return result
+        result["model_package_arn"] = register_model_package(result, approved=approved)
+    return version, result
 
 
 # ------------------------------------------------------------------------ SageMaker Model Registry
@@ -345,18 +366,11 @@ def model_package_group_name(model_type: str) -> str:
     return "streamguard-" + MODEL_NAMES[model_type].replace("_", "-")
 
 
-def pytorch_inference_image(region: str) -> str:
-    """The AWS PyTorch inference DLC matching the training image's version (CPU serving)."""
-    from streamguard.sagemaker_jobs import pytorch_training_image
-
-    return pytorch_training_image(region, gpu=False).replace("/pytorch-training:", "/pytorch-inference:")
-
-
-def register_model_package(version: dict, *, gate_passed: bool) -> str:
+def register_model_package(version: dict, *, approved: bool) -> str:
     """Mirror one registry version into the SageMaker Model Registry; returns the package ARN.
 
-    The package group is created on first use. The package is `Approved` when the gate passed and
-    `Rejected` otherwise, serves `ModelDataUrl` = the registered artifact with the PyTorch inference
+    The package group is created on first use. The package is `Approved` when ``approved`` (the
+    gate passed; for a retraining challenger, it was promoted) and `Rejected` otherwise, serves `ModelDataUrl` = the registered artifact with the PyTorch inference
     image, and carries the registry version and training job in `CustomerMetadataProperties`.
     Idempotent by training job name: a task retry finds the package it created before.
 
@@ -365,6 +379,8 @@ def register_model_package(version: dict, *, gate_passed: bool) -> str:
     """
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from botocore.exceptions import ClientError
+
+    from streamguard.sagemaker_jobs import pytorch_inference_image
 
     sm = SageMakerHook(aws_conn_id="aws_default").conn
     group = model_package_group_name(version["model_type"])
@@ -396,7 +412,7 @@ def register_model_package(version: dict, *, gate_passed: bool) -> str:
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
-        ModelApprovalStatus="Approved" if gate_passed else "Rejected",
+        ModelApprovalStatus="Approved" if approved else "Rejected",
         CustomerMetadataProperties={
             "registry_model_name": version["model_name"],
             "registry_version": str(version["version"]),
