@@ -47,7 +47,10 @@ def poke_until_done(sensor, ctx, timeout=60):
 
 def test_templated_fields_match_the_provider_shapes():
     assert LocalTrainingOperator.template_fields == ("config",)
-    assert LocalTrainingSensor.template_fields == ("job_name",)
+    assert LocalTrainingSensor.template_fields == ("job_name", "config")
+    from streamguard_ops.reconnect import ResumingSageMakerTrainingSensor
+
+    assert {"job_name", "config"} <= set(ResumingSageMakerTrainingSensor.template_fields)
     assert LocalTrainingHook.failed_states == {"Failed", "Stopped"}
     assert LocalTrainingHook.non_terminal_states == {"InProgress", "Stopping"}
 

@@ -153,6 +153,20 @@ def first_execution_of_try(context) -> bool:
     return not count
 
 
+def job_failure(sensor, context, name: str, describe: dict, system: str) -> Exception:
+    """The exception a resuming sensor raises for a Failed or Stopped job.
+
+    Retryable (`AirflowException`) when the sensor has the request, the failure is `resumable` and
+    a retry follows; final (`AirflowFailException`) otherwise. The message names the job, its
+    state, its ``FailureReason`` and what happens next.
+    """
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    resumes = getattr(sensor, "config", None) is not None and resumable(describe) and will_retry(sensor, context)
+    message = f"{system} " + failure_message(name, describe, resumes=resumes)
+    return AirflowException(message) if resumes else AirflowFailException(message)
+
+
 def resolve_watched_job(sensor, context, describe, create) -> str:
     """The job a resuming sensor watches; on a retry after a resumable failure, start the next attempt.
 
@@ -165,7 +179,15 @@ def resolve_watched_job(sensor, context, describe, create) -> str:
 
     Args:
         describe: ``name -> describe dict`` or None; create: ``request -> None``.
+
+    Raises:
+        AirflowFailException: ``sensor.config`` is not a ``CreateTrainingJob`` dict.
     """
+    if not isinstance(sensor.config, dict) or "TrainingJobName" not in sensor.config:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"{sensor.task_id}: config must be a CreateTrainingJob dict with "
+                                   f"TrainingJobName, got {type(sensor.config).__name__}")
     base = sensor.config["TrainingJobName"]
     attempts = job_attempts(base, describe)
     if not attempts:

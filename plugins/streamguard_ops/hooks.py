@@ -43,6 +43,15 @@ class LocalTrainingHook(BaseHook):
     def describe_training_job(self, job_name: str) -> dict:
         return self.backend.describe_training_job(job_name)
 
+    def describe_or_none(self, job_name: str) -> dict | None:
+        """The job's describe, or None when no job of that name exists."""
+        from streamguard.backends.local import JobNotFoundError
+
+        try:
+            return self.describe_training_job(job_name)
+        except JobNotFoundError:
+            return None
+
     def stop_training_job(self, job_name: str, wait_s: float = 0.0) -> dict:
         return self.backend.stop_training_job(job_name, wait_s=wait_s)
 

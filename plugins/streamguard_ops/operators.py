@@ -63,7 +63,7 @@ class LocalTrainingOperator(BaseOperator):
         name = self.config["TrainingJobName"]
         try:
             # A retry replaces a Failed/Stopped job with `<name>-a<try>`; anything else is reconnected.
-            name, _existing, replaces = choose_job(name, try_number_of(context), self._describe_or_none)
+            name, _existing, replaces = choose_job(name, try_number_of(context), self.hook.describe_or_none)
             request = self.config if name == self.config["TrainingJobName"] else dict(self.config, TrainingJobName=name)
             created = self.hook.create_training_job(request)
         except ValueError as exc:  # invalid request or a name clash: a retry cannot fix either
@@ -83,14 +83,6 @@ class LocalTrainingOperator(BaseOperator):
             status = self._wait(name)["TrainingJobStatus"]
         return {"job_name": name, "status": status, "reconnected": created["Reconnected"], "replaces": replaces,
                 "log_path": str(log_path), "backend": "local"}
-
-    def _describe_or_none(self, name: str) -> dict | None:
-        from streamguard.backends.local import JobNotFoundError
-
-        try:
-            return self.hook.describe_training_job(name)
-        except JobNotFoundError:
-            return None
 
     def _wait(self, name: str) -> dict:
         started = time.monotonic()

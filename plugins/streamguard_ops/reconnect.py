@@ -18,11 +18,9 @@ from collections.abc import Sequence
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
 from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
-from streamguard_ops.backend import (choose_job, failure_message, resolve_watched_job, resumable, try_number_of,
-                                     will_retry)
+from streamguard_ops.backend import choose_job, job_failure, resolve_watched_job, try_number_of
 
 _NOT_FOUND = ("ValidationException", "ResourceNotFound")
 
@@ -104,9 +102,6 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
 
     def execute(self, context):
         if self.config is not None:
-            if not isinstance(self.config, dict) or "TrainingJobName" not in self.config:
-                raise AirflowFailException(f"{self.task_id}: config must be a CreateTrainingJob dict with "
-                                           f"TrainingJobName, got {type(self.config).__name__}")
             self.job_name = resolve_watched_job(self, context, self._describe, self._create)
         super().execute(context)
         status = (self.last_description or {}).get("TrainingJobStatus", "Completed")
@@ -119,9 +114,7 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
             self.log.info("training job %s: %s (%s)", self.job_name, state, response.get("SecondaryStatus"))
             return False
         if state in self.failed_states():
-            resumes = self.config is not None and resumable(response) and will_retry(self, context)
-            message = "SageMaker " + failure_message(self.job_name, response, resumes=resumes)
-            raise AirflowException(message) if resumes else AirflowFailException(message)
+            raise job_failure(self, context, self.job_name, response, "SageMaker")
         return True
 
     def _describe(self, name: str) -> dict | None:

@@ -8,7 +8,7 @@ from functools import cached_property
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout
 
-from streamguard_ops.backend import failure_message, resolve_watched_job, resumable, will_retry
+from streamguard_ops.backend import job_failure, resolve_watched_job
 from streamguard_ops.hooks import LocalTrainingHook
 
 
@@ -65,32 +65,19 @@ class LocalTrainingSensor(BaseSensorOperator):
             self.log.info("%s: %s (%s)", self.job_name, state, describe.get("SecondaryStatus"))
             return False
         if state in self.hook.failed_states:
-            resumes = self.config is not None and resumable(describe) and will_retry(self, context)
-            message = "local " + failure_message(self.job_name, describe, resumes=resumes)
-            raise AirflowException(message) if resumes else AirflowFailException(message)
+            raise job_failure(self, context, self.job_name, describe, "local")
         record = self.hook.job_record(describe, self.model_type)
         self.log.info("%s completed: artifact %s, metrics %s", self.job_name, record.artifact_uri, record.metrics)
         return PokeReturnValue(is_done=True, xcom_value=record.to_dict())
 
     def execute(self, context):
         if self.config is not None:
-            if not isinstance(self.config, dict) or "TrainingJobName" not in self.config:
-                raise AirflowFailException(f"{self.task_id}: config must be a CreateTrainingJob dict with "
-                                           f"TrainingJobName, got {type(self.config).__name__}")
-            self.job_name = resolve_watched_job(self, context, self._describe_or_none, self._create)
+            self.job_name = resolve_watched_job(self, context, self.hook.describe_or_none, self._create)
         try:
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowTaskTimeout):
             self._stop("sensor timed out")
             raise
-
-    def _describe_or_none(self, name: str) -> dict | None:
-        from streamguard.backends.local import JobNotFoundError
-
-        try:
-            return self.hook.describe_training_job(name)
-        except JobNotFoundError:
-            return None
 
     def _create(self, request: dict) -> None:
         try:
