@@ -30,7 +30,8 @@ from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAI
 BACKEND = backend_from_env()
 TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
 
-# Producers (a feedback-collection service, or `streamguard feedback push`) update this asset.
+# Feedback producers write under <artifact root>/feedback/ (`streamguard feedback push` checks and
+# copies a file there) and then update this asset (REST API: POST /api/v2/assets/events).
 FEEDBACK = Asset(name=FEEDBACK_ASSET_NAME)
 
 default_args = {"owner": "streamguard", "retries": 2, "retry_delay": timedelta(seconds=20)}

@@ -16,6 +16,7 @@ _SUBCOMMANDS = (
     "streamguard.data.cli",        # prepare, sample
     "streamguard.monitor",         # monitor
     "streamguard.registry.cli",    # registry list|show|best|compare|promote
+    "streamguard.feedback_cli",    # feedback check|push
 )
 
 
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamguard sample --out sample.jsonl.gz\n"
         "  streamguard prepare --input sample.jsonl.gz --out prepared/\n"
         "  streamguard registry list --uri file://$HOME/.streamguard/registry\n"
-        "  streamguard monitor --once\n",
+        "  streamguard monitor --once\n"
+        "  streamguard feedback check verdicts.jsonl\n",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod_name in _SUBCOMMANDS:
