@@ -14,6 +14,8 @@ filled when a job ends). boto3 is imported only when SageMaker is asked for.
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import sys
 import time
@@ -294,6 +296,8 @@ def add_parser(subparsers) -> None:
         "monitor",
         help="show active and recent training jobs (local and SageMaker)",
         description=__doc__.split("\n\n")[0],
+        epilog="examples:\n" + "\n".join("  " + line.strip() for line in __doc__.split("\n\n")[2].splitlines()) + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--backend", choices=CHOICES, default=None,
                         help="which jobs to show (default: $STREAMGUARD_BACKEND, else local)")

@@ -10,11 +10,11 @@ from typing import Any
 EXAMPLES = """\
 examples:
   streamguard registry list                          # models with their champion / deployed versions
-  streamguard registry list taint-gnn                # every version, gate verdict and key metrics
-  streamguard registry show taint-gnn champion       # one record (a version number or an alias)
-  streamguard registry best taint-gnn --metric validation.f1
-  streamguard registry compare taint-gnn 3 4 --json
-  streamguard registry promote taint-gnn 4 --expected-version 3
+  streamguard registry list taint_flow_gnn           # every version, gate verdict and key metrics
+  streamguard registry show taint_flow_gnn champion  # one record (a version number or an alias)
+  streamguard registry best taint_flow_gnn --metric validation.f1
+  streamguard registry compare taint_flow_gnn 3 4 --json
+  streamguard registry promote taint_flow_gnn 4 --expected-version 3
   STREAMGUARD_REGISTRY_URI=s3://bucket/registry streamguard registry list
 
 The registry URI comes from --uri, else $STREAMGUARD_REGISTRY_URI, else the local default
@@ -29,34 +29,36 @@ def add_parser(subparsers: Any) -> None:
         description="Inspect the model registry, compare versions and move the champion alias.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    sub_help = {"parents": None, "epilog": EXAMPLES, "formatter_class": argparse.RawDescriptionHelpFormatter}
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--uri", help="registry URI: file:///path, a path, or s3://bucket/prefix")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub = parser.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
+    sub_help["parents"] = [common]
 
-    p = sub.add_parser("list", parents=[common], help="list models, or the versions of one model")
+    p = sub.add_parser("list", **sub_help, help="list models, or the versions of one model")
     p.add_argument("model", nargs="?", help="model name (omit to list models)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("show", parents=[common], help="show one version record")
+    p = sub.add_parser("show", **sub_help, help="show one version record")
     p.add_argument("model")
     p.add_argument("version", nargs="?", default="latest",
                    help="version number (3 or v3), an alias (champion, deployed) or 'latest' (default)")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("best", parents=[common], help="the registered version with the best metric")
+    p = sub.add_parser("best", **sub_help, help="the registered version with the best metric")
     p.add_argument("model")
     p.add_argument("--metric", default="test.accuracy", help="dotted metric path (default: test.accuracy)")
     p.add_argument("--minimize", action="store_true", help="smaller is better (inferred for fpr/loss)")
     p.set_defaults(func=cmd_best)
 
-    p = sub.add_parser("compare", parents=[common], help="metric deltas between two versions (v2 - v1)")
+    p = sub.add_parser("compare", **sub_help, help="metric deltas between two versions (v2 - v1)")
     p.add_argument("model")
     p.add_argument("v1")
     p.add_argument("v2")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("promote", parents=[common], help="make a version the champion (compare-and-swap)")
+    p = sub.add_parser("promote", **sub_help, help="make a version the champion (compare-and-swap)")
     p.add_argument("model")
     p.add_argument("version")
     p.add_argument("--expected-version", type=int, default=None,
