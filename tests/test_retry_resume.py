@@ -250,9 +250,16 @@ def test_killed_training_fails_the_task_and_the_retry_resumes(tmp_path, monkeypa
     assert sensor().execute(context("wait", 3))["job_name"] == f"{name}-a2"
 
 
+def _not_found(name: str):
+    """The error SageMaker's DescribeTrainingJob answers for a job that does not exist."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "ValidationException", "Message": f"Requested resource not found: {name}"}},
+                       "DescribeTrainingJob")
+
+
 def test_sagemaker_operator_replaces_a_failed_job_and_returns_its_name(monkeypatch):
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
-    from botocore.exceptions import ClientError
     from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator
 
     jobs = {BASE: {"TrainingJobName": BASE, "TrainingJobStatus": "Failed"}}
@@ -261,8 +268,7 @@ def test_sagemaker_operator_replaces_a_failed_job_and_returns_its_name(monkeypat
     class Hook:
         def describe_training_job(self, name):
             if name not in jobs:
-                raise ClientError({"Error": {"Code": "ValidationException", "Message": "Requested resource not found"}},
-                                  "DescribeTrainingJob")
+                raise _not_found(name)
             return jobs[name]
 
     def create(self, context):  # the provider's execute, as far as this test needs it
@@ -285,7 +291,6 @@ def test_sagemaker_operator_replaces_a_failed_job_and_returns_its_name(monkeypat
 
 
 def test_sagemaker_sensor_fails_with_the_reason_and_its_retry_starts_the_next_attempt(monkeypatch):
-    from botocore.exceptions import ClientError
     from streamguard_ops.reconnect import ResumingSageMakerTrainingSensor
 
     jobs = {BASE: {"TrainingJobName": BASE, "TrainingJobStatus": "Failed",
@@ -295,8 +300,7 @@ def test_sagemaker_sensor_fails_with_the_reason_and_its_retry_starts_the_next_at
     class Hook:
         def describe_training_job(self, name):
             if name not in jobs:
-                raise ClientError({"Error": {"Code": "ValidationException", "Message": "Requested resource not found"}},
-                                  "DescribeTrainingJob")
+                raise _not_found(name)
             job = dict(jobs[name])
             if job["TrainingJobStatus"] == "InProgress":  # seen running once, then it completes
                 jobs[name].update(TrainingJobStatus="Completed", TrainingStartTime=datetime(2026, 1, 1, 0, 0),
