@@ -12,6 +12,12 @@ Per model: `decide` → branch → `skip` | `retrain_data` → `build_job` → `
 `collect` → `evaluate_challenger` + `evaluate_champion` → `gate` → `compare_and_promote` → `ab_plan`.
 A fine-tuning job that fails is resumed from its checkpoint by the retry of `wait`, as in training.
 
+A model with no champion yet (never trained, or every version rejected by the gate) is trained
+from scratch on the champion-less path: the job a training run would start, on the newest
+registered data channels plus the feedback (or the feedback alone when nothing is registered),
+gated, and made champion when it passes. With no champion and no data the model is skipped with
+the reason.
+
 Trigger manually with `force`, `models` and thresholds in the form, or
 `airflow dags test streamguard_retraining -c '{"force": true}'`.
 """
@@ -25,7 +31,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param,
 
 from streamguard_ops.backend import backend_from_env, job_name_template, training_operators
 
-from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAINING_PARAMS
+from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAINING_PARAMS, form_params
 
 BACKEND = backend_from_env()
 TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
@@ -49,7 +55,7 @@ default_args = {"owner": "streamguard", "retries": 2, "retry_delay": timedelta(s
     tags=["streamguard", "retraining", BACKEND],
     default_args=default_args,
     doc_md=__doc__,
-    params={name: Param(default, description=doc, **schema) for name, (default, schema, doc) in RETRAINING_PARAMS.items()},
+    params={name: Param(default, **kw) for name, (default, kw) in form_params(RETRAINING_PARAMS).items()},
 )
 def streamguard_retraining():
     @task
@@ -89,7 +95,7 @@ def streamguard_retraining():
                 from streamguard.pipeline.retraining import decide as decide_
 
                 result = decide_(config, model_type, feedback, get_current_context()["run_id"])
-                print(f"{model_type}: retrain={result['retrain']} reasons={result.get('reasons')} "
+                print(f"{model_type}: retrain={result['retrain']} mode={result.get('mode')} reasons={result.get('reasons')} "
                       f"skipped_reason={result.get('skipped_reason')}")
                 return result
 
@@ -103,25 +109,22 @@ def streamguard_retraining():
                 return decision
 
             @task
-            def retrain_data(config: dict, feedback: dict, model_type: str = model_type) -> dict:
+            def retrain_data(config: dict, feedback: dict, decision: dict, model_type: str = model_type) -> dict:
                 from streamguard.pipeline.retraining import build_retrain_data
                 from streamguard.pipeline.training import run_key
 
                 ctx = get_current_context()
-                return build_retrain_data(config, model_type, feedback, run_key(ctx["dag"].dag_id, ctx["run_id"]))
+                plan = build_retrain_data(config, model_type, feedback, run_key(ctx["dag"].dag_id, ctx["run_id"]),
+                                          decision)
+                print(f"{model_type}: {plan['mode']} on {plan['source']}")
+                return plan
 
             @task(multiple_outputs=True)
-            def build_job(config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import finetune_config
-                from streamguard.pipeline.training import build_training_job
+            def build_job(plan: dict, source: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import build_retrain_job
 
                 ctx = get_current_context()
-                champion = data["champion"]
-                request = build_training_job(
-                    finetune_config(config, champion), model_type, data, source, ctx["dag"].dag_id, ctx["run_id"],
-                    BACKEND, extra_hyperparameters={"fine-tune": True},
-                    model_channel_uri=champion["artifact_uri"].rsplit("/", 1)[0] + "/", name_suffix="-ft",
-                )
+                request = build_retrain_job(plan, model_type, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
                 return {"request": request, "job_name": request["TrainingJobName"]}
 
             @task
@@ -132,40 +135,34 @@ def streamguard_retraining():
                 return describe_job_record(trained["job_name"], BACKEND, model_type)
 
             @task
-            def evaluate_challenger(config: dict, job: dict, data: dict, source: dict,
-                                    model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import finetune_config
-                from streamguard.pipeline.training import evaluate_model
+            def evaluate_challenger(plan: dict, job: dict, source: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import evaluate_challenger as evaluate
 
                 ctx = get_current_context()
-                return evaluate_model(finetune_config(config, data["champion"]), model_type, job, data, source,
-                                      ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+                return evaluate(plan, model_type, job, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
 
             @task
-            def evaluate_champion(config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import finetune_config
-                from streamguard.pipeline.training import evaluate_model
+            def evaluate_champion(plan: dict, source: dict, model_type: str = model_type) -> dict:
+                from streamguard.pipeline.retraining import evaluate_champion as evaluate
 
                 ctx = get_current_context()
-                champion = data["champion"]
-                job = {"job_name": champion["training_job_name"], "artifact_uri": champion["artifact_uri"]}
-                return evaluate_model(finetune_config(config, champion), model_type, job, data, source,
-                                      ctx["dag"].dag_id, ctx["run_id"], BACKEND, name_suffix="-champ-eval")
+                return evaluate(plan, model_type, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
 
             @task
-            def gate(config: dict, evaluation: dict, data: dict) -> dict:
-                from streamguard.pipeline.retraining import finetune_config
-                from streamguard.pipeline.training import gate_model
+            def gate(plan: dict, evaluation: dict) -> dict:
+                from streamguard.pipeline.retraining import gate_challenger
 
-                return gate_model(finetune_config(config, data["champion"]), evaluation)
+                decision = gate_challenger(plan, evaluation)
+                print(f"gate {'PASSED' if decision['passed'] else 'FAILED'}: {decision['reasons']}")
+                return decision
 
             @task
             def compare_and_promote(config: dict, challenger_eval: dict, champion_eval: dict, job: dict,
-                                    decision: dict, data: dict, model_type: str = model_type) -> dict:
+                                    decision: dict, plan: dict, model_type: str = model_type) -> dict:
                 from streamguard.pipeline.retraining import compare_and_decide
 
                 result = compare_and_decide(config, model_type, challenger_eval, champion_eval, job, decision,
-                                            data, BACKEND, get_current_context()["run_id"])
+                                            plan, BACKEND, get_current_context()["run_id"])
                 print(f"{model_type}: promoted={result['promoted']} reasons={result['reasons']}")
                 return result
 
@@ -175,14 +172,16 @@ def streamguard_retraining():
                 from streamguard.pipeline.training import run_key
 
                 ctx = get_current_context()
-                return plan(config, model_type, result, run_key(ctx["dag"].dag_id, ctx["run_id"]), BACKEND)
+                out = plan(config, model_type, result, run_key(ctx["dag"].dag_id, ctx["run_id"]), BACKEND)
+                print(out.get("skipped_reason") or f"A/B endpoint plan: {out['plan_uri']}")
+                return out
 
             decision = decide(config, feedback)
             choice = branch(decision)
             skipped = skip(decision)
-            data = retrain_data(config, feedback)
-            choice >> [skipped, data]
-            spec = build_job(config, data, source)
+            plan = retrain_data(config, feedback, decision)
+            choice >> [skipped, plan]
+            spec = build_job(plan, source)
             train = TrainingOperator(task_id="train", config=spec["request"])
             # Watches the job train started; given the request, a retry after the job Failed starts
             # `<name>-a<n>` itself, which resumes from the last epoch checkpoint.
@@ -190,10 +189,10 @@ def streamguard_retraining():
                                   **SENSOR_KWARGS)
             spec["request"] >> train >> wait
             job = collect(wait.output)
-            challenger_eval = evaluate_challenger(config, job, data, source)
-            champion_eval = evaluate_champion(config, data, source)
-            verdict = gate(config, challenger_eval, data)
-            result = compare_and_promote(config, challenger_eval, champion_eval, job, verdict, data)
+            challenger_eval = evaluate_challenger(plan, job, source)
+            champion_eval = evaluate_champion(plan, source)
+            verdict = gate(plan, challenger_eval)
+            result = compare_and_promote(config, challenger_eval, champion_eval, job, verdict, plan)
             ab_plan(config, result)
 
 

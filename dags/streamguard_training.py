@@ -28,7 +28,7 @@ from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
 from streamguard_ops.backend import backend_from_env, job_name_template, training_operators
 
-from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS
+from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS, form_params
 
 BACKEND = backend_from_env()
 TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
@@ -49,7 +49,7 @@ default_args = {
     tags=["streamguard", "training", BACKEND],
     default_args=default_args,
     doc_md=__doc__,
-    params={name: Param(default, description=doc, **schema) for name, (default, schema, doc) in TRAINING_PARAMS.items()},
+    params={name: Param(default, **kw) for name, (default, kw) in form_params(TRAINING_PARAMS).items()},
 )
 def streamguard_training():
     @task

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import OPEN_GATE
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("STREAMGUARD_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = (
@@ -95,6 +97,7 @@ class AirflowServer:
                 "AIRFLOW_HOME": str(self.home),
                 "STREAMGUARD_HOME": str(self.streamguard_home),
                 "STREAMGUARD_BACKEND": "local",
+                "STREAMGUARD_GATE_THRESHOLDS": OPEN_GATE,
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

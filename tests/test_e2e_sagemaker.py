@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import OPEN_GATE, REPO
 from tests.moto_server import _CLEARED_ENV, aws_env, reset_moto_server, start_moto_server
 from tests.sagemaker_sim import SageMakerSimulator, hyperparameter
 
@@ -68,6 +68,7 @@ def sagemaker_env(airflow_db, tmp_path_factory):
             "extra": {"region_name": REGION, "endpoint_url": endpoint},
         }))
         mp.setenv("STREAMGUARD_BACKEND", "sagemaker")
+        mp.setenv("STREAMGUARD_GATE_THRESHOLDS", OPEN_GATE)
         mp.setenv("STREAMGUARD_ARTIFACT_ROOT", f"s3://{BUCKET}/artifacts")
         mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry")
         mp.setenv("STREAMGUARD_SAGEMAKER_ROLE_ARN", ROLE_ARN)

@@ -16,11 +16,11 @@ def test_defaults_resolve_and_round_trip():
 
 def test_overrides_are_applied_and_coerced():
     cfg = resolve_training_config({"models": "transformer", "transformer_epochs": "3", "use_spot": "true",
-                                   "max_fpr": 0.05})
+                                   "max_fpr": 0.02})
     assert cfg.models == ("transformer",)
     assert cfg.per_model["transformer"].epochs == 3
     assert cfg.use_spot is True
-    assert cfg.gate_overrides["transformer"]["max_fpr"] == 0.05
+    assert cfg.gate_overrides["transformer"]["max_fpr"] == 0.02
 
 
 @pytest.mark.parametrize(

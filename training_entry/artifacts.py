@@ -6,6 +6,7 @@ safetensors, its hyperparameters and scalars as JSON in the file's metadata. Not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -97,19 +98,37 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
     return dest
 
 
-def resolve_model_dir(path: str | Path, workdir: str | Path) -> Path:
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_model_dir(path: str | Path, workdir: str | Path, expected_sha256: str | None = None) -> Path:
     """A directory holding `config.json` from a model dir, a model.tar.gz, or a channel holding one.
 
     Args:
         path: the model dir, the archive, or a channel directory containing `model.tar.gz`
             (the SageMaker model channel points at the job's `output/` prefix).
         workdir: where an archive is extracted.
+        expected_sha256: the registry's sha256 of the archive; a mismatch (or an unpacked
+            directory, which cannot be checked) is refused before anything is extracted.
     """
     p = Path(path)
     if p.is_dir() and (p / "config.json").is_file():
+        if expected_sha256:
+            raise ValueError(f"{path}: an unpacked model directory cannot be checked against sha256 "
+                             f"{expected_sha256}; pass the model.tar.gz")
         return p
     if p.is_dir() and (p / "model.tar.gz").is_file():
         p = p / "model.tar.gz"
+    if expected_sha256 and p.is_file():
+        actual = file_sha256(p)
+        if actual != expected_sha256:
+            raise ValueError(f"{p}: sha256 {actual} differs from the registry's {expected_sha256}; "
+                             "the model was changed after registration: refusing to load it")
     if p.is_file() and (p.name.endswith((".tar.gz", ".tgz", ".tar"))):
         out = safe_extract(p, Path(workdir) / "model")
         if not (out / "config.json").is_file():

@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--validation", type=_optional_path, default=env("SM_CHANNEL_VALIDATION"))
     add("--test", type=_optional_path, default=env("SM_CHANNEL_TEST"))
     add("--model", type=_optional_path, default=env("SM_CHANNEL_MODEL"))
+    add("--model-sha256", type=_optional_path, default=None,
+        help="sha256 the model channel's model.tar.gz must have (the registry's); checked before loading")
     add("--model-dir", type=_optional_path, default=env("SM_MODEL_DIR"))
     add("--output-data-dir", type=_optional_path, default=env("SM_OUTPUT_DATA_DIR"))
     return p
@@ -451,7 +453,7 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
         fine_tuned_from = state.get("fine_tuned_from")
     elif args.fine_tune:
         source = _require(args.model, "model channel to fine-tune from", "SM_CHANNEL_MODEL", "--model")
-        prev_dir = artifacts.resolve_model_dir(source, artifacts.scratch_dir())
+        prev_dir = artifacts.resolve_model_dir(source, artifacts.scratch_dir(), args.model_sha256)
         model, tokenizer, prev_cfg = load_saved_model(prev_dir, torch.device("cpu"))
         if prev_cfg["model_type"] != model_type:
             raise EntryError(f"--fine-tune: the model channel holds a {prev_cfg['model_type']} model, "
@@ -651,7 +653,7 @@ def evaluate(args: argparse.Namespace, rt: engine.Runtime) -> dict:
     model_src = _require(args.model, "model to evaluate", "SM_CHANNEL_MODEL", "--model")
     test_path = _require(args.test, "test input", "SM_CHANNEL_TEST", "--test")
     out_dir = Path(_require(args.output_data_dir, "output dir", "SM_OUTPUT_DATA_DIR", "--output-data-dir"))
-    model_dir = artifacts.resolve_model_dir(model_src, artifacts.scratch_dir())
+    model_dir = artifacts.resolve_model_dir(model_src, artifacts.scratch_dir(), args.model_sha256)
     model, tokenizer, cfg = load_saved_model(model_dir, rt.device)
     model_type = cfg["model_type"]
     if args.model_type and args.model_type != model_type:

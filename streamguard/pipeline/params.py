@@ -8,6 +8,7 @@ parameter, because `airflow dags test -c` and the REST API can send anything.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+import math
 from typing import Any
 
 MODEL_TYPES = ("gnn", "transformer")
@@ -21,48 +22,86 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "transformer": {"epochs": 6, "batch_size": 16, "learning_rate": 5e-4},
 }
 
-# name -> (default, JSON schema, description). Order is the form's order.
+# Trigger-form sections (Airflow's Param `section`), in the form's order.
+DATA, MODELS, GNN, TRANSFORMER, GATE, SAGEMAKER = (
+    "Data", "Models", "Taint-Flow GNN", "SQL Intent Transformer", "Metric gate", "SageMaker")
+# Largest seed every library takes (numpy's seeds are 32-bit).
+MAX_SEED = 2**32 - 1
+# A gate param left empty means "the deployment's threshold" (see `streamguard.gate_policy`).
+_GATE_NOTE = " Empty: the deployment's threshold; the form may only tighten it."
+
+# name -> (default, JSON schema, description). Order is the form's order; `section` groups the form.
 TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     # ["string", "null"]: optional in Airflow's trigger form (a plain "string" is a required field).
-    "data_uri": ("", {"type": ["string", "null"]},
+    "data_uri": ("", {"type": ["string", "null"], "section": DATA},
                  "JSONL(.gz) file or directory (file:// or s3://). Empty: generated sample data."),
-    "sample_pairs": (120, {"type": "integer", "minimum": 10, "maximum": 5000},
-                     "Vulnerable/safe pairs to generate when data_uri is empty."),
+    "sample_pairs": (120, {"type": "integer", "minimum": 10, "maximum": 5000, "section": DATA},
+                     "Vulnerable/safe pairs to generate when data_uri is empty (pairs)."),
+    "seed": (13, {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "section": DATA},
+             "Seed for splitting and training."),
+    "val_ratio": (0.1, {"type": "number", "minimum": 0.05, "maximum": 0.45, "section": DATA},
+                  "Fraction of groups for validation."),
+    "test_ratio": (0.1, {"type": "number", "minimum": 0.05, "maximum": 0.45, "section": DATA},
+                   "Fraction of groups for the test split."),
     "models": (list(MODEL_TYPES), {"type": "array", "items": {"type": "string", "enum": list(MODEL_TYPES)},
-                                   "minItems": 1, "uniqueItems": True},
-               "Which models to train."),
-    "seed": (13, {"type": "integer", "minimum": 0}, "Seed for splitting and training."),
-    "val_ratio": (0.1, {"type": "number", "minimum": 0.05, "maximum": 0.45}, "Fraction of groups for validation."),
-    "test_ratio": (0.1, {"type": "number", "minimum": 0.05, "maximum": 0.45}, "Fraction of groups for the test split."),
-    "gnn_epochs": (MODEL_DEFAULTS["gnn"]["epochs"], {"type": "integer", "minimum": 1, "maximum": 500},
-                   "GNN epochs."),
-    "gnn_batch_size": (MODEL_DEFAULTS["gnn"]["batch_size"], {"type": "integer", "minimum": 1, "maximum": 4096},
-                       "GNN batch size (graphs)."),
+                                   "examples": list(MODEL_TYPES), "minItems": 1, "uniqueItems": True,
+                                   "section": MODELS},
+               "Which models to train (pick one or both)."),
+    "decision_threshold": (0.5, {"type": "number", "minimum": 0.01, "maximum": 0.99, "section": MODELS},
+                           "Flag code when P(vulnerable) >= this (probability); raise it to trade recall "
+                           "for a lower FPR."),
+    "gnn_epochs": (MODEL_DEFAULTS["gnn"]["epochs"],
+                   {"type": "integer", "minimum": 1, "maximum": 500, "section": GNN}, "GNN epochs."),
+    "gnn_batch_size": (MODEL_DEFAULTS["gnn"]["batch_size"],
+                       {"type": "integer", "minimum": 1, "maximum": 4096, "section": GNN},
+                       "GNN batch size (graphs per step)."),
     "gnn_learning_rate": (MODEL_DEFAULTS["gnn"]["learning_rate"],
-                          {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "GNN learning rate."),
+                          {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "section": GNN},
+                          "GNN learning rate (AdamW step size)."),
     "transformer_epochs": (MODEL_DEFAULTS["transformer"]["epochs"],
-                           {"type": "integer", "minimum": 1, "maximum": 100}, "Transformer epochs."),
+                           {"type": "integer", "minimum": 1, "maximum": 100, "section": TRANSFORMER},
+                           "Transformer epochs."),
     "transformer_batch_size": (MODEL_DEFAULTS["transformer"]["batch_size"],
-                               {"type": "integer", "minimum": 1, "maximum": 1024}, "Transformer batch size."),
+                               {"type": "integer", "minimum": 1, "maximum": 1024, "section": TRANSFORMER},
+                               "Transformer batch size (functions per step)."),
     "transformer_learning_rate": (MODEL_DEFAULTS["transformer"]["learning_rate"],
-                                  {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                                  "Transformer learning rate."),
-    "decision_threshold": (0.5, {"type": "number", "minimum": 0.01, "maximum": 0.99},
-                           "Flag code when P(vulnerable) >= this; raise it to trade recall for a lower FPR."),
-    "instance_type": ("ml.m5.xlarge", {"type": "string", "pattern": "^ml\\.[a-z0-9]+\\.[a-z0-9]+$"},
-                      "SageMaker instance type (ignored by the local backend)."),
-    "instance_count": (1, {"type": "integer", "minimum": 1, "maximum": 64},
-                       "SageMaker instance count (>1 runs torchrun DDP)."),
-    "use_spot": (False, {"type": "boolean"}, "Managed spot training with checkpoints (SageMaker)."),
-    "max_runtime_minutes": (120, {"type": "integer", "minimum": 1, "maximum": 7200},
-                            "Stop a training job after this many minutes."),
-    "gnn_min_val_accuracy": (0.92, {"type": "number", "minimum": 0, "maximum": 1},
-                             "Gate: minimum GNN validation accuracy."),
-    "transformer_min_val_accuracy": (0.88, {"type": "number", "minimum": 0, "maximum": 1},
-                                     "Gate: minimum transformer validation accuracy."),
-    "max_fpr": (0.03, {"type": "number", "minimum": 0, "maximum": 1},
-                "Gate: maximum false-positive rate (validation and test)."),
+                                  {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "section": TRANSFORMER},
+                                  "Transformer learning rate (AdamW step size)."),
+    "gnn_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1, "section": GATE},
+                             "Gate: minimum GNN validation accuracy (fraction)." + _GATE_NOTE),
+    "transformer_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                                            "section": GATE},
+                                     "Gate: minimum transformer validation accuracy (fraction)." + _GATE_NOTE),
+    "max_fpr": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1, "section": GATE},
+                "Gate: maximum false-positive rate on validation and test (fraction)." + _GATE_NOTE),
+    "instance_type": ("ml.m5.xlarge", {"type": "string", "pattern": "^ml\\.[a-z0-9]+\\.[a-z0-9]+$",
+                                       "section": SAGEMAKER},
+                      "SageMaker instance type, e.g. ml.g5.xlarge (ignored by the local backend)."),
+    "instance_count": (1, {"type": "integer", "minimum": 1, "maximum": 64, "section": SAGEMAKER},
+                       "SageMaker instances (>1 runs torchrun DDP)."),
+    "use_spot": (False, {"type": "boolean", "section": SAGEMAKER},
+                 "Managed spot training with checkpoints (SageMaker)."),
+    "max_runtime_minutes": (120, {"type": "integer", "minimum": 1, "maximum": 7200, "section": SAGEMAKER},
+                            "Stop a training job after this long (minutes)."),
 }
+
+# Keys of a param's schema that only shape the form; validation ignores them.
+_FORM_KEYS = ("section", "examples", "title", "values_display")
+
+
+def _range_text(schema: dict) -> str:
+    lo = schema.get("minimum", schema.get("exclusiveMinimum"))
+    hi = schema.get("maximum")
+    if lo is None and hi is None:
+        return ""
+    left = "(" if "exclusiveMinimum" in schema else "["
+    return f" Range: {left}{'' if lo is None else lo}, {'' if hi is None else hi}]."
+
+
+def form_params(table: dict[str, tuple[Any, dict, str]]) -> dict[str, tuple[Any, dict]]:
+    """name -> (default, keyword arguments of `airflow.sdk.Param`), ranges added to descriptions."""
+    return {name: (default, {"description": doc + _range_text(schema), **schema})
+            for name, (default, schema, doc) in table.items()}
 
 
 class ParamError(ValueError):
@@ -90,6 +129,8 @@ class TrainingConfig:
     use_spot: bool
     max_runtime_s: int
     gate_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    # threshold name -> where its value came from, per model type (see `streamguard.gate_policy`)
+    gate_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     val_ratio: float = 0.1
     test_ratio: float = 0.1
     decision_threshold: float = 0.5
@@ -109,8 +150,10 @@ class TrainingConfig:
 
 def _check(name: str, value: Any, schema: dict) -> Any:
     kind = schema.get("type")
-    if isinstance(kind, list):  # ["string", "null"]: optional in the trigger form; null means empty
+    if isinstance(kind, list):  # [..., "null"]: optional in the trigger form; null means empty
         kind = next(t for t in kind if t != "null")
+        if value is None or (kind == "number" and isinstance(value, str) and not value.strip()):
+            return "" if kind == "string" else None
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -124,6 +167,8 @@ def _check(name: str, value: Any, schema: dict) -> Any:
             value = float(value)
         except (TypeError, ValueError):
             raise ParamError(f"param {name!r}: expected a number, got {value!r}") from None
+        if not math.isfinite(value):  # NaN passes every comparison below; inf is never meant
+            raise ParamError(f"param {name!r}: expected a finite number, got {value!r}")
     elif kind == "boolean":
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
@@ -180,52 +225,90 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
                                learning_rate=v[f"{m}_learning_rate"])
         for m in MODEL_TYPES
     }
-    gate_overrides = {
-        "gnn": {"min_val_accuracy": v["gnn_min_val_accuracy"], "max_fpr": v["max_fpr"]},
-        "transformer": {"min_val_accuracy": v["transformer_min_val_accuracy"], "max_fpr": v["max_fpr"]},
-    }
+    gates = resolve_gates(v)
+    gate_overrides = {m: g.thresholds.to_dict() for m, g in gates.items()}
+    gate_sources = {m: g.sources for m, g in gates.items()}
     return TrainingConfig(
         models=models, data_uri=v["data_uri"].strip(), sample_pairs=v["sample_pairs"], seed=v["seed"],
         per_model=per_model, val_ratio=v["val_ratio"], test_ratio=v["test_ratio"],
         decision_threshold=v["decision_threshold"],
         instance_type=v["instance_type"], instance_count=v["instance_count"],
         use_spot=v["use_spot"], max_runtime_s=v["max_runtime_minutes"] * 60, gate_overrides=gate_overrides,
+        gate_sources=gate_sources,
     )
+
+
+def resolve_gates(values: dict[str, Any]) -> dict:
+    """Per model type, the deployment's gate tightened by the trigger params (`gate_policy.AppliedGate`).
+
+    Raises:
+        ParamError: a gate param would loosen the deployment's gate, or the deployment setting is invalid.
+    """
+    from streamguard.gate import GateConfigError
+    from streamguard.gate_policy import apply_trigger_thresholds, deployment_gate, read_deployment_setting
+
+    try:
+        setting, origin = read_deployment_setting()
+        return {
+            m: apply_trigger_thresholds(
+                m, {"min_val_accuracy": (f"{m}_min_val_accuracy", values.get(f"{m}_min_val_accuracy")),
+                    "max_fpr": ("max_fpr", values.get("max_fpr"))},
+                deployment_gate(m, setting, origin))
+            for m in MODEL_TYPES
+        }
+    except (GateConfigError, ValueError) as exc:
+        raise ParamError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ the retraining DAG's params
 # Here, not in `pipeline.retraining`, so that parsing the DAG imports nothing else.
 FEEDBACK_ASSET_NAME = "streamguard_feedback"
 
+# Sections of the retraining DAG's form.
+FEEDBACK, TRIGGERS, FINETUNE, PROMOTION, AB = ("Feedback", "Retraining triggers", "Fine-tuning",
+                                              "Champion/challenger promotion", "A/B endpoint")
+
 # name -> (default, JSON schema, description)
 RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
-    "feedback_uri": ("", {"type": ["string", "null"]},
-                     "Feedback JSONL(.gz) file or directory. Empty: <artifact root>/feedback/."),
-    "force": (False, {"type": "boolean"}, "Retrain even when no trigger fires (still recorded)."),
+    "feedback_uri": ("", {"type": ["string", "null"], "section": FEEDBACK},
+                     "Feedback JSONL(.gz) file or directory (file:// or s3://). Empty: <artifact root>/feedback/."),
     "models": (list(MODEL_TYPES), {"type": "array", "items": {"type": "string", "enum": list(MODEL_TYPES)},
-                                   "minItems": 1, "uniqueItems": True}, "Which models to consider."),
-    "accuracy_drop": (0.05, {"type": "number", "minimum": 0, "maximum": 1},
-                      "Retrain when production accuracy < baseline - this."),
-    "fpr_rise": (0.02, {"type": "number", "minimum": 0, "maximum": 1},
-                 "Retrain when production FPR > baseline + this."),
-    "min_feedback": (1000, {"type": "integer", "minimum": 1}, "Retrain once this many new feedback records exist."),
-    "max_age_days": (30, {"type": "integer", "minimum": 1}, "Retrain when the champion is older than this."),
-    "cooldown_days": (7, {"type": "number", "minimum": 0}, "No new retraining within this window unless severe."),
-    "finetune_epochs": (3, {"type": "integer", "minimum": 1, "maximum": 100}, "Fine-tuning epochs."),
-    "finetune_learning_rate": (0.0, {"type": "number", "minimum": 0, "maximum": 1},
+                                   "examples": list(MODEL_TYPES), "minItems": 1, "uniqueItems": True,
+                                   "section": MODELS},
+               "Which models to consider (pick one or both)."),
+    "force": (False, {"type": "boolean", "section": TRIGGERS}, "Retrain even when no trigger fires (still recorded)."),
+    "accuracy_drop": (0.05, {"type": "number", "minimum": 0, "maximum": 1, "section": TRIGGERS},
+                      "Retrain when production accuracy < baseline - this (fraction)."),
+    "fpr_rise": (0.02, {"type": "number", "minimum": 0, "maximum": 1, "section": TRIGGERS},
+                 "Retrain when production FPR > baseline + this (fraction)."),
+    "min_feedback": (1000, {"type": "integer", "minimum": 1, "maximum": 10**9, "section": TRIGGERS},
+                     "Retrain once this many new feedback records exist (records)."),
+    "max_age_days": (30, {"type": "integer", "minimum": 1, "maximum": 3650, "section": TRIGGERS},
+                     "Retrain when the champion is older than this (days)."),
+    "cooldown_days": (7, {"type": "number", "minimum": 0, "maximum": 365, "section": TRIGGERS},
+                      "No new retraining within this window unless severe (days)."),
+    "finetune_epochs": (3, {"type": "integer", "minimum": 1, "maximum": 100, "section": FINETUNE},
+                        "Fine-tuning epochs."),
+    "finetune_learning_rate": (0.0, {"type": "number", "minimum": 0, "maximum": 1, "section": FINETUNE},
                                "Fine-tuning learning rate; 0 = the champion's learning rate × finetune_lr_factor."),
-    "finetune_lr_factor": (0.3, {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                           "Fine-tuning learning rate = champion's learning rate × this."),
-    "min_gain": (0.01, {"type": "number", "minimum": 0, "maximum": 1}, "Promotion: minimum accuracy gain."),
-    "max_fpr_rise": (0.005, {"type": "number", "minimum": 0, "maximum": 1}, "Promotion: maximum FPR rise."),
-    "alpha": (0.05, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
-              "Promotion: significance level (McNemar exact test)."),
-    "slice_tolerance": (0.02, {"type": "number", "minimum": 0, "maximum": 1},
-                        "Promotion: largest accuracy drop allowed on any CWE/language slice."),
-    "gnn_min_val_accuracy": (0.92, {"type": "number", "minimum": 0, "maximum": 1}, "Gate for the GNN."),
-    "transformer_min_val_accuracy": (0.88, {"type": "number", "minimum": 0, "maximum": 1},
-                                     "Gate for the transformer."),
-    "max_fpr": (0.03, {"type": "number", "minimum": 0, "maximum": 1}, "Gate: maximum FPR."),
-    "ab_challenger_weight": (0.1, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5},
-                             "Traffic share of the challenger in the A/B endpoint plan."),
+    "finetune_lr_factor": (0.3, {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "section": FINETUNE},
+                           "Fine-tuning learning rate = champion's learning rate × this (factor)."),
+    "min_gain": (0.01, {"type": "number", "minimum": 0, "maximum": 1, "section": PROMOTION},
+                 "Promotion: minimum accuracy gain (fraction)."),
+    "max_fpr_rise": (0.005, {"type": "number", "minimum": 0, "maximum": 1, "section": PROMOTION},
+                     "Promotion: maximum FPR rise (fraction)."),
+    "alpha": (0.05, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "section": PROMOTION},
+              "Promotion: significance level of McNemar's exact test (probability)."),
+    "slice_tolerance": (0.02, {"type": "number", "minimum": 0, "maximum": 1, "section": PROMOTION},
+                        "Promotion: largest accuracy drop allowed on any CWE/language slice (fraction)."),
+    "gnn_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1, "section": GATE},
+                             "Gate for the GNN: minimum validation accuracy (fraction)." + _GATE_NOTE),
+    "transformer_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                                            "section": GATE},
+                                     "Gate for the transformer: minimum validation accuracy (fraction)."
+                                     + _GATE_NOTE),
+    "max_fpr": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1, "section": GATE},
+                "Gate: maximum false-positive rate (fraction)." + _GATE_NOTE),
+    "ab_challenger_weight": (0.1, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "section": AB},
+                             "Traffic share of the challenger in the A/B endpoint plan (fraction)."),
 }

@@ -18,8 +18,10 @@ from typing import Any
 
 from streamguard import settings, storage
 from streamguard.pipeline.params import (FEEDBACK_ASSET_NAME, MODEL_NAMES, MODEL_TYPES,  # noqa: F401
-                                         RETRAINING_PARAMS, ParamError, TrainingConfig, _check)
-from streamguard.pipeline.training import record_version, run_uri
+                                         RETRAINING_PARAMS, ParamError, TrainingConfig, _check,
+                                         resolve_gates)
+from streamguard.pipeline.training import (ArtifactIntegrityError, check_sha256,  # noqa: F401
+                                           record_version, run_uri)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ def resolve_retraining_config(params: dict[str, Any]) -> dict:
     cfg = {name: _check(name, params.get(name, default), schema)
            for name, (default, schema, _doc) in RETRAINING_PARAMS.items()}
     cfg["models"] = [m for m in MODEL_TYPES if m in cfg["models"]]
+    # Refuse a loosened gate here, before any work, with the param named.
+    cfg["gate"] = {m: g.to_dict() for m, g in resolve_gates(cfg).items()}
     return cfg
 
 
@@ -75,12 +79,14 @@ def ingest(config: dict, key: str) -> dict:
         storage.upload_file(str(out), labelled_uri)
         quarantine_uri = run_uri(key, "feedback", "quarantine.jsonl")
         storage.write_text(quarantine_uri, "".join(line + "\n" for line in quarantine_lines(batch)))
+    # Graph size is one of the drift statistics: build the graphs with the featurizer the models use.
+    graphed = with_graph_sizes(batch.records)
     per_model = {}
     for model_type in MODEL_TYPES:
         name = MODEL_NAMES[model_type]
         mine = [f for f in batch.feedback if name in str(f.model_version) or ":" not in str(f.model_version)]
         metrics = production_metrics(mine)
-        stats = input_statistics([r for r in batch.records], scores=metrics.scores)
+        stats = input_statistics(graphed, scores=metrics.scores)
         per_model[model_type] = {"production": _plain(metrics), "input_stats": stats, "n": len(mine)}
     return {
         "source": source,
@@ -94,14 +100,36 @@ def ingest(config: dict, key: str) -> dict:
     }
 
 
+def with_graph_sizes(records: list[dict]) -> list[dict]:
+    """Copies of `records` with `graph: {"num_nodes": N}` from the shipped featurizer.
+
+    A record the featurizer cannot handle keeps no graph (its size is then not counted) and is
+    logged; it never stops the ingest.
+    """
+    from streamguard.core.graphs import build_graph
+
+    out = []
+    failed = 0
+    for rec in records:
+        item = dict(rec)
+        try:
+            if not rec.get("language"):
+                raise ValueError("language unknown")
+            graph = build_graph(rec["code"], rec["language"])
+            item["graph"] = {"num_nodes": int(graph["num_nodes"])}
+        except Exception as exc:  # noqa: BLE001 - one record must not stop the ingest
+            failed += 1
+            log.warning("feedback record %s: no graph (%s: %s)", rec.get("id"), type(exc).__name__, exc)
+        out.append(item)
+    if failed:
+        log.warning("%d of %d feedback record(s) have no graph; graph-size drift uses the rest", failed, len(records))
+    return out
+
+
 # ------------------------------------------------------------------------------------ deciding
 def champion_of(model_type: str):
     """The current champion version record (alias `champion`), or None."""
     return _registry().get_alias(MODEL_NAMES[model_type], "champion")
-
-
-class ArtifactIntegrityError(RuntimeError):
-    """A registered artifact no longer matches the sha256 recorded in the registry."""
 
 
 def _read_from_artifact(artifact_uri: str, member: str, expected_sha256: str) -> Any:
@@ -109,11 +137,7 @@ def _read_from_artifact(artifact_uri: str, member: str, expected_sha256: str) ->
     with tempfile.TemporaryDirectory(prefix="sg-art-") as tmp:
         local = Path(tmp) / "model.tar.gz"
         storage.download(artifact_uri, str(local))
-        actual = hashlib.sha256(local.read_bytes()).hexdigest()
-        if actual != expected_sha256:
-            raise ArtifactIntegrityError(
-                f"{artifact_uri}: sha256 {actual} differs from the registry's {expected_sha256}; "
-                "the artifact was changed after registration: refusing to use it")
+        check_sha256(local, expected_sha256, artifact_uri)
         with tarfile.open(local) as tf:
             if member not in tf.getnames():
                 return None
@@ -130,7 +154,11 @@ def _last_retrain_at(model_type: str) -> datetime | None:
 
 
 def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: datetime | None = None) -> dict:
-    """Decide from evidence whether to retrain one model; the decision is appended to the event log."""
+    """Decide from evidence whether to retrain one model; the decision is appended to the event log.
+
+    With no champion (never trained, or every version rejected) the decision is to train a first
+    model from scratch (`mode` "bootstrap") when there is data for it, else to skip with the reason.
+    """
     from streamguard.drift import detect_drift
     from streamguard.feedback import ProductionMetrics
     from streamguard.retrain_policy import RetrainPolicy, decide_retraining
@@ -145,11 +173,25 @@ def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: 
     production = ProductionMetrics(**{k: v for k, v in info["production"].items()})
     drift = None
     champion_dict = None
+    bootstrap = None
     if champion is not None:
         champion_dict = _plain(champion)
         baseline = _read_from_artifact(champion.artifact_uri, "baseline.json", champion.artifact_sha256)
         if baseline:
             drift = detect_drift(baseline, info["input_stats"])
+    else:
+        bootstrap = bootstrap_source(model_type, feedback)
+        if bootstrap is None:
+            reason = (f"no champion for {MODEL_NAMES[model_type]} and no data to train a first one: no "
+                      f"registered version of any model records data channels, and "
+                      f"{feedback['n_labelled']} labelled feedback record(s) at {feedback['source']} "
+                      f"< {MIN_BOOTSTRAP_FEEDBACK}; run streamguard_training or push feedback")
+            result = {"model_type": model_type, "retrain": False, "reasons": [reason], "triggers": [],
+                      "skipped_reason": reason, "severity": "none", "champion_version": None, "drift": None,
+                      "mode": None}
+            registry.append_event("retrain_decision", {"model_type": model_type, "dag_run_id": dag_run_id,
+                                                       **result})
+            return result
     policy = RetrainPolicy(accuracy_drop=config["accuracy_drop"], fpr_rise=config["fpr_rise"],
                            min_feedback=config["min_feedback"], max_age_days=config["max_age_days"],
                            cooldown_days=config["cooldown_days"])
@@ -160,34 +202,98 @@ def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: 
     )
     result = _plain(decision)
     result.update({"model_type": model_type, "champion_version": champion.version if champion else None,
-                   "drift": _plain(drift) if drift else None})
+                   "drift": _plain(drift) if drift else None,
+                   "mode": "bootstrap" if champion is None else "finetune", "bootstrap_source": bootstrap})
     registry.append_event("retrain_decision", {"model_type": model_type, "dag_run_id": dag_run_id, **result})
     if decision.retrain:
         registry.append_event("retraining_started", {"model_type": model_type, "dag_run_id": dag_run_id,
-                                                     "at": now.isoformat(), "reasons": result.get("reasons")})
+                                                     "at": now.isoformat(), "reasons": result.get("reasons"),
+                                                     "mode": result["mode"]})
     return result
 
 
-# ------------------------------------------------------------------------------------ retraining
-def build_retrain_data(config: dict, model_type: str, feedback: dict, key: str) -> dict:
-    """Channels for fine-tuning: the champion's training data plus the labelled feedback.
+# ------------------------------------------------------------------------------------ bootstrap
+# Labelled feedback records needed to split a first training set from feedback alone.
+MIN_BOOTSTRAP_FEEDBACK = 30
+_SPLITS = ("train", "validation", "test")
 
-    Validation and test stay the champion's own channels, so champion and challenger are compared
+
+def bootstrap_source(model_type: str, feedback: dict) -> dict | None:
+    """Where a first model's training data comes from when `model_type` has no champion.
+
+    In order: the channels of the newest registered version of this model (a rejected one too),
+    then of the other model (the training DAG prepares one data set for both), then the labelled
+    feedback alone when there is enough of it to split. None: there is no data at all.
+    """
+    registry = _registry()
+    for mt in (model_type, *[m for m in MODEL_TYPES if m != model_type]):
+        for version in reversed(registry.list_versions(MODEL_NAMES[mt])):
+            channels = (version.extra or {}).get("channels") or {}
+            if all(channels.get(split) for split in _SPLITS):
+                return {"kind": "registered_channels", "channels": {k: channels[k] for k in _SPLITS},
+                        "from": f"{version.model_name} v{version.version} ({version.status})"}
+    if feedback["n_labelled"] >= MIN_BOOTSTRAP_FEEDBACK:
+        return {"kind": "feedback", "channels": None, "from": f"{feedback['n_labelled']} labelled feedback records"}
+    return None
+
+
+def bootstrap_config(config: dict, model_type: str) -> TrainingConfig:
+    """The configuration a training run would use for `model_type`, with the retraining run's gate."""
+    from streamguard.pipeline.params import resolve_training_config
+
+    return resolve_training_config({
+        "models": [model_type],
+        "gnn_min_val_accuracy": config["gnn_min_val_accuracy"],
+        "transformer_min_val_accuracy": config["transformer_min_val_accuracy"],
+        "max_fpr": config["max_fpr"],
+    })
+
+
+# ------------------------------------------------------------------------------------ retraining
+def build_retrain_data(config: dict, model_type: str, feedback: dict, key: str, decision: dict | None = None) -> dict:
+    """The retraining plan: channels, the training config (computed once) and what to start from.
+
+    Fine-tuning (a champion exists): the champion's training data plus the labelled feedback;
+    validation and test stay the champion's own channels, so champion and challenger are compared
     on the same frozen test set. Never trains on feedback alone.
+
+    Bootstrap (no champion): the data `bootstrap_source` found (plus the feedback), or the
+    feedback prepared into train/validation/test on its own; trained from scratch.
     """
     champion = champion_of(model_type)
     if champion is None:
-        raise RuntimeError(f"no champion for {MODEL_NAMES[model_type]}: run streamguard_training first")
+        source = (decision or {}).get("bootstrap_source") or bootstrap_source(model_type, feedback)
+        if source is None:
+            raise RuntimeError(f"no champion for {MODEL_NAMES[model_type]} and no data to train a first one")
+        cfg = bootstrap_config(config, model_type)
+        if source["kind"] == "feedback":
+            data = _prepare_feedback_channels(feedback, key, model_type, cfg.seed)
+        else:
+            data = _train_plus_feedback(source["channels"], feedback, key, model_type)
+        return {**data, "mode": "bootstrap", "champion": None, "training_config": cfg.to_dict(),
+                "source": f"bootstrap from {source['from']} + feedback ({feedback['n_labelled']} records)",
+                "model_channel_uri": None, "model_sha256": None}
     channels = (champion.extra or {}).get("channels")
     if not channels:
         raise RuntimeError(f"champion {MODEL_NAMES[model_type]} v{champion.version} records no data channels")
+    data = _train_plus_feedback(channels, feedback, key, model_type)
+    champion_dict = _plain(champion)
+    return {**data, "mode": "finetune", "champion": champion_dict,
+            "training_config": finetune_config(config, champion_dict).to_dict(),
+            "source": f"champion v{champion.version} train + feedback ({feedback['n_labelled']} records)",
+            "model_channel_uri": champion.artifact_uri.rsplit("/", 1)[0] + "/",
+            "model_sha256": champion.artifact_sha256}
+
+
+def _train_plus_feedback(channels: dict, feedback: dict, key: str, model_type: str) -> dict:
+    """A new train channel = `channels["train"]` + the labelled feedback; validation/test kept."""
     train_uri = run_uri(key, "data", model_type, "train")
     with tempfile.TemporaryDirectory(prefix="sg-retrain-") as tmp:
         local = Path(tmp) / "train"
         storage.download(channels["train"], str(local))
         files = sorted(p for p in local.rglob("*.jsonl") if p.is_file())
         if not files:
-            raise RuntimeError(f"champion's training channel {channels['train']} holds no *.jsonl")
+            raise RuntimeError(f"training channel {channels['train']} holds no *.jsonl")
         for f in files:
             storage.upload_file(str(f), storage.join_uri(train_uri, f.relative_to(local).as_posix()))
         fb = Path(tmp) / "feedback.jsonl"
@@ -196,12 +302,25 @@ def build_retrain_data(config: dict, model_type: str, feedback: dict, key: str) 
         digest = hashlib.sha256()
         for f in [*files, fb]:
             digest.update(f.read_bytes())
-    return {
-        "channels": {"train": train_uri, "validation": channels["validation"], "test": channels["test"]},
-        "data_hash": digest.hexdigest(),
-        "source": f"champion v{champion.version} train + feedback ({feedback['n_labelled']} records)",
-        "champion": _plain(champion),
-    }
+    return {"channels": {"train": train_uri, "validation": channels["validation"], "test": channels["test"]},
+            "data_hash": digest.hexdigest()}
+
+
+def _prepare_feedback_channels(feedback: dict, key: str, model_type: str, seed: int) -> dict:
+    """Train/validation/test channels (with graphs) prepared from the labelled feedback alone."""
+    from streamguard.data.prepare import prepare
+
+    root = run_uri(key, "data", model_type, "bootstrap")
+    with tempfile.TemporaryDirectory(prefix="sg-bootstrap-") as tmp:
+        fb = Path(tmp) / "feedback.jsonl"
+        storage.download(feedback["labelled_uri"], str(fb))
+        out = Path(tmp) / "prepared"
+        report = prepare([str(fb)], str(out), seed=seed)
+        for path in sorted(out.rglob("*")):
+            if path.is_file():
+                storage.upload_file(str(path), storage.join_uri(root, path.relative_to(out).as_posix()))
+    return {"channels": {split: storage.join_uri(root, split) for split in _SPLITS},
+            "data_hash": _plain(report).get("data_hash")}
 
 
 def finetune_config(config: dict, champion: dict) -> TrainingConfig:
@@ -224,13 +343,65 @@ def finetune_config(config: dict, champion: dict) -> TrainingConfig:
     return replace(base, per_model=per_model, seed=int(hps.get("seed", base.seed)) + 1)
 
 
+def build_retrain_job(plan: dict, model_type: str, source: dict, dag_id: str, run_id: str, backend: str) -> dict:
+    """The CreateTrainingJob request of the retraining plan: a fine-tune from the champion's
+    verified weights, or (bootstrap) the job a training run would start, on the plan's data."""
+    from streamguard.pipeline.training import build_training_job
+
+    cfg = TrainingConfig.from_dict(plan["training_config"])
+    if plan["mode"] == "bootstrap":
+        return build_training_job(cfg, model_type, plan, source, dag_id, run_id, backend, name_suffix="-boot")
+    # The entry checks the model channel's archive against the registry's sha256 before loading it.
+    return build_training_job(
+        cfg, model_type, plan, source, dag_id, run_id, backend,
+        extra_hyperparameters={"fine-tune": True, "model-sha256": plan["model_sha256"]},
+        model_channel_uri=plan["model_channel_uri"], name_suffix="-ft")
+
+
+def evaluate_challenger(plan: dict, model_type: str, job: dict, source: dict, dag_id: str, run_id: str,
+                        backend: str) -> dict:
+    """The challenger's real inference on the plan's frozen test set."""
+    from streamguard.pipeline.training import evaluate_model
+
+    return evaluate_model(TrainingConfig.from_dict(plan["training_config"]), model_type, job, plan, source,
+                          dag_id, run_id, backend)
+
+
+def evaluate_champion(plan: dict, model_type: str, source: dict, dag_id: str, run_id: str, backend: str) -> dict:
+    """The champion's real inference on the same test set, from its sha256-verified archive.
+
+    Bootstrap plans have no champion: returns ``{"skipped": reason}``.
+    """
+    from streamguard.pipeline.training import evaluate_model
+
+    champion = plan.get("champion")
+    if not champion:
+        return {"skipped": f"no champion for {MODEL_NAMES[model_type]}: nothing to compare with"}
+    job = {"job_name": champion["training_job_name"], "artifact_uri": champion["artifact_uri"]}
+    return evaluate_model(TrainingConfig.from_dict(plan["training_config"]), model_type, job, plan, source,
+                          dag_id, run_id, backend, name_suffix="-champ-eval",
+                          expected_sha256=champion["artifact_sha256"])
+
+
+def gate_challenger(plan: dict, evaluation: dict) -> dict:
+    from streamguard.pipeline.training import gate_model
+
+    return gate_model(TrainingConfig.from_dict(plan["training_config"]), evaluation)
+
+
 def _load_predictions(uri: str) -> list[dict]:
     return [json.loads(line) for line in storage.read_text(uri).splitlines() if line.strip()]
 
 
 def compare_and_decide(config: dict, model_type: str, challenger_eval: dict, champion_eval: dict,
                        challenger_job: dict, gate: dict, data: dict, backend: str, dag_run_id: str) -> dict:
-    """Champion vs challenger on the same test set; promote by CAS only when really better."""
+    """Champion vs challenger on the same test set; promote by CAS only when really better.
+
+    With no champion (a bootstrap plan) the gate alone decides, as in the training DAG: a first
+    model that passes it becomes champion.
+    """
+    if not data.get("champion"):
+        return _record_bootstrap(model_type, challenger_eval, challenger_job, gate, data, backend, dag_run_id)
     from streamguard.champion import compare_models
 
     registry = _registry()
@@ -269,6 +440,47 @@ def compare_and_decide(config: dict, model_type: str, challenger_eval: dict, cha
     return {**event, "promoted_version": promoted_version}
 
 
+def _record_bootstrap(model_type: str, evaluation: dict, job: dict, gate: dict, data: dict, backend: str,
+                      dag_run_id: str) -> dict:
+    """Register a first model trained by the retraining DAG; champion when it passes the gate."""
+    from streamguard.registry import AliasConflict
+
+    registry = _registry()
+    model_name = MODEL_NAMES[model_type]
+    passed = bool(gate["passed"])
+    reasons = (["no champion: the first version to pass the gate becomes champion"] if passed
+               else ["first model failed the metric gate: " + "; ".join(gate.get("reasons", []))])
+    cfg = TrainingConfig.from_dict(data["training_config"])
+    m = cfg.per_model[model_type]
+    version, _record = record_version(
+        registry, model_type, evaluation=evaluation, job_name=job["job_name"], backend=backend, data=data,
+        hyperparameters={"model-type": model_type, "epochs": m.epochs, "batch-size": m.batch_size,
+                         "learning-rate": m.learning_rate, "seed": cfg.seed, "threshold": cfg.decision_threshold},
+        gate=gate, approved=passed,
+        extra={"channels": data["channels"], "predictions_uri": evaluation["predictions_uri"],
+               "evaluation_job": evaluation.get("evaluation_job"), "data_source": data.get("source"),
+               "promotion_reasons": reasons, "trained_by": "retraining bootstrap"},
+    )
+    promoted = False
+    if passed:
+        current = registry.get_alias(model_name, "champion")
+        if current is not None and current.version == version.version:  # a retried task promoted it
+            promoted = True
+        elif current is None:
+            try:
+                registry.promote(model_name, version.version, expected_version=0, reason=reasons[0])
+                promoted = True
+            except AliasConflict as exc:  # a concurrent run set a champion first; it stands
+                reasons.append(f"not promoted: {exc}")
+        else:
+            reasons.append(f"not promoted: v{current.version} became champion meanwhile")
+    event = {"model_type": model_type, "dag_run_id": dag_run_id, "champion_version": None,
+             "challenger_version": version.version, "promoted": promoted, "reasons": reasons,
+             "comparison": None, "mode": "bootstrap"}
+    registry.append_event("promotion" if promoted else "challenger_rejected", event)
+    return {**event, "promoted_version": version.version if promoted else None}
+
+
 def ab_plan(config: dict, model_type: str, decision: dict, key: str, backend: str) -> dict:
     """The A/B endpoint configuration for champion and challenger, written as a JSON artifact.
 
@@ -277,6 +489,11 @@ def ab_plan(config: dict, model_type: str, decision: dict, key: str, backend: st
     """
     from streamguard.ab import endpoint_plan
 
+    if decision.get("champion_version") is None:  # a bootstrap: there is no second model to test against
+        reason = (f"no A/B plan: {MODEL_NAMES[model_type]} had no champion before this run, so there is "
+                  "nothing to test the new version against")
+        log.info(reason)
+        return {"plan_uri": None, "plan": None, "skipped_reason": reason}
     registry = _registry()
     model_name = MODEL_NAMES[model_type]
     champion = registry.get_version(model_name, decision["champion_version"])

@@ -235,18 +235,45 @@ def output_uri_of(describe: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------- evaluation
+class ArtifactIntegrityError(RuntimeError):
+    """A registered artifact no longer matches the sha256 recorded in the registry."""
+
+
+def check_sha256(path: Path, expected: str | None, uri: str) -> str:
+    """The file's sha256; raises ArtifactIntegrityError when ``expected`` is given and differs."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    if expected and actual != expected:
+        raise ArtifactIntegrityError(
+            f"{uri}: sha256 {actual} differs from the registry's {expected}; "
+            "the artifact was changed after registration: refusing to use it")
+    return actual
+
+
 def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dict, source: dict,
-                   dag_id: str, run_id: str, backend: str, *, name_suffix: str = "-eval") -> dict:
+                   dag_id: str, run_id: str, backend: str, *, name_suffix: str = "-eval",
+                   expected_sha256: str | None = None) -> dict:
     """Real inference of the trained model on the test channel, through the entry's evaluate mode.
 
     Runs as its own job (local runner or SageMaker) with channels `test` and `model`, then reads
     `metrics.json` and `predictions.jsonl` from its output and the training-time validation metrics
     from the model artifact. Returns a small dict for the gate and the registry.
+
+    With ``expected_sha256`` (a registered model) the archive is checked before the job starts,
+    by the job itself before it loads the model (`--model-sha256`), and again when read here.
     """
     artifact_uri = job["artifact_uri"]
+    if expected_sha256:
+        with tempfile.TemporaryDirectory(prefix="sg-verify-") as tmp:
+            local = Path(tmp) / "model.tar.gz"
+            storage.download(artifact_uri, str(local))
+            check_sha256(local, expected_sha256, artifact_uri)
     request = build_training_job(
         config, model_type, data, source, dag_id, run_id, backend,
-        extra_hyperparameters={"mode": "evaluate"},
+        extra_hyperparameters={"mode": "evaluate", **({"model-sha256": expected_sha256} if expected_sha256 else {})},
         channels={"test": data["channels"]["test"]},
         model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
         name_suffix=name_suffix,
@@ -266,7 +293,7 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
         storage.upload_file(str(out / "predictions.jsonl"), predictions_uri)
         model_tar = tmp_path / "model.tar.gz"
         storage.download(artifact_uri, str(model_tar))
-        sha = hashlib.sha256(model_tar.read_bytes()).hexdigest()
+        sha = check_sha256(model_tar, expected_sha256, artifact_uri)
         size = model_tar.stat().st_size
         with tarfile.open(model_tar) as tf:
             member = tf.getmember("metrics.json") if "metrics.json" in tf.getnames() else None
@@ -294,7 +321,8 @@ def gate_model(config: TrainingConfig, evaluation: dict) -> dict:
     model_type = evaluation["model_type"]
     thresholds = thresholds_for(model_type, config.gate_overrides.get(model_type))
     decision = evaluate_gate(model_type, evaluation["metrics"], evaluation["artifact_bytes"], thresholds)
-    return _as_dict(decision)
+    # The registry record says which thresholds applied and where each came from.
+    return {**_as_dict(decision), "threshold_sources": config.gate_sources.get(model_type, {})}
 
 
 def register_model(config: TrainingConfig, job: dict, evaluation: dict, gate: dict, data: dict,
