@@ -44,3 +44,44 @@ def test_retraining_params_validate_and_name_the_parameter():
         resolve_retraining_config({"min_gain": 2})
     with pytest.raises(ParamError, match="unknown param"):
         resolve_retraining_config({"epochs": 1})
+
+
+def test_champion_evaluation_refuses_a_tampered_archive_before_starting_a_job(tmp_path, monkeypatch):
+    from streamguard.pipeline import retraining, training
+
+    art = tmp_path / "model.tar.gz"
+    sha = _tar_with(art, "metrics.json", {"validation": {}})
+    _tar_with(art, "metrics.json", {"validation": {"accuracy": 1.0}})  # changed after registration
+    started = []
+    monkeypatch.setattr(training, "run_job_and_wait", lambda *a, **k: started.append(a))
+    plan = {"champion": {"training_job_name": "sg-gnn-x", "artifact_uri": art.as_uri(), "artifact_sha256": sha},
+            "training_config": retraining.bootstrap_config(resolve_retraining_config({}), "gnn").to_dict(),
+            "channels": {"test": (tmp_path / "test").as_uri()}, "data_hash": "h"}
+    with pytest.raises(ArtifactIntegrityError, match="differs from the registry"):
+        retraining.evaluate_champion(plan, "gnn", {"uri": "file:///src.tar.gz", "sha256": "s" * 64},
+                                     "streamguard_retraining", "r1", "local")
+    assert started == []
+
+
+def test_fine_tune_job_carries_the_champions_sha256_and_bootstrap_jobs_train_from_scratch():
+    from streamguard.pipeline import retraining
+
+    config = resolve_retraining_config({})
+    champion = {"model_type": "gnn", "hyperparameters": {"learning-rate": "0.005", "batch-size": "16", "seed": "13"},
+                "artifact_uri": "file:///reg/jobs/sg-gnn/output/model.tar.gz", "artifact_sha256": "a" * 64}
+    source = {"uri": "file:///src.tar.gz", "sha256": "s" * 64}
+    channels = {"train": "file:///d/train", "validation": "file:///d/validation", "test": "file:///d/test"}
+    finetune = {"mode": "finetune", "channels": channels, "data_hash": "h", "champion": champion,
+                "training_config": retraining.finetune_config(config, champion).to_dict(),
+                "model_channel_uri": "file:///reg/jobs/sg-gnn/output/", "model_sha256": "a" * 64}
+    request = retraining.build_retrain_job(finetune, "gnn", source, "streamguard_retraining", "r1", "local")
+    hps = request["HyperParameters"]
+    assert hps["fine-tune"] == "true" and json.loads(hps["model-sha256"]) == "a" * 64
+    assert [c["ChannelName"] for c in request["InputDataConfig"]][-1] == "model"
+    boot = {"mode": "bootstrap", "channels": channels, "data_hash": "h", "champion": None,
+            "training_config": retraining.bootstrap_config(config, "gnn").to_dict(),
+            "model_channel_uri": None, "model_sha256": None}
+    request = retraining.build_retrain_job(boot, "gnn", source, "streamguard_retraining", "r1", "local")
+    assert "fine-tune" not in request["HyperParameters"] and "model-sha256" not in request["HyperParameters"]
+    assert "model" not in [c["ChannelName"] for c in request["InputDataConfig"]]
+    assert request["HyperParameters"]["epochs"] == "8"  # the training DAG's default, not finetune_epochs

@@ -390,6 +390,33 @@ def test_fine_tune_rejects_a_model_of_the_other_type(gnn_run, tmp_path, capsys):
     assert "holds a gnn model, not transformer" in (tmp_path / "sm_output" / "failure").read_text()
 
 
+def test_model_sha256_is_checked_before_the_model_is_loaded(gnn_run, tmp_path, capsys):
+    """Evaluate and fine-tune refuse a model channel whose archive differs from the registry's sha256."""
+    import hashlib
+
+    channel = tmp_path / "model-channel"
+    channel.mkdir()
+    tarball = make_tarball(gnn_run["model_dir"], channel / "model.tar.gz")
+    good = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    test_file = tmp_path / "raw.jsonl"
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in make_records(4, seed=21)))
+    evaluate = ["--mode", "evaluate", "--model", channel, "--test", test_file]
+    rc, out, err = run_main([*evaluate, "--model-sha256", good, "--output-data-dir", tmp_path / "ok"], capsys)
+    assert rc == 0, out + err
+    rc, _, _ = run_main([*evaluate, "--model-sha256", "0" * 64, "--output-data-dir", tmp_path / "bad"], capsys)
+    assert rc == 1
+    failure = (tmp_path / "sm_output" / "failure").read_text()
+    assert "differs from the registry's" in failure and "0" * 64 in failure
+    assert not (tmp_path / "bad" / "predictions.jsonl").exists()
+    ch = gnn_run["channels"]
+    rc, _, _ = run_main(["--model-type", "gnn", "--epochs", "1", "--fine-tune", "--model", channel,
+                         "--model-sha256", "f" * 64, "--train", ch["train"], "--validation", ch["validation"],
+                         "--model-dir", tmp_path / "ft"], capsys)
+    assert rc == 1
+    assert "differs from the registry's" in (tmp_path / "sm_output" / "failure").read_text()
+    assert not (tmp_path / "ft" / "model.safetensors").exists()
+
+
 # ------------------------------------------------------------------------------------- failures
 def test_empty_train_channel_fails_with_a_clear_failure_file(tmp_path, capsys):
     (tmp_path / "train").mkdir()
