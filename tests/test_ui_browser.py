@@ -36,6 +36,13 @@ FORM_VALUES = {
     "max_fpr": "1",
 }
 FORM_MODELS = ("gnn", "transformer")
+# The trigger form's sections, in order, and the section of each field typed into.
+FORM_SECTIONS = {TRAINING: ("Data", "Models", "Taint-Flow GNN", "SQL Intent Transformer", "Metric gate", "SageMaker"),
+                 RETRAINING: ("Feedback", "Models", "Retraining triggers", "Fine-tuning",
+                              "Champion/challenger promotion", "Metric gate", "A/B endpoint")}
+FIELD_SECTION = {"sample_pairs": "Data", "seed": "Data", "gnn_epochs": "Taint-Flow GNN",
+                 "transformer_epochs": "SQL Intent Transformer", "gnn_min_val_accuracy": "Metric gate",
+                 "transformer_min_val_accuracy": "Metric gate", "max_fpr": "Metric gate"}
 EXPECTED_CONF = {"sample_pairs": 20, "seed": 7, "gnn_epochs": 1, "transformer_epochs": 1,
                  "gnn_min_val_accuracy": 0, "transformer_min_val_accuracy": 0, "max_fpr": 1,
                  "models": list(FORM_MODELS)}
@@ -148,8 +155,26 @@ def open_trigger_form(page, server: AirflowServer, dag_id: str):
     page.goto(f"{server.base_url}/dags/{dag_id}")
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Run Parameters").wait_for()
+    dialog.get_by_role("button", name="Advanced Options").wait_for()
     return dialog
+
+
+def check_sections(dialog, dag_id: str) -> None:
+    """The form groups the params into the DAG's sections, in order, each one opening to its fields."""
+    triggers = dialog.locator("[data-testid='config-form'] [data-part='item-trigger']")
+    titles = [t.strip() for t in triggers.all_inner_texts() if t.strip() != "Advanced Options"]
+    assert titles == list(FORM_SECTIONS[dag_id]), f"{dag_id}: sections {titles}"
+    open_section(dialog, "Models")
+    models = dialog.locator("[name='element_models']")
+    assert models.count() == 1, "the models param is not rendered"
+    for model in FORM_MODELS:  # a multi-select with both models chosen by default
+        assert dialog.get_by_text(model, exact=True).first.is_visible(), f"models multi-select lacks {model}"
+
+
+def open_section(dialog, title: str) -> None:
+    trigger = dialog.get_by_role("button", name=title, exact=True)
+    if trigger.get_attribute("aria-expanded") != "true":
+        trigger.click()
 
 
 def check_trigger_forms_enabled(page, server: AirflowServer, dag_ids: tuple[str, ...]) -> None:
@@ -157,6 +182,7 @@ def check_trigger_forms_enabled(page, server: AirflowServer, dag_ids: tuple[str,
     problems = {}
     for dag_id in dag_ids:
         dialog = open_trigger_form(page, server, dag_id)
+        check_sections(dialog, dag_id)
         if not dialog.get_by_test_id("trigger-dag-submit").is_enabled():
             problems[dag_id] = invalid_fields(dialog)
         dialog.get_by_role("button", name="Close").click()
@@ -187,13 +213,12 @@ def trigger_training(page, server: AirflowServer, shots: Screenshots) -> None:
     if unpause.count() and not unpause.is_checked():
         unpause.check()
     for name, value in FORM_VALUES.items():
+        open_section(dialog, FIELD_SECTION[name])
         field = dialog.locator(f"[name='element_{name}']")
         field.fill(value)
         field.press("Tab")  # commit: the number inputs parse on blur
         assert field.input_value() == value, f"form field {name}: typed {value!r}, shows {field.input_value()!r}"
-    models = dialog.locator("[name='element_models']")
-    models.fill("\n".join(FORM_MODELS))
-    models.press("Tab")
+    open_section(dialog, "Taint-Flow GNN")
     dialog.locator("[name='element_gnn_epochs']").scroll_into_view_if_needed()
     shots.take(page, "trigger-form")
     # The advanced section's JSON editor mirrors the fields: what will be sent as conf.
