@@ -87,6 +87,7 @@ def streamguard_retraining():
     source = package_source()
     config >> source
 
+    outcomes = []
     for model_type in MODEL_TYPES:
         with TaskGroup(group_id=model_type):
 
@@ -194,6 +195,19 @@ def streamguard_retraining():
             verdict = gate(plan, challenger_eval)
             result = compare_and_promote(config, challenger_eval, champion_eval, job, verdict, plan)
             ab_plan(config, result)
+            outcomes += [skipped, result]
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def summary(outcomes: list) -> dict:
+        from streamguard.pipeline.retraining import summarize_retraining
+        from streamguard.pipeline.training import run_key
+
+        ctx = get_current_context()
+        out = summarize_retraining(run_key(ctx["dag"].dag_id, ctx["run_id"]), [o for o in outcomes if o])
+        print(out["text"])
+        return out
+
+    summary(outcomes)
 
 
 streamguard_retraining()

@@ -42,6 +42,7 @@ def test_empty_registry_default_params_skips_both_models_with_the_reason(airflow
         assert "no champion" in decision["skipped_reason"] and "no data" in decision["skipped_reason"]
     assert client.list_models() == [] or all(not client.list_versions(m) for m in client.list_models())
     assert "retraining skipped: no champion" in proc.stdout + proc.stderr
+    assert "gnn: skipped: no champion" in proc.stdout + proc.stderr
 
 
 def test_after_a_training_run_with_a_rejected_model_default_retraining_bootstraps_it(airflow_db, tmp_path):
@@ -76,6 +77,7 @@ def test_after_a_training_run_with_a_rejected_model_default_retraining_bootstrap
     assert [v.version for v in client.list_versions(GNN)] == [1]
     out = proc.stdout + proc.stderr
     assert "no A/B plan" in out
+    assert "transformer: first model (bootstrap) v2 not promoted" in out and "gnn: skipped: " in out
 
     # The deployment opens its gate; a forced run (the cooldown would hold a scheduled one) bootstraps
     # again and the first version to pass the gate becomes champion.

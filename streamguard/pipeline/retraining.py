@@ -537,3 +537,21 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
         client.create_endpoint_config(**plan)
     else:  # a retried task created it already
         log.info("endpoint config %s already exists", plan["EndpointConfigName"])
+
+
+def summarize_retraining(key: str, outcomes: list[dict]) -> dict:
+    """One line per model saying what this run did (skipped and why, or the version it recorded),
+    in the task log and as `summary.json` in the run folder."""
+    lines = []
+    for o in sorted(outcomes, key=lambda o: o.get("model_type", "")):
+        model = o.get("model_type", "?")
+        if "challenger_version" in o:
+            what = "first model (bootstrap)" if o.get("mode") == "bootstrap" else "challenger"
+            verdict = "promoted to champion" if o.get("promoted") else "not promoted"
+            lines.append(f"{model}: {what} v{o['challenger_version']} {verdict}: " + "; ".join(o.get("reasons") or []))
+        else:
+            lines.append(f"{model}: skipped: {o.get('skipped_reason') or '; '.join(o.get('reasons') or [])}")
+    text = "\n".join(["retraining summary:", *lines])
+    uri = run_uri(key, "summary.json")
+    storage.write_text(uri, json.dumps({"outcomes": outcomes, "text": text}, indent=2, default=str))
+    return {"summary_uri": uri, "text": text}
