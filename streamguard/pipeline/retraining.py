@@ -18,7 +18,8 @@ from typing import Any
 
 from streamguard import settings, storage
 from streamguard.pipeline.params import (FEEDBACK_ASSET_NAME, MODEL_NAMES, MODEL_TYPES,  # noqa: F401
-                                         RETRAINING_PARAMS, ParamError, TrainingConfig, _check)
+                                         RETRAINING_PARAMS, ParamError, TrainingConfig, _check,
+                                         check_input_uri)
 from streamguard.pipeline.training import record_version, run_uri
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def resolve_retraining_config(params: dict[str, Any]) -> dict:
     cfg = {name: _check(name, params.get(name, default), schema)
            for name, (default, schema, _doc) in RETRAINING_PARAMS.items()}
     cfg["models"] = [m for m in MODEL_TYPES if m in cfg["models"]]
+    cfg["feedback_uri"] = check_input_uri("feedback_uri", cfg["feedback_uri"])
     return cfg
 
 
