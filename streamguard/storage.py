@@ -181,6 +181,7 @@ def download(uri: str, local: str | os.PathLike) -> Path:
     """
     uri = normalize_uri(uri)
     fs, path = _fs(uri)
+    _refuse_special(uri, path)
     dest = Path(local)
     if fs.isfile(path):
         if dest.is_dir():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -98,13 +99,13 @@ def configured_roots() -> list[str]:
 
 
 def _variable(name: str) -> str | None:
-    try:
-        from airflow.sdk import Variable
-        from airflow.sdk.execution_time import task_runner
-    except ImportError:
+    # A running task has imported the task runner and set its supervisor channel; anything else
+    # (the CLI, tests, DAG parsing) has no Variables to read, and importing Airflow would be slow.
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if task_runner is None or getattr(task_runner, "SUPERVISOR_COMMS", None) is None:
         return None
-    if getattr(task_runner, "SUPERVISOR_COMMS", None) is None:  # not inside a running task
-        return None
+    from airflow.sdk import Variable
+
     return Variable.get(name, default=None)
 
 

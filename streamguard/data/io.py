@@ -18,6 +18,7 @@ is refused; JSON nested deeper than :data:`MAX_DEPTH` is rejected as a line, not
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import io as stdio
@@ -42,7 +43,13 @@ DEFAULT_MAX_LINE_BYTES = 8 << 20
 # (0: no limit). Real code corpora inflate 5-70x (Juliet: 65x); zeros or repeated "{}" ~1000x.
 DEFAULT_MAX_GZIP_RATIO = 200
 # The ratio is judged only past this many decompressed bytes: small files may inflate as they like.
-_RATIO_GRACE_BYTES = 4 << 20
+_RATIO_GRACE_BYTES = 1 << 20
+# Before any line is read, this much of a gzip input is inflated (at C speed, discarded) to judge
+# the ratio, so a uniform bomb is refused at once; the check also runs while reading.
+_PRESCAN_BYTES = 8 << 20
+# Compressed reads are at most this long, so the consumed size (the ratio's denominator) is exact
+# to within it rather than to gzip's 128 KiB read-ahead.
+_COMPRESSED_READ = 8 << 10
 # A *.json file holding one JSON array is parsed whole; above this size it must be JSON lines.
 MAX_ARRAY_BYTES = 64 << 20
 # Deepest nesting of a decoded value (a record is flat; a prepared graph is 3 deep).
@@ -225,7 +232,12 @@ def _open_binary(file: str) -> IO[bytes]:
     local = _local_path(file)
     if local is not None:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
-        fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            with contextlib.suppress(OSError):  # a socket cannot be opened at all: say what it is
+                _refuse_special(file, os.stat(local).st_mode)
+            raise
         try:
             mode = os.fstat(fd).st_mode
             if stat.S_ISDIR(mode):
@@ -251,7 +263,7 @@ class _Counting:
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self._fh.read(size)
+        data = self._fh.read(_COMPRESSED_READ if size is None or size < 0 else min(size, _COMPRESSED_READ))
         self.count += len(data)
         return data
 
@@ -277,13 +289,24 @@ class _Reader:
         head = raw_fh.read(2)
         raw_fh.seek(0)
         self.counter: _Counting | None = None
+        self.inflated = 0
+        self.line_no = 0
         if head == _GZIP_MAGIC:
             self.counter = _Counting(raw_fh)
             self.fh: Any = gzip.GzipFile(fileobj=self.counter)
+            if self.max_ratio:
+                self._prescan()
         else:
             self.fh = raw_fh
+
+    def _prescan(self) -> None:
+        while self.inflated < _PRESCAN_BYTES:
+            chunk = self.fh.read(1 << 20)
+            if not chunk:
+                break
+            self._account(len(chunk))
+        self.fh.seek(0)
         self.inflated = 0
-        self.line_no = 0
 
     def _account(self, n: int) -> None:
         self.inflated += n
@@ -444,30 +467,33 @@ def _decode_line(file: str, line_no: int, raw: bytes) -> InputLine | None:
     if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     raw = raw.rstrip(b"\r\n")
-
-    def bad(reason: str, error: str, **kw) -> InputLine:
-        return InputLine(file, line_no, error=error, reason=reason, length=len(raw),
-                         sha256=hashlib.sha256(raw).hexdigest(), **kw)
-
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return bad("invalid_utf8", f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                   raw=raw.decode("utf-8", errors="backslashreplace"),
-                   raw_base64=base64.b64encode(raw).decode("ascii"))
+        return _bad_line(file, line_no, raw, "invalid_utf8",
+                         f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                         raw=raw.decode("utf-8", errors="backslashreplace"),
+                         raw_base64=base64.b64encode(raw).decode("ascii"))
     if not text.strip():
         return None
     try:
         value = json.loads(text)
     except RecursionError:
-        return bad("too_deep", "invalid JSON: nested too deeply to parse", raw=text)
+        return _bad_line(file, line_no, raw, "too_deep", "invalid JSON: nested too deeply to parse", raw=text)
     except ValueError as exc:
-        return bad("invalid_json", f"invalid JSON: {exc}", raw=text)
+        return _bad_line(file, line_no, raw, "invalid_json", f"invalid JSON: {exc}", raw=text)
     if not isinstance(value, dict):
-        return bad("not_object", f"JSON value is {_kind(value)}, not an object", raw=text)
-    if not _depth_ok(value):
-        return bad("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels", raw=text)
+        return _bad_line(file, line_no, raw, "not_object", f"JSON value is {_kind(value)}, not an object",
+                         raw=text)
+    if any(isinstance(v, (dict, list)) for v in value.values()) and not _depth_ok(value):
+        return _bad_line(file, line_no, raw, "too_deep", f"JSON nested deeper than {MAX_DEPTH} levels",
+                         raw=text)
     return InputLine(file, line_no, record=value)
+
+
+def _bad_line(file: str, line_no: int, data: bytes, reason: str, error: str, **kw) -> InputLine:
+    return InputLine(file, line_no, error=error, reason=reason, length=len(data),
+                     sha256=hashlib.sha256(data).hexdigest(), **kw)
 
 
 def _kind(value: Any) -> str:
