@@ -300,11 +300,14 @@ class _Reader:
             self.fh = raw_fh
 
     def _prescan(self) -> None:
-        while self.inflated < _PRESCAN_BYTES:
-            chunk = self.fh.read(1 << 20)
-            if not chunk:
-                break
-            self._account(len(chunk))
+        try:
+            while self.inflated < _PRESCAN_BYTES:
+                chunk = self.fh.read(1 << 20)
+                if not chunk:
+                    break
+                self._account(len(chunk))
+        except (OSError, EOFError, zlib.error):
+            pass  # a corrupt stream: reading it line by line reports where it breaks
         self.fh.seek(0)
         self.inflated = 0
 

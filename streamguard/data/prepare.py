@@ -341,8 +341,8 @@ def _warnings(report: PrepareReport) -> list[str]:
     return out
 
 
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_dumps = _ENCODER.encode  # one encoder for every row (json.dumps with options builds one per call)
 
 
 def _join(base: str, *parts: str) -> str:

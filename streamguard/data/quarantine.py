@@ -29,8 +29,9 @@ from typing import Any
 from streamguard.data.io import InputLine
 
 
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+# One encoder for every row: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_dumps = _ENCODER.encode
 
 
 def fingerprint(text: str) -> dict[str, Any]:
