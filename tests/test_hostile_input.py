@@ -203,6 +203,25 @@ def test_dag_quarantine_keeps_no_text_of_lines_that_are_not_records(tmp_path):
     assert {q["line"] for q in batch.quarantined if "sha256" in q} >= {7, 8, 9, 11}
 
 
+def test_dag_tasks_write_no_such_text_to_the_artifact_store(tmp_path, monkeypatch):
+    """The training DAG's prepare_data and the retraining DAG's ingest_feedback task bodies."""
+    from streamguard.pipeline.retraining import ingest
+    from streamguard.pipeline.training import prepare_channels
+
+    secret = "ghp_0123456789abcdefSECRET"
+    monkeypatch.setenv("STREAMGUARD_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
+    data = write_lines(tmp_path / "worker" / "data.jsonl", [*[rec(i, i % 2) for i in range(8)], f"TOKEN={secret}"])
+    feedback = write_lines(tmp_path / "worker-fb" / "fb.jsonl", [fb("a()"), f"TOKEN={secret}"])
+    config = resolve_training_config({"data_uri": data.parent.as_uri(), "models": ["gnn"]})
+    out = prepare_channels(config, "probe/run-1")
+    assert out["report"]["quarantined"] == {"invalid_json": 1}
+    result = ingest(resolve_retraining_config({"feedback_uri": feedback.as_uri()}), "probe/run-2")
+    assert result["n_quarantined"] == 1
+    stored = [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
+    assert any(p.name == "quarantine.jsonl" for p in stored)
+    assert not [p for p in stored if secret.encode() in p.read_bytes()]
+
+
 # ------------------------------------------------------------------------------- memory
 def test_over_long_line_is_quarantined_with_its_length_unread(tmp_path):
     f = write_lines(tmp_path / "a.jsonl", [rec(0, 1), b'{"code": "' + b"x" * 50_000 + b'"}', rec(1, 0),

@@ -195,7 +195,8 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
         "transformer": {"min_val_accuracy": v["transformer_min_val_accuracy"], "max_fpr": v["max_fpr"]},
     }
     return TrainingConfig(
-        models=models, data_uri=check_input_uri("data_uri", v["data_uri"]), sample_pairs=v["sample_pairs"], seed=v["seed"],
+        models=models, data_uri=check_input_uri("data_uri", v["data_uri"]),
+        sample_pairs=v["sample_pairs"], seed=v["seed"],
         per_model=per_model, val_ratio=v["val_ratio"], test_ratio=v["test_ratio"],
         decision_threshold=v["decision_threshold"],
         instance_type=v["instance_type"], instance_count=v["instance_count"],
