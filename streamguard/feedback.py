@@ -28,7 +28,11 @@ Verdicts and what they mean, both for training labels and for the confusion matr
 | `correct` | safe | safe | 0 | TN (reviewer confirmed a safe prediction) |
 
 Nothing is dropped silently: every rejected line lands in `FeedbackBatch.quarantined` with its file,
-line and reason, duplicates and records older than `since` are counted.
+line and reason, duplicates and records older than `since` are counted. One record that cannot
+be processed at all (whatever the error) is quarantined with the error; it never stops the batch.
+The quarantine is spooled to a temporary file, not held in memory. A line that is not a JSON
+record, or an object without `code`, keeps its `length` and `sha256` but not its text unless
+`keep_raw` (see `streamguard.data.quarantine`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from typing import Any
 
 from streamguard.core.records import RecordError, detect_language, normalize_language
 from streamguard.data import io as data_io
+from streamguard.data.quarantine import Spool, fingerprint
 
 VERDICT_LABELS: dict[str, int] = {"confirmed": 1, "false_positive": 0, "missed": 1, "correct": 0}
 VERDICT_OUTCOMES: dict[str, str] = {"confirmed": "tp", "false_positive": "fp", "missed": "fn", "correct": "tn"}
@@ -92,7 +97,9 @@ class FeedbackBatch:
         records: labelled records in the training schema (`id, code, label, language, cwe, group,
             source, origin`), ready for `streamguard prepare`.
         feedback: the validated entries behind `records`, same order (verdicts, versions, scores).
-        quarantined: `{"file", "line", "reason", "raw"}` for every rejected line or record.
+        quarantined: `{"file", "line", "reason", "raw"}` (or `"length"`, `"sha256"` in place of
+            `"raw"`, see `ingest_feedback`'s `keep_raw`) for every rejected line or record; a
+            list-like :class:`~streamguard.data.quarantine.Spool` on disk.
         duplicates: entries dropped as repeats of an earlier one (same id, or same normalised code,
             verdict and model version).
         skipped_before_since: valid entries older than `since` (already consumed by an earlier run).
@@ -101,7 +108,7 @@ class FeedbackBatch:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     feedback: list[FeedbackRecord] = field(default_factory=list)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: Spool = field(default_factory=Spool)
     duplicates: int = 0
     skipped_before_since: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -320,12 +327,13 @@ class LineError(str):
     """A line that could not be decoded; the string is the reason."""
 
 
-def _iter_sources(sources: Any) -> Iterator[tuple[str, int, Any, str]]:
-    """Flatten paths, decoded objects and `(file, line, obj)` tuples into `(file, line, obj, raw)`.
+def _iter_sources(sources: Any) -> Iterator[tuple[str, int, Any, str, dict]]:
+    """Flatten paths, decoded objects and `(file, line, obj)` tuples into `(file, line, obj, raw, ident)`.
 
     Paths (files, directories, `file://` or `s3://` URIs; JSONL, gzip detected) are read with
     `streamguard.data.io`, the reader `streamguard prepare` uses; an unreadable file raises its
-    `InputError` rather than silently shrinking the batch.
+    `InputError` rather than silently shrinking the batch. `ident` is `{"length", "sha256"}` of a
+    line that did not decode (empty when unknown).
     """
     if isinstance(sources, (str, os.PathLike, Mapping)):
         sources = [sources]
@@ -333,24 +341,27 @@ def _iter_sources(sources: Any) -> Iterator[tuple[str, int, Any, str]]:
         if isinstance(item, (str, os.PathLike)):
             for file in data_io.expand_inputs([os.fspath(item)]):
                 for ln in data_io.read_lines(file):
-                    obj = ln.record if ln.record is not None else LineError(ln.error or "unreadable line")
-                    yield ln.file, ln.line, obj, ln.raw or ""
+                    if ln.record is not None:
+                        yield ln.file, ln.line, ln.record, "", {}
+                        continue
+                    ident = {k: v for k, v in (("length", ln.length), ("sha256", ln.sha256)) if v is not None}
+                    yield ln.file, ln.line, LineError(ln.error or "unreadable line"), ln.raw or "", ident
         elif isinstance(item, Mapping):
-            yield "<records>", index, item, ""
+            yield "<records>", index, item, "", {}
         elif isinstance(item, tuple) and len(item) == 3:
             file, line, obj = item
             if isinstance(obj, BaseException):
                 obj = LineError(str(obj))
-            yield str(file), int(line), obj, ""
+            yield str(file), int(line), obj, "", {}
         else:
-            yield "<records>", index, LineError(f"unsupported input item of type {type(item).__name__}"), ""
+            yield "<records>", index, LineError(f"unsupported input item of type {type(item).__name__}"), "", {}
 
 
 def _raw_text(obj: Any) -> str:
     try:
         return json.dumps(obj, ensure_ascii=False, default=str)[:2000]
-    except (TypeError, ValueError):
-        return repr(obj)[:2000]
+    except (TypeError, ValueError, RecursionError):
+        return repr(obj)[:2000] if not isinstance(obj, (dict, list)) else "<unprintable value>"
 
 
 def _training_record(fb: FeedbackRecord, norm_code: str) -> dict[str, Any]:
@@ -373,7 +384,8 @@ def _training_record(fb: FeedbackRecord, norm_code: str) -> dict[str, Any]:
     }
 
 
-def ingest_feedback(paths_or_records: Any, *, since: datetime | None = None) -> FeedbackBatch:
+def ingest_feedback(paths_or_records: Any, *, since: datetime | None = None,
+                    keep_raw: bool = False) -> FeedbackBatch:
     """Validate, deduplicate and label feedback.
 
     Args:
@@ -381,6 +393,8 @@ def ingest_feedback(paths_or_records: Any, *, since: datetime | None = None) -> 
             directories, URIs), decoded objects and `(file, line, object_or_exception)` tuples.
         since: tz-aware; valid entries with an earlier timestamp are counted in
             `skipped_before_since` and not kept.
+        keep_raw: quarantine the text of lines that are not feedback records (False: their
+            `length` and `sha256` only; records with `code` keep their text either way).
 
     Returns:
         FeedbackBatch. Records whose normalised code received contradicting labels (e.g.
@@ -393,20 +407,33 @@ def ingest_feedback(paths_or_records: Any, *, since: datetime | None = None) -> 
     seen_ids: set[str] = set()
     seen_keys: set[tuple[str, str, str]] = set()
     kept: list[tuple[FeedbackRecord, str]] = []
-    for file, line, obj, raw in _iter_sources(paths_or_records):
+
+    def reject(file: str, line: int, reason: str, raw: str, ident: dict, record_like: bool) -> None:
+        entry: dict[str, Any] = {"file": file, "line": line, "reason": reason}
+        if keep_raw or record_like or not raw:
+            entry["raw"] = raw
+        else:  # not a feedback record at all: identify the line, do not copy its text
+            entry.update(ident or fingerprint(raw))
+        batch.quarantined.append(entry)
+
+    for file, line, obj, raw, ident in _iter_sources(paths_or_records):
         if isinstance(obj, LineError):
-            batch.quarantined.append({"file": file, "line": line, "reason": str(obj), "raw": raw})
+            reject(file, line, str(obj), raw, ident, record_like=False)
             continue
         try:
             fb = parse_feedback(obj, file=file, line=line)
+            if since is not None and fb.timestamp < since:
+                batch.skipped_before_since += 1
+                continue
+            norm = normalise_code(fb.code)
         except FeedbackError as exc:
-            batch.quarantined.append({"file": file, "line": line, "reason": str(exc),
-                                      "raw": raw or _raw_text(obj)})
+            reject(file, line, str(exc), raw or _raw_text(obj), ident,
+                   record_like=isinstance(obj, Mapping) and "code" in obj)
             continue
-        if since is not None and fb.timestamp < since:
-            batch.skipped_before_since += 1
+        except Exception as exc:  # noqa: BLE001 - one record's failure must not stop the batch
+            reject(file, line, f"cannot process record: {type(exc).__name__}: {exc}", raw or _raw_text(obj), ident,
+                   record_like=isinstance(obj, Mapping) and "code" in obj)
             continue
-        norm = normalise_code(fb.code)
         key = (norm, fb.verdict, fb.model_version)
         if (fb.id is not None and fb.id in seen_ids) or key in seen_keys:
             batch.duplicates += 1

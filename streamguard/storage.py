@@ -10,37 +10,27 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import stat
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-SCHEMES = ("file", "s3")
+from streamguard import uri_policy
+
+SCHEMES = uri_policy.SCHEMES
 _CHUNK = 1 << 20
 
 
 def normalize_uri(path_or_uri: str | os.PathLike) -> str:
     """A canonical URI: ``s3://bucket/key`` kept (no trailing ``/``), paths -> absolute ``file://``.
 
+    The rules are ``streamguard.uri_policy``'s: every read and write goes through them.
+
     Raises:
-        ValueError: an empty value or a scheme other than file:// and s3://.
+        ValueError: an empty value, a scheme other than file:// and s3://, a chained URL, or a
+            file:// URI naming a host.
     """
-    text = os.fspath(path_or_uri)
-    if not text:
-        raise ValueError("empty path or URI")
-    if "://" not in text:
-        return Path(text).expanduser().absolute().as_uri()
-    scheme = text.split("://", 1)[0].lower()
-    if scheme == "file":
-        parsed = urlparse(text)
-        if parsed.netloc not in ("", "localhost"):
-            raise ValueError(f"{text!r}: file URIs must be local (file:///path)")
-        return Path(unquote(parsed.path)).expanduser().absolute().as_uri()
-    if scheme == "s3":
-        rest = text.split("://", 1)[1].strip("/")
-        if not rest:
-            raise ValueError(f"{text!r}: an s3 URI needs a bucket (s3://bucket/key)")
-        return f"s3://{rest}"
-    raise ValueError(f"{text!r}: unsupported scheme {scheme!r} (use {' or '.join(s + '://' for s in SCHEMES)})")
+    return uri_policy.check_uri(path_or_uri)
 
 
 def is_s3(uri: str | os.PathLike) -> bool:
@@ -78,6 +68,18 @@ def _fs(uri: str):
     return fsspec.filesystem("file"), str(local_path(uri))
 
 
+def _refuse_special(uri: str, fs_path: str) -> None:
+    """Refuse local FIFOs, sockets and devices: opening one could block forever."""
+    if is_s3(uri):
+        return
+    try:
+        mode = os.stat(fs_path).st_mode
+    except OSError:
+        return  # the caller's own open reports a missing or unreadable file
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"{Path(fs_path).as_uri()} is not a regular file (a FIFO, socket or device): refused")
+
+
 def _uri_for(uri: str, fs_path: str) -> str:
     return f"s3://{fs_path.lstrip('/')}" if is_s3(uri) else Path(fs_path).as_uri()
 
@@ -85,6 +87,7 @@ def _uri_for(uri: str, fs_path: str) -> str:
 def read_bytes(uri: str) -> bytes:
     uri = normalize_uri(uri)
     fs, path = _fs(uri)
+    _refuse_special(uri, path)
     try:
         return fs.cat_file(path)
     except FileNotFoundError:
@@ -178,11 +181,13 @@ def download(uri: str, local: str | os.PathLike) -> Path:
     """
     uri = normalize_uri(uri)
     fs, path = _fs(uri)
+    _refuse_special(uri, path)
     dest = Path(local)
     if fs.isfile(path):
         if dest.is_dir():
             dest = dest / posixpath.basename(path)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_special(uri, path)
         fs.get_file(path, str(dest))
         return dest
     files = list_dir(uri, recursive=True)
@@ -192,6 +197,7 @@ def download(uri: str, local: str | os.PathLike) -> Path:
     for file_uri in files:
         target = dest.joinpath(*file_uri[len(prefix):].split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_special(file_uri, _fs(file_uri)[1])
         fs.get_file(_fs(file_uri)[1], str(target))
     dest.mkdir(parents=True, exist_ok=True)
     return dest
@@ -202,6 +208,7 @@ def sha256_uri(uri: str) -> str:
     uri = normalize_uri(uri)
     fs, path = _fs(uri)
     digest = hashlib.sha256()
+    _refuse_special(uri, path)
     try:
         with fs.open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(_CHUNK), b""):

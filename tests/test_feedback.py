@@ -67,7 +67,7 @@ def test_bad_lines_are_quarantined_with_file_line_and_reason(tmp_path):
         fb("s()", "confirmed", pred=0.7, score=1.5),
         [1, 2],
     ])
-    batch = ingest_feedback(path)
+    batch = ingest_feedback(path, keep_raw=True)
     assert len(batch.records) == 1
     reasons = {q["line"]: q["reason"] for q in batch.quarantined}
     assert all(q["file"] == path for q in batch.quarantined)

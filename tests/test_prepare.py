@@ -13,6 +13,7 @@ from streamguard.cli import main
 from streamguard.data.dedup import normalize_code
 from streamguard.data.prepare import PrepareError, prepare
 from streamguard.data.synthetic import generate_samples, write_samples
+from tests.moto_server import moto_server  # noqa: F401  (pytest fixture)
 
 
 def py(i: int, label: int = 1) -> str:
@@ -72,7 +73,7 @@ def test_bad_lines_quarantined_with_file_line_reason(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
     out = tmp_path / "out"
-    report = run([f, empty], out, max_code_bytes=200, auto_counterfactuals=False)
+    report = run([f, empty], out, max_code_bytes=200, auto_counterfactuals=False, keep_raw=True)
     q = read_jsonl(out / "quarantine.jsonl")
     by_line = {(Path(e["file"]).name, e["line"]): e for e in q}
     expected = {("mixed.jsonl", 2): "invalid_json", ("mixed.jsonl", 3): "invalid_utf8",
@@ -114,16 +115,18 @@ def test_file_uri_input_and_output(tmp_path):
     assert sum(len(v) for v in split_records(out).values()) >= 10
 
 
-def test_fsspec_uri_input(tmp_path):
-    fsspec = pytest.importorskip("fsspec")
-    fs = fsspec.filesystem("memory")
-    with fs.open("/sg-test/raw/a.jsonl", "wb") as fh:
-        fh.write(b"".join(json.dumps(rec(i, i % 2)).encode() + b"\n" for i in range(8)) + b"{bad\n")
-    report = prepare(["memory://sg-test/raw"], str(tmp_path / "out"), with_graphs=False)
-    fs.rm("/sg-test", recursive=True)
+def test_s3_uri_input(moto_server, tmp_path):  # noqa: F811
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="sg-prepare")
+    body = b"".join(json.dumps(rec(i, i % 2)).encode() + b"\n" for i in range(8)) + b"{bad\n"
+    boto3.client("s3").put_object(Bucket="sg-prepare", Key="raw/a.jsonl", Body=body)
+    boto3.client("s3").put_object(Bucket="sg-prepare", Key="raw/.hidden/b.jsonl", Body=body)
+    report = prepare(["s3://sg-prepare/raw"], str(tmp_path / "out"), with_graphs=False)
+    assert report.files == ["s3://sg-prepare/raw/a.jsonl"]  # the hidden folder is skipped
     assert report.kept == 8 and report.quarantined == {"invalid_json": 1}
     entry = read_jsonl(tmp_path / "out" / "quarantine.jsonl")[0]
-    assert entry["file"].startswith("memory://") and entry["line"] == 9
+    assert entry["file"] == "s3://sg-prepare/raw/a.jsonl" and entry["line"] == 9
 
 
 def test_unreadable_inputs_fail_clearly(tmp_path):
@@ -307,7 +310,7 @@ def test_graph_wiring_with_stand_in_featurizer(tmp_path, monkeypatch):
     recs = [r for recs in split_records(tmp_path / "out").values() for r in recs]
     assert all(r["graph"]["v"] == "stand-in" and r["graph"]["language"] == "python" for r in recs)
     assert report.graphs == {"featurizer_version": "stand-in", "built": 8, "parse_failures": 1,
-                             "parse_failures_by_language": {"python": 1}}
+                             "parse_failures_by_language": {"python": 1}, "errors": 0}
     monkeypatch.setitem(sys.modules, "streamguard.core.graphs", None)   # featurizer missing
     with pytest.raises(PrepareError, match="featurizer") as info:
         prepare([str(f)], str(tmp_path / "out2"))

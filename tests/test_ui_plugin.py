@@ -205,13 +205,28 @@ def test_unknown_model_or_version_is_404_with_reason(registry, path, fragment):
     assert fragment in response.json()["detail"]
 
 
-def test_unreadable_registry_record_is_a_500_naming_the_file(registry):
+def test_unreadable_registry_record_is_named_and_the_healthy_versions_still_shown(registry):
     from streamguard.registry.store import version_key
 
-    (registry["tmp"] / "registry" / version_key(MODEL, 2)).write_text("{}")
-    response = registry["http"].get(f"/api/models/{MODEL}")
-    assert response.status_code == 500
-    assert version_key(MODEL, 2) in response.json()["detail"] and "'model_name' is missing" in response.json()["detail"]
+    path = registry["tmp"] / "registry" / version_key(MODEL, 2)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:40])  # a truncated version file
+    http = registry["http"]
+    body = http.get(f"/api/models/{MODEL}").json()
+    assert [v["version"] for v in body["versions"]] == [1, 3, 4, 5]
+    (broken,) = body["unreadable_versions"]
+    assert broken["version"] == 2 and broken["uri"].endswith(version_key(MODEL, 2))
+    assert "not valid JSON" in broken["error"]
+    assert [g["version"] for g in body["gate_history"]] == [1, 3, 4, 5]
+    (summary,) = http.get("/api/models").json()["models"]
+    assert summary["versions"] == 4 and summary["unreadable_versions"][0]["version"] == 2
+    page = http.get("/")
+    assert page.status_code == 200 and version_key(MODEL, 2) in page.text and "v1" in page.text
+    assert http.get(f"/models/{MODEL}/versions/1").status_code == 200
+    response = http.get(f"/api/models/{MODEL}/versions/2")  # the broken one itself: 500 naming the file
+    assert response.status_code == 500 and version_key(MODEL, 2) in response.json()["detail"]
+    path.write_text("{}")  # valid JSON, invalid record: named with the field
+    assert "'model_name' is missing" in http.get(f"/api/models/{MODEL}").json()["unreadable_versions"][0]["error"]
 
 
 # ----------------------------------------------------------------------------------------- HTML

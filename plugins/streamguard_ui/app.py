@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from streamguard import settings
 from streamguard.registry import RegistryClient, RegistryError
-from streamguard.registry.records import MODEL_NAME_RE
+from streamguard.registry.records import MODEL_NAME_RE, ModelVersion
 from streamguard_ui import pages
 from streamguard_ui.artifacts import ArtifactError, ReportLoader
 from streamguard_ui.model_views import as_dict, decisions_for_model, model_summary, plot_data
@@ -73,20 +73,33 @@ class RegistryView:
         except RegistryError as error:
             raise HTTPException(status_code=500, detail=f"registry {self.uri}: {error}") from error
 
-    def versions(self, name: str) -> list[dict]:
-        """Every version of a model as dicts, oldest first; 404 when the model does not exist."""
+    def scan(self, name: str) -> tuple[list[dict], list[dict]]:
+        """(readable versions as dicts oldest first, ``{"version", "uri", "error"}`` per unreadable one).
+
+        One torn or corrupt record must not hide the healthy ones, so it is reported, not raised.
+        404 when the model has no version files at all.
+        """
         if not MODEL_NAME_RE.match(name):
             raise HTTPException(status_code=404, detail=f"model {name!r} not found: not a valid model name")
-        versions = [as_dict(v) for v in self._read(lambda: self.client.list_versions(name))]
-        if not versions:
+        good, broken = self._read(lambda: self.client.scan_versions(name))
+        if not good and not broken:
             raise HTTPException(status_code=404, detail=f"model {name!r} not found in registry {self.uri}")
-        return versions
+        return [as_dict(v) for v in good], list(broken)
+
+    def versions(self, name: str) -> list[dict]:
+        """Every readable version of a model as dicts, oldest first; 404 when the model does not exist."""
+        return self.scan(name)[0]
 
     def version(self, name: str, number: int) -> dict:
-        """One version record as a dict; 404 for an unknown model (first) or version."""
-        for record in self.versions(name):
+        """One version record as a dict; 404 for an unknown model (first) or version, 500 naming
+        the file when that version's record is unreadable."""
+        good, broken = self.scan(name)
+        for record in good:
             if record.get("version") == number:
                 return record
+        for item in broken:
+            if item["version"] == number:
+                raise HTTPException(status_code=500, detail=f"registry {self.uri}: {item['error']}")
         raise HTTPException(status_code=404, detail=f"model {name!r} has no version {number}")
 
     def alias(self, name: str, alias: str) -> int | None:
@@ -101,8 +114,8 @@ class RegistryView:
         """Registry events, oldest first (all, or those of one kind)."""
         return [as_dict(e) for e in self._read(lambda: self.client.list_events(kind))]
 
-    def gate_history(self, name: str) -> list[dict]:
-        return [dict(g) for g in self._read(lambda: self.client.gate_history(name))]
+    def gate_history(self, name: str, versions: list | None = None) -> list[dict]:
+        return [dict(g) for g in self._read(lambda: self.client.gate_history(name, versions))]
 
 
 def create_app(
@@ -144,16 +157,18 @@ def create_app(
         )
 
     def model_payload(name: str, events: list[dict]) -> dict:
-        versions = registry.versions(name)
+        versions, broken = registry.scan(name)
         types = {v.get("model_type") for v in versions}
         champion, deployed = registry.alias(name, CHAMPION), registry.alias(name, DEPLOYED)
+        healthy = [ModelVersion.from_dict(v) for v in versions]
         return {
             "name": name,
-            "summary": model_summary(name, versions, champion, deployed),
+            "summary": model_summary(name, versions, champion, deployed, broken),
             "champion": champion,
             "deployed": deployed,
             "versions": versions,
-            "gate_history": registry.gate_history(name),
+            "unreadable_versions": broken,
+            "gate_history": registry.gate_history(name, healthy),
             "decisions": decisions_for_model(events, name, types),
         }
 
@@ -179,7 +194,8 @@ def create_app(
         summaries = []
         for name in registry.models():
             champion, deployed = registry.alias(name, CHAMPION), registry.alias(name, DEPLOYED)
-            summaries.append(model_summary(name, registry.versions(name), champion, deployed))
+            versions, broken = registry.scan(name)
+            summaries.append(model_summary(name, versions, champion, deployed, broken))
         return {"registry_uri": registry.uri, "models": summaries}
 
     @app.get("/api/models/{name}")

@@ -27,8 +27,13 @@ def as_dict(record: Any) -> dict:
     return dict(record)
 
 
-def model_summary(name: str, versions: Sequence[Mapping], champion: int | None, deployed: int | None) -> dict:
-    """One line of the model list: counts, latest version and where the aliases point."""
+def model_summary(name: str, versions: Sequence[Mapping], champion: int | None, deployed: int | None,
+                  unreadable: Sequence[Mapping] = ()) -> dict:
+    """One line of the model list: counts, latest version and where the aliases point.
+
+    ``unreadable``: ``{"version", "uri", "error"}`` for version records that could not be read;
+    they are named, not counted among the versions.
+    """
     registered = [v for v in versions if v.get("status") == "registered"]
     return {
         "name": name,
@@ -39,6 +44,7 @@ def model_summary(name: str, versions: Sequence[Mapping], champion: int | None, 
         "latest_version": versions[-1].get("version") if versions else None,
         "champion": champion,
         "deployed": deployed,
+        "unreadable_versions": [dict(u) for u in unreadable],
     }
 
 

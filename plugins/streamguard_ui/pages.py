@@ -145,7 +145,17 @@ def _model_section(model: Mapping) -> str:
         "<table class='versions'><thead><tr><th>version</th><th>created</th><th>training job</th><th>backend</th>"
         f"{header}<th>gate</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
-    return head + table + _decisions_table(model.get("decisions") or [])
+    return head + _unreadable(model.get("unreadable_versions") or []) + table + _decisions_table(
+        model.get("decisions") or [])
+
+
+def _unreadable(broken: Sequence[Mapping]) -> str:
+    """A warning naming each version record that could not be read (the rest are shown)."""
+    if not broken:
+        return ""
+    items = "".join(f"<li>v{esc(b.get('version'))}: <code>{esc(b.get('uri'))}</code>: {esc(b.get('error'))}</li>"
+                    for b in broken)
+    return f"<div class='error unreadable'><p>Unreadable version records (not shown):</p><ul>{items}</ul></div>"
 
 
 def _event_rows(events: Sequence[Mapping]) -> str:

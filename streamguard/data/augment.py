@@ -18,7 +18,8 @@ from streamguard.data.dedup import dedup_key
 
 @dataclass
 class AugmentStats:
-    """Counts over all splits (``rejected_auto``: generated but failed to re-parse)."""
+    """Counts over all splits (``rejected_auto``: generated but failed to re-parse;
+    ``failed_auto``: the generator itself failed on the record, which is kept without a twin)."""
 
     explicit: int = 0
     auto: int = 0
@@ -26,12 +27,14 @@ class AugmentStats:
     skipped_duplicate: int = 0
     skipped_conflict: int = 0
     skipped_too_large: int = 0
+    failed_auto: int = 0
     skipped: list[dict] = field(default_factory=list)   # rows for duplicates.jsonl
+    failures: list[dict] = field(default_factory=list)  # {"id", "split", "error"} per failed_auto
 
     def to_dict(self) -> dict[str, int]:
         return {"explicit": self.explicit, "auto": self.auto, "rejected_auto": self.rejected_auto,
                 "skipped_duplicate": self.skipped_duplicate, "skipped_conflict": self.skipped_conflict,
-                "skipped_too_large": self.skipped_too_large}
+                "skipped_too_large": self.skipped_too_large, "failed_auto": self.failed_auto}
 
 
 def twin(parent: dict, code: str, origin: str, suffix: str) -> dict:
@@ -69,7 +72,13 @@ def augment_splits(splits: dict[str, list[dict]], *, auto: bool = True,
             if cf is not None:
                 candidate = twin(rec, cf, "counterfactual", "-cf")
             elif auto and rec["label"] in (0, 1):
-                made = auto_counterfactual(rec["code"], rec["language"], rec["label"], rec.get("cwe"))
+                try:
+                    made = auto_counterfactual(rec["code"], rec["language"], rec["label"], rec.get("cwe"))
+                except Exception as exc:  # noqa: BLE001 - one record's failure must not stop the run
+                    # e.g. RecursionError on a 3,000-term expression: the record stays, twinless.
+                    stats.failed_auto += 1
+                    stats.failures.append({"id": rec["id"], "split": name, "error": f"{type(exc).__name__}: {exc}"})
+                    continue
                 if made is not None and not made.valid:
                     stats.rejected_auto += 1
                 elif made is not None:

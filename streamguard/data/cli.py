@@ -12,7 +12,9 @@ _PREPARE_EPILOG = """examples:
   streamguard prepare --input s3://bucket/raw/ --out prepared/ --val-ratio 0.15 --test-ratio 0.15
 
 outputs: OUT/{train,validation,test}/data.jsonl, OUT/quarantine.jsonl (rejected lines with
-file, line and reason), OUT/duplicates.jsonl and OUT/report.json.
+file, line, reason and the raw text -- --no-raw keeps only length and sha256 of lines that
+are not records), OUT/duplicates.jsonl and OUT/report.json. Hidden files and folders inside an
+input directory are skipped; FIFOs, sockets and devices are refused.
 exit status: 0 ok, 2 when an input is unreadable or no usable record remains.
 """
 
@@ -38,6 +40,14 @@ def add_parser(subparsers) -> None:
                    help="quarantine records with larger code (default: 200000)")
     p.add_argument("--language", action="append", dest="languages", metavar="LANG",
                    help="keep only these languages (python, java); repeatable")
+    p.add_argument("--max-line-bytes", type=int, default=None, metavar="N",
+                   help="quarantine longer input lines, unread, with their length "
+                        "(default: $STREAMGUARD_MAX_LINE_BYTES or 8 MiB)")
+    p.add_argument("--max-gzip-ratio", type=int, default=None, metavar="N",
+                   help="refuse gzip inputs inflating more than N times (0: no limit; "
+                        "default: $STREAMGUARD_MAX_GZIP_RATIO or 200)")
+    p.add_argument("--no-raw", action="store_true",
+                   help="quarantine lines that are not records by length and sha256, without their text")
     p.add_argument("--no-graphs", action="store_true", help="do not attach program graphs")
     p.add_argument("--no-auto-counterfactuals", action="store_true",
                    help="do not generate automatic SQL counterfactuals")
@@ -62,13 +72,19 @@ def run_prepare(args: argparse.Namespace) -> int:
         raise CLIError(f"--val-ratio {val} and --test-ratio {test} must be in [0, 1) and sum below 1")
     if args.max_code_bytes <= 0:
         raise CLIError(f"--max-code-bytes must be positive, got {args.max_code_bytes}")
+    if args.max_line_bytes is not None and args.max_line_bytes <= 0:
+        raise CLIError(f"--max-line-bytes must be positive, got {args.max_line_bytes}")
+    if args.max_gzip_ratio is not None and args.max_gzip_ratio < 0:
+        raise CLIError(f"--max-gzip-ratio must be 0 (no limit) or positive, got {args.max_gzip_ratio}")
     started = time.monotonic()
     progress, done = _progress()
     try:
         report = prepare(args.input, args.out, seed=args.seed, ratios=(1 - val - test, val, test),
                          max_code_bytes=args.max_code_bytes, with_graphs=not args.no_graphs,
                          auto_counterfactuals=not args.no_auto_counterfactuals,
-                         allowed_languages=args.languages, progress=progress)
+                         allowed_languages=args.languages, progress=progress,
+                         keep_raw=not args.no_raw, max_line_bytes=args.max_line_bytes,
+                         max_gzip_ratio=args.max_gzip_ratio)
     except PrepareError as exc:
         raise CLIError(str(exc), exc.hint) from exc
     finally:

@@ -7,14 +7,24 @@ Unreadable inputs (missing path, no permission, corrupt or truncated gzip) raise
 :class:`InputError` naming the file, and the line reached when the failure is midway. The choice
 is deliberate: a partly read input would silently shrink the dataset, so preparation fails as a
 whole and writes nothing; the caller fixes or removes the input and runs again.
+
+Hostile inputs are bounded: only ``file://`` and ``s3://`` are opened (``streamguard.uri_policy``);
+directories skip hidden files and folders; FIFOs, sockets and devices are refused (opening one
+could block forever); a line longer than ``max_line_bytes`` is skipped without being held and
+reported with its length; a gzip stream that inflates beyond ``max_gzip_ratio`` times its size
+is refused; JSON nested deeper than :data:`MAX_DEPTH` is rejected as a line, not a crash.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
+import hashlib
+import io as stdio
 import json
 import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +32,29 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
+from streamguard import uri_policy
+
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
 _GZIP_MAGIC = b"\x1f\x8b"
+# Longest line read (bytes, newline excluded); $STREAMGUARD_MAX_LINE_BYTES overrides. A record's
+# code is capped at 200 kB by default, so 8 MiB leaves room for counterfactuals, graphs and escapes.
+DEFAULT_MAX_LINE_BYTES = 8 << 20
+# Largest decompressed/compressed ratio of a gzip input; $STREAMGUARD_MAX_GZIP_RATIO overrides
+# (0: no limit). Real code corpora inflate 5-70x (Juliet: 65x); zeros or repeated "{}" ~1000x.
+DEFAULT_MAX_GZIP_RATIO = 200
+# The ratio is judged only past this many decompressed bytes: small files may inflate as they like.
+_RATIO_GRACE_BYTES = 1 << 20
+# Before any line is read, this much of a gzip input is inflated (at C speed, discarded) to judge
+# the ratio, so a uniform bomb is refused at once; the check also runs while reading.
+_PRESCAN_BYTES = 8 << 20
+# Compressed reads are at most this long, so the consumed size (the ratio's denominator) is exact
+# to within it rather than to gzip's 128 KiB read-ahead.
+_COMPRESSED_READ = 8 << 10
+# A *.json file holding one JSON array is parsed whole; above this size it must be JSON lines.
+MAX_ARRAY_BYTES = 64 << 20
+# Deepest nesting of a decoded value (a record is flat; a prepared graph is 3 deep).
+MAX_DEPTH = 64
+_CHUNK = 1 << 20
 
 
 class InputError(Exception):
@@ -40,6 +71,8 @@ class InputLine:
 
     ``line`` is 1-based; 0 marks a whole-file condition (an empty file). ``raw`` keeps the line
     text for quarantine; ``raw_base64`` keeps the exact bytes when they are not valid UTF-8.
+    ``length`` (bytes, newline excluded) and ``sha256`` (None for a line too long to hold)
+    identify an error line without its text.
     """
 
     file: str
@@ -49,62 +82,143 @@ class InputLine:
     reason: str | None = None
     raw: str | None = None
     raw_base64: str | None = None
+    length: int | None = None
+    sha256: str | None = None
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"${name}={text!r} is not an integer") from None
+    if value < 0:
+        raise ValueError(f"${name}={value} must not be negative")
+    return value
+
+
+def line_cap() -> int:
+    """The line-length cap in force: $STREAMGUARD_MAX_LINE_BYTES, else 8 MiB."""
+    return _env_int("STREAMGUARD_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES) or DEFAULT_MAX_LINE_BYTES
+
+
+def gzip_ratio_cap() -> int:
+    """The gzip inflation cap in force: $STREAMGUARD_MAX_GZIP_RATIO, else 200 (0: none)."""
+    return _env_int("STREAMGUARD_MAX_GZIP_RATIO", DEFAULT_MAX_GZIP_RATIO)
 
 
 def is_uri(path: str) -> bool:
-    """True for ``scheme://...`` strings (but not Windows drive letters)."""
-    scheme = urlparse(path).scheme
-    return len(scheme) > 1
+    """True for ``scheme://...`` strings."""
+    return "://" in path
+
+
+def _checked(path: str) -> str:
+    try:
+        return uri_policy.check_uri(path)
+    except uri_policy.UriPolicyError as exc:
+        raise InputError(path, exc.reason) from None
 
 
 def _local_path(path: str) -> str | None:
-    """The local path for plain paths and file:// URIs; None for other schemes."""
-    if path.startswith("file://"):
-        return unquote(urlparse(path).path)
-    return None if is_uri(path) else os.path.expanduser(path)
+    """The local path for plain paths and file:// URIs; None for s3:// (others are refused)."""
+    uri = _checked(path)
+    if uri.startswith("s3://"):
+        return None
+    if "://" not in path:
+        return os.path.expanduser(path)
+    return unquote(urlparse(uri).path)
 
 
 def has_input_suffix(name: str) -> bool:
     return name.lower().endswith(SUFFIXES)
 
 
+def _hidden(rel_parts: list[str]) -> bool:
+    return any(part.startswith(".") for part in rel_parts)
+
+
+def _special_kind(mode: int) -> str | None:
+    """A name for a non-regular, non-directory file type (None for regular files and dirs)."""
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "not a regular file"
+
+
+def _refuse_special(item: str, mode: int) -> None:
+    kind = _special_kind(mode)
+    if kind is not None:
+        raise InputError(item, f"is {kind}, not a regular file or directory: refused "
+                               "(reading it could block forever)")
+
+
 def expand_inputs(inputs: list[str]) -> list[str]:
     """Expand directories (recursively, sorted) into the JSON-lines files they contain.
 
+    Hidden files and folders (``.``-prefixed) inside a directory are skipped; a file given by
+    name is read whatever its name.
+
     Raises:
-        InputError: for a path that does not exist or a directory holding no input files.
+        InputError: a path that does not exist, a location the URI policy refuses, a FIFO,
+            socket or device, or a directory holding no input files.
     """
     files: list[str] = []
     for item in inputs:
         local = _local_path(item)
-        if local is not None:
-            p = Path(local)
-            if p.is_dir():
-                found = sorted(str(f) for f in p.rglob("*") if f.is_file() and has_input_suffix(f.name))
-                if not found:
-                    raise InputError(item, f"directory holds no {', '.join(SUFFIXES)} files")
-                files.extend(found)
-            elif p.exists():
-                files.append(str(p))
-            else:
-                raise InputError(item, "no such file or directory")
+        if local is None:
+            files.extend(_expand_remote(_checked(item)))
+            continue
+        try:
+            st = os.stat(local)
+        except FileNotFoundError:
+            raise InputError(item, "no such file or directory") from None
+        except OSError as exc:
+            raise InputError(item, f"cannot read: {exc.strerror or exc}") from exc
+        if stat.S_ISDIR(st.st_mode):
+            found = _walk(item, local)
+            if not found:
+                raise InputError(item, f"directory holds no {', '.join(SUFFIXES)} files")
+            files.extend(found)
         else:
-            files.extend(_expand_remote(item))
+            _refuse_special(item, st.st_mode)
+            files.append(str(Path(local)))
     return files
 
 
+def _walk(item: str, top: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top, onerror=None):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith(".") or not has_input_suffix(name):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+            _refuse_special(path, st.st_mode)
+            found.append(str(Path(path)))
+    return sorted(found)
+
+
 def _expand_remote(uri: str) -> list[str]:
+    from streamguard import storage  # s3fs only when an s3:// input is given
+
     try:
-        import fsspec  # lazy: only remote inputs need it
-    except ImportError as exc:  # pragma: no cover - fsspec is pinned in requirements
-        raise InputError(uri, "reading URIs needs the 'fsspec' package") from exc
-    try:
-        fs, path = fsspec.core.url_to_fs(uri)
+        fs, path = storage._fs(uri)
         if fs.isdir(path):
-            found = sorted(p for p in fs.find(path) if has_input_suffix(p))
+            base = path.rstrip("/") + "/"
+            found = sorted(p for p in fs.find(path)
+                           if has_input_suffix(p) and not _hidden(p[len(base):].split("/")))
             if not found:
                 raise InputError(uri, f"prefix holds no {', '.join(SUFFIXES)} files")
-            return [fs.unstrip_protocol(p) for p in found]
+            return [f"s3://{p.lstrip('/')}" for p in found]
         if not fs.exists(path):
             raise InputError(uri, "no such object")
     except InputError:
@@ -117,97 +231,272 @@ def _expand_remote(uri: str) -> list[str]:
 def _open_binary(file: str) -> IO[bytes]:
     local = _local_path(file)
     if local is not None:
-        return open(local, "rb")
-    import fsspec
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            with contextlib.suppress(OSError):  # a socket cannot be opened at all: say what it is
+                _refuse_special(file, os.stat(local).st_mode)
+            raise
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(21, "is a directory")
+            _refuse_special(file, mode)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+    from streamguard import storage
 
-    return fsspec.open(file, "rb").open()
+    fs, path = storage._fs(_checked(file))
+    # fsspec's files lack readline(size); a standard buffer over them gives the bounded readline.
+    return stdio.BufferedReader(fs.open(path, "rb"), buffer_size=_CHUNK)
 
 
-def read_lines(file: str) -> Iterator[InputLine]:
+class _Counting:
+    """A read-only file wrapper counting the bytes read (the compressed size consumed)."""
+
+    def __init__(self, fh: IO[bytes]):
+        self._fh = fh
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(_COMPRESSED_READ if size is None or size < 0 else min(size, _COMPRESSED_READ))
+        self.count += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        pos = self._fh.seek(offset, whence)
+        self.count = pos
+        return pos
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
+class _Reader:
+    """Lines of one (maybe gzipped) stream with the length cap and the inflation check."""
+
+    def __init__(self, file: str, raw_fh: IO[bytes], max_line: int, max_ratio: int):
+        self.file = file
+        self.max_line = max_line
+        self.max_ratio = max_ratio
+        head = raw_fh.read(2)
+        raw_fh.seek(0)
+        self.counter: _Counting | None = None
+        self.inflated = 0
+        self.line_no = 0
+        if head == _GZIP_MAGIC:
+            self.counter = _Counting(raw_fh)
+            self.fh: Any = gzip.GzipFile(fileobj=self.counter)
+            if self.max_ratio:
+                self._prescan()
+        else:
+            self.fh = raw_fh
+
+    def _prescan(self) -> None:
+        try:
+            while self.inflated < _PRESCAN_BYTES:
+                chunk = self.fh.read(1 << 20)
+                if not chunk:
+                    break
+                self._account(len(chunk))
+        except (OSError, EOFError, zlib.error):
+            pass  # a corrupt stream: reading it line by line reports where it breaks
+        self.fh.seek(0)
+        self.inflated = 0
+
+    def _account(self, n: int) -> None:
+        self.inflated += n
+        if (self.counter is not None and self.max_ratio and self.inflated > _RATIO_GRACE_BYTES
+                and self.inflated > self.max_ratio * max(self.counter.count, 1)):
+            where = f"after line {self.line_no}" if self.line_no else "at the start"
+            raise InputError(self.file, f"gzip stream inflates more than {self.max_ratio}x "
+                                        f"({self.inflated} bytes from {self.counter.count}) {where}: refused as a "
+                                        "likely decompression bomb; set STREAMGUARD_MAX_GZIP_RATIO (or "
+                                        "--max-gzip-ratio) higher if the file is genuine")
+
+    def read(self, size: int) -> bytes:
+        data = self.fh.read(size)
+        self._account(len(data))
+        return data
+
+    def rewind(self) -> None:
+        self.fh.seek(0)
+        self.inflated = 0
+
+    def lines(self) -> Iterator[tuple[bytes | None, int]]:
+        """(line bytes, length) per line; (None, length) for a line over the cap (not held)."""
+        while True:
+            raw = self.fh.readline(self.max_line + 2)  # + newline (+ one byte to see it overflow)
+            if not raw:
+                return
+            self.line_no += 1
+            self._account(len(raw))
+            length = len(raw.rstrip(b"\r\n"))
+            if length <= self.max_line:
+                yield raw, length
+                continue
+            while not raw.endswith(b"\n"):  # skip the rest of the over-long line, counting it
+                raw = self.fh.readline(_CHUNK)
+                if not raw:
+                    break
+                self._account(len(raw))
+                length += len(raw.rstrip(b"\r\n"))
+            yield None, length
+
+
+def read_lines(file: str, *, max_line_bytes: int | None = None,
+               max_gzip_ratio: int | None = None) -> Iterator[InputLine]:
     """Yield every line of one file as an :class:`InputLine` (gzip detected by magic bytes).
 
+    Args:
+        max_line_bytes: longer lines are reported (reason ``line_too_long``, with their length)
+            without being held in memory; None: :func:`line_cap`.
+        max_gzip_ratio: refuse a gzip input inflating more than this (0: no limit); None:
+            :func:`gzip_ratio_cap`.
+
     Raises:
-        InputError: the file cannot be opened, or decompression fails (naming the line reached).
+        InputError: the file cannot be opened, the URI policy refuses it, it is a FIFO/socket/
+            device, decompression fails or inflates too far (naming the line reached).
     """
+    cap = line_cap() if max_line_bytes is None else max_line_bytes
+    ratio = gzip_ratio_cap() if max_gzip_ratio is None else max_gzip_ratio
+    if cap <= 0:
+        raise ValueError(f"max_line_bytes must be positive, got {cap}")
     try:
         raw_fh = _open_binary(file)
+    except InputError:
+        raise
     except OSError as exc:
         raise InputError(file, f"cannot open: {exc.strerror or exc}") from exc
     except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own types
         raise InputError(file, f"cannot open: {type(exc).__name__}: {exc}") from exc
-    line_no = 0
+    reader = None
     with raw_fh:
         try:
-            head = raw_fh.read(2)
-            raw_fh.seek(0)
-            fh: IO[bytes] = gzip.GzipFile(fileobj=raw_fh) if head == _GZIP_MAGIC else raw_fh
+            reader = _Reader(file, raw_fh, cap, ratio)
             if file.lower().endswith((".json", ".json.gz")):
-                first = _peek_array(fh)
+                first = _peek_array(reader)
                 if first is not None:
                     yield from _array_items(file, first)
                     return
             empty = True
-            for raw in fh:
-                line_no += 1
+            for raw, length in reader.lines():
                 empty = False
-                item = _decode_line(file, line_no, raw)
+                if raw is None:
+                    yield InputLine(file, reader.line_no, reason="line_too_long", length=length,
+                                    error=f"line is {length} bytes, over the {cap}-byte limit "
+                                          "(STREAMGUARD_MAX_LINE_BYTES / --max-line-bytes); not read")
+                    continue
+                item = _decode_line(file, reader.line_no, raw)
                 if item is not None:
                     yield item
             if empty:
-                yield InputLine(file, 0, error="empty file", reason="empty_file", raw="")
+                yield InputLine(file, 0, error="empty file", reason="empty_file", raw="", length=0)
+        except InputError:
+            raise
         except (OSError, EOFError, zlib.error) as exc:
+            line_no = reader.line_no if reader is not None else 0
             where = f"after line {line_no}" if line_no else "at the start"
             raise InputError(file, f"unreadable {where}: {type(exc).__name__}: {exc}") from exc
 
 
-def _peek_array(fh: IO[bytes]) -> Any:
+def _peek_array(reader: _Reader) -> Any:
     """For *.json files holding one JSON array (not JSON lines): the parsed array, else None."""
-    data = fh.read()
-    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if stripped.startswith(b"["):
-        try:
-            value = json.loads(stripped.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            value = None
-        if isinstance(value, list):
-            return value
-    fh.seek(0)
+    head = reader.read(4096)
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        reader.rewind()
+        return None
+    data = head + reader.read(MAX_ARRAY_BYTES + 1 - len(head))
+    if len(data) > MAX_ARRAY_BYTES:
+        raise InputError(reader.file, f"a JSON array file over {MAX_ARRAY_BYTES} bytes: write it as JSON lines "
+                                      "(one object per line, .jsonl) instead")
+    try:
+        value = json.loads(data.lstrip(b"\xef\xbb\xbf \t\r\n").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = None
+    reader.rewind()
+    if isinstance(value, list):
+        return value
     return None
 
 
 def _array_items(file: str, items: list) -> Iterator[InputLine]:
     if not items:
-        yield InputLine(file, 0, error="empty JSON array", reason="empty_file", raw="[]")
+        yield InputLine(file, 0, error="empty JSON array", reason="empty_file", raw="[]", length=2)
     for i, value in enumerate(items, start=1):  # "line" is the 1-based array position here
-        if isinstance(value, dict):
+        if isinstance(value, dict) and _depth_ok(value):
             yield InputLine(file, i, record=value)
+            continue
+        text = _safe_dumps(value)
+        data = text.encode("utf-8", "surrogatepass")
+        if isinstance(value, dict):
+            yield InputLine(file, i, error=f"JSON nested deeper than {MAX_DEPTH} levels", reason="too_deep",
+                            raw=text, length=len(data), sha256=hashlib.sha256(data).hexdigest())
         else:
             yield InputLine(file, i, error=f"JSON value is {_kind(value)}, not an object",
-                            reason="not_object", raw=json.dumps(value, ensure_ascii=False))
+                            reason="not_object", raw=text, length=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _safe_dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return "<value too deeply nested to print>"
+
+
+def _depth_ok(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests at most ``limit`` containers deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return True
 
 
 def _decode_line(file: str, line_no: int, raw: bytes) -> InputLine | None:
     """Decode one line; None for blank lines (they carry no data)."""
     if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    raw = raw.rstrip(b"\r\n")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return InputLine(file, line_no, error=f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
-                                               f"{exc.start})", reason="invalid_utf8",
-                         raw=raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n"),
+        return _bad_line(file, line_no, raw, "invalid_utf8",
+                         f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                         raw=raw.decode("utf-8", errors="backslashreplace"),
                          raw_base64=base64.b64encode(raw).decode("ascii"))
-    text = text.rstrip("\r\n")
     if not text.strip():
         return None
     try:
         value = json.loads(text)
+    except RecursionError:
+        return _bad_line(file, line_no, raw, "too_deep", "invalid JSON: nested too deeply to parse", raw=text)
     except ValueError as exc:
-        return InputLine(file, line_no, error=f"invalid JSON: {exc}", reason="invalid_json", raw=text)
+        return _bad_line(file, line_no, raw, "invalid_json", f"invalid JSON: {exc}", raw=text)
     if not isinstance(value, dict):
-        return InputLine(file, line_no, error=f"JSON value is {_kind(value)}, not an object",
-                         reason="not_object", raw=text)
+        return _bad_line(file, line_no, raw, "not_object", f"JSON value is {_kind(value)}, not an object",
+                         raw=text)
+    if any(isinstance(v, (dict, list)) for v in value.values()) and not _depth_ok(value):
+        return _bad_line(file, line_no, raw, "too_deep", f"JSON nested deeper than {MAX_DEPTH} levels",
+                         raw=text)
     return InputLine(file, line_no, record=value)
+
+
+def _bad_line(file: str, line_no: int, data: bytes, reason: str, error: str, **kw) -> InputLine:
+    return InputLine(file, line_no, error=error, reason=reason, length=len(data),
+                     sha256=hashlib.sha256(data).hexdigest(), **kw)
 
 
 def _kind(value: Any) -> str:
@@ -216,15 +505,16 @@ def _kind(value: Any) -> str:
 
 
 def open_for_write(path: str) -> IO[bytes]:
-    """Open a local path, file:// URI (or any fsspec URI) for binary writing; .gz compresses."""
+    """Open a local path, file:// or s3:// URI for binary writing; .gz compresses."""
     local = _local_path(path)
     if local is not None:
         Path(local).parent.mkdir(parents=True, exist_ok=True)
         fh: IO[bytes] = open(local, "wb")
     else:
-        import fsspec
+        from streamguard import storage
 
-        fh = fsspec.open(path, "wb").open()
+        fs, fs_path = storage._fs(_checked(path))
+        fh = fs.open(fs_path, "wb")
     if path.lower().endswith(".gz"):
         # mtime=0 and no file name keep gzip output byte-identical across runs.
         return _GzipOwner(fh)

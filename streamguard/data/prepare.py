@@ -6,7 +6,8 @@ counterfactual augmentation within each split -> program graphs -> write.
 
 Outputs under ``out`` (a local path or URI):
 ``{train,validation,test}/data.jsonl``, ``quarantine.jsonl`` (each rejected line or record with
-file, line, reason and the raw content), ``duplicates.jsonl`` (each removed copy with the id of
+file, line, reason and -- with ``keep_raw``, see ``streamguard.data.quarantine`` -- the raw
+content), ``duplicates.jsonl`` (each removed copy with the id of
 the kept one) and ``report.json``. The same inputs and seed give byte-identical files, whatever
 the order of the input lines.
 """
@@ -14,6 +15,7 @@ the order of the input lines.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import time
 from collections import Counter
@@ -24,7 +26,7 @@ from streamguard.core.records import RecordError, normalize_language, normalize_
 from streamguard.data import io
 from streamguard.data.augment import augment_splits
 from streamguard.data.dedup import deduplicate
-from streamguard.data.quarantine import QuarantineEntry, count_reasons, from_line
+from streamguard.data.quarantine import QuarantineEntry, Spool, from_line
 from streamguard.data.sourced import Sourced
 from streamguard.data.split import SPLITS, split_items, stable_hash, validate_ratios
 
@@ -79,7 +81,8 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
             ratios: Sequence[float] = (0.8, 0.1, 0.1), max_code_bytes: int = 200_000,
             auto_counterfactuals: bool = True, with_graphs: bool = True,
             allowed_languages: Iterable[str] | None = None,
-            progress: Callable[[str], None] | None = None) -> PrepareReport:
+            progress: Callable[[str], None] | None = None, keep_raw: bool = False,
+            max_line_bytes: int | None = None, max_gzip_ratio: int | None = None) -> PrepareReport:
     """Prepare training channels from JSON-lines inputs.
 
     Args:
@@ -92,6 +95,12 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
         with_graphs: attach ``graph`` (``streamguard.core.graphs.build_graph``) to every record.
         allowed_languages: quarantine records in other languages (default: all supported).
         progress: called with one short line per stage.
+        keep_raw: keep the raw text of lines that are not records in ``quarantine.jsonl`` (the
+            command line, on the user's own files); False keeps their length and sha256 only.
+        max_line_bytes: longer input lines are quarantined with their length, unread
+            (None: ``streamguard.data.io.line_cap()``).
+        max_gzip_ratio: refuse gzip inputs inflating more than this (0: no limit; None:
+            ``streamguard.data.io.gzip_ratio_cap()``).
 
     Returns:
         The report (also written to ``out/report.json``).
@@ -117,24 +126,40 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
     report = PrepareReport(inputs=list(inputs), files=files, out=out, seed=seed, ratios=list(ratios))
 
     say(f"reading {len(files)} file(s)")
-    items, quarantine = _read_all(files, report, max_code_bytes, allowed)
+    spool = Spool()  # read-time rejections, in (file, line) order; the later ones are few
+    try:
+        return _prepare(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
+                        auto_counterfactuals=auto_counterfactuals, with_graphs=with_graphs, allowed=allowed,
+                        say=say, started=started, keep_raw=keep_raw,
+                        limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
+    finally:
+        spool.close()
+
+
+def _prepare(files: list[str], out: str, report: PrepareReport, spool: Spool, *, seed: int, ratios,
+             max_code_bytes: int, auto_counterfactuals: bool, with_graphs: bool, allowed: set[str] | None,
+             say: Callable[[str], None], started: float, keep_raw: bool, limits: dict) -> PrepareReport:
+    items = _read_all(files, report, max_code_bytes, allowed, spool, keep_raw, limits)
     report.records_valid = len(items)
     report.languages = dict(sorted(Counter(i.record["language"] for i in items).items()))
+    where = {it.id: (it.file, it.line) for it in items}
 
     say(f"removing duplicates among {len(items)} record(s)")
     dedup = deduplicate(items)
-    quarantine += dedup.conflicts
+    later: list[QuarantineEntry] = list(dedup.conflicts)
     kept, id_clashes = _unique_ids(dedup.kept)
-    quarantine += id_clashes
+    later += id_clashes
     report.duplicates = {"exact": dedup.exact, "normalized": dedup.normalized}
     report.conflicts = dedup.conflict_sets
     report.kept = len(kept)
-    quarantine.sort(key=lambda e: (files.index(e.file) if e.file in files else len(files), e.line))
-    report.quarantined = count_reasons(quarantine)
-    report.quarantined_total = len(quarantine)
+
+    def side_files(duplicates: list[dict]) -> None:
+        _count_quarantine(report, spool, later)
+        rows = _merged_quarantine(files, spool, later, keep_raw)
+        _write_side_files(out, rows, duplicates, report, started)
 
     if not kept:
-        _write_side_files(out, quarantine, dedup.duplicates, report, started)
+        side_files(dedup.duplicates)
         raise PrepareError(
             f"no usable records in {len(files)} input file(s): {report.quarantined_total} line(s) quarantined "
             f"({_reason_summary(report.quarantined)})",
@@ -149,16 +174,40 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
     say("adding counterfactuals")
     aug = augment_splits(splits, auto=auto_counterfactuals, max_code_bytes=max_code_bytes)
     report.augmented = aug.to_dict()
+    for failure in aug.failures:
+        file, line = where.get(failure["id"], ("", 0))
+        later.append(QuarantineEntry(
+            file, line, "auto_counterfactual_failed",
+            f"automatic counterfactual of record {failure['id']!r} failed ({failure['error']}); "
+            "the record is kept without one", extra={"id": failure["id"]}))
     if with_graphs:
         say(f"building graphs for {sum(len(v) for v in splits.values())} record(s)")
-        report.graphs = _add_graphs(splits)
+        report.graphs = _add_graphs(splits, later, where)
 
     say(f"writing {out}")
     report.splits = _split_counts(splits)
     report.warnings = _warnings(report)
     report.data_hash = _write_splits(out, splits)
-    _write_side_files(out, quarantine, dedup.duplicates + aug.skipped, report, started)
+    side_files(dedup.duplicates + aug.skipped)
     return report
+
+
+def _count_quarantine(report: PrepareReport, spool: Spool, later: list[QuarantineEntry]) -> None:
+    counts = Counter(spool.reasons)
+    counts.update(e.reason for e in later)
+    report.quarantined = dict(sorted(counts.items()))
+    report.quarantined_total = sum(counts.values())
+
+
+def _merged_quarantine(files: list[str], spool: Spool, later: list[QuarantineEntry], keep_raw: bool):
+    """Every quarantine row ordered by (input file, line), read-time rejections first on ties."""
+    index = {f: i for i, f in enumerate(files)}
+
+    def key(row: dict) -> tuple[int, int]:
+        return index.get(row["file"], len(files)), row["line"]
+
+    rest = sorted((e.to_dict(keep_raw) for e in later), key=key)
+    return heapq.merge(spool, rest, key=key)
 
 
 def _allowed(languages: Iterable[str] | None) -> set[str] | None:
@@ -170,16 +219,15 @@ def _allowed(languages: Iterable[str] | None) -> set[str] | None:
         raise PrepareError(f"allowed_languages: {exc}") from exc
 
 
-def _read_all(files: list[str], report: PrepareReport, max_code_bytes: int,
-              allowed: set[str] | None) -> tuple[list[Sourced], list[QuarantineEntry]]:
+def _read_all(files: list[str], report: PrepareReport, max_code_bytes: int, allowed: set[str] | None,
+              spool: Spool, keep_raw: bool, limits: dict) -> list[Sourced]:
     items: list[Sourced] = []
-    quarantine: list[QuarantineEntry] = []
     for file in files:
         try:
-            for line in io.read_lines(file):
+            for line in io.read_lines(file, **limits):
                 report.lines_read += line.line > 0
                 if line.record is None:
-                    quarantine.append(from_line(line))
+                    spool.append(from_line(line).to_dict(keep_raw))
                     continue
                 try:
                     rec = normalize_record(line.record, max_code_bytes=max_code_bytes)
@@ -188,7 +236,13 @@ def _read_all(files: list[str], report: PrepareReport, max_code_bytes: int,
                                           f"language {rec['language']!r} is not in the allowed "
                                           f"languages ({', '.join(sorted(allowed))})")
                 except RecordError as exc:
-                    quarantine.append(QuarantineEntry(file, line.line, exc.reason, str(exc), record=line.record))
+                    spool.append(QuarantineEntry(file, line.line, exc.reason, str(exc),
+                                                 record=line.record).to_dict(keep_raw))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one record's failure must not stop the run
+                    spool.append(QuarantineEntry(file, line.line, "processing_error",
+                                                 f"record could not be normalised: {type(exc).__name__}: {exc}",
+                                                 record=line.record).to_dict(keep_raw))
                     continue
                 rec["group"] = rec.get("group") or rec["id"]  # an ungrouped record is its own group
                 rec["origin"] = "input"
@@ -196,7 +250,7 @@ def _read_all(files: list[str], report: PrepareReport, max_code_bytes: int,
         except io.InputError as exc:
             raise PrepareError(f"unreadable input {exc}",
                                "fix or remove this input and run again; nothing was written") from exc
-    return items, quarantine
+    return items
 
 
 def _unique_ids(items: list[Sourced]) -> tuple[list[Sourced], list[QuarantineEntry]]:
@@ -217,7 +271,9 @@ def _unique_ids(items: list[Sourced]) -> tuple[list[Sourced], list[QuarantineEnt
     return kept, clashes
 
 
-def _add_graphs(splits: dict[str, list[dict]]) -> dict:
+def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry],
+                where: dict[str, tuple[str, int]]) -> dict:
+    """Attach a graph to every record; a record whose graph cannot be built is quarantined."""
     # Imported here: the featurizer is heavy-ish (tree-sitter) and only needed with graphs.
     try:
         from streamguard.core.graphs import FEATURIZER_VERSION, build_graph
@@ -225,18 +281,30 @@ def _add_graphs(splits: dict[str, list[dict]]) -> dict:
         raise PrepareError(f"the graph featurizer cannot be imported ({exc})",
                            "prepare without graphs (--no-graphs / with_graphs=False)") from exc
 
-    built = failures = 0
+    built = failures = errors = 0
     failed_by_language: Counter = Counter()
     for records in splits.values():
+        keep = []
         for rec in records:
-            graph = build_graph(rec["code"], rec["language"])
+            try:
+                graph = build_graph(rec["code"], rec["language"])
+            except Exception as exc:  # noqa: BLE001 - e.g. RecursionError: quarantine, do not stop
+                errors += 1
+                file, line = where.get(rec["id"]) or where.get(rec.get("parent_id") or "", ("", 0))
+                quarantine.append(QuarantineEntry(
+                    file, line, "graph_failed",
+                    f"graph of record {rec['id']!r} could not be built: {type(exc).__name__}: {exc}",
+                    record=_output_record(rec)))
+                continue
             rec["graph"] = graph
+            keep.append(rec)
             built += 1
             if not graph.get("parse_ok", False):
                 failures += 1
                 failed_by_language[rec["language"]] += 1
+        records[:] = keep
     return {"featurizer_version": FEATURIZER_VERSION, "built": built, "parse_failures": failures,
-            "parse_failures_by_language": dict(sorted(failed_by_language.items()))}
+            "parse_failures_by_language": dict(sorted(failed_by_language.items())), "errors": errors}
 
 
 def _output_record(rec: dict) -> dict:
@@ -273,8 +341,8 @@ def _warnings(report: PrepareReport) -> list[str]:
     return out
 
 
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_dumps = _ENCODER.encode  # one encoder for every row (json.dumps with options builds one per call)
 
 
 def _join(base: str, *parts: str) -> str:
@@ -299,9 +367,9 @@ def _write_splits(out: str, splits: dict[str, list[dict]]) -> str:
     return digest.hexdigest()
 
 
-def _write_side_files(out: str, quarantine: list[QuarantineEntry], duplicates: list[dict],
+def _write_side_files(out: str, quarantine: Iterable[dict], duplicates: list[dict],
                       report: PrepareReport, started: float) -> None:
-    _write_lines(_join(out, "quarantine.jsonl"), (e.to_dict() for e in quarantine))
+    _write_lines(_join(out, "quarantine.jsonl"), quarantine)
     _write_lines(_join(out, "duplicates.jsonl"), duplicates)
     report.elapsed_s = round(time.monotonic() - started, 3)
     with io.open_for_write(_join(out, "report.json")) as fh:

@@ -207,6 +207,16 @@ def _check(name: str, value: Any, schema: dict) -> Any:
     return value
 
 
+def check_input_uri(name: str, value: str) -> str:
+    """An input URI param (``data_uri``, ``feedback_uri``) checked by ``streamguard.uri_policy``."""
+    from streamguard.uri_policy import UriPolicyError, check_input_uri as check
+
+    try:
+        return check(value, name)
+    except UriPolicyError as exc:
+        raise ParamError(str(exc)) from None
+
+
 def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
     """Validate trigger params (defaults filled in) into a `TrainingConfig`.
 
@@ -229,7 +239,8 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
     gate_overrides = {m: g.thresholds.to_dict() for m, g in gates.items()}
     gate_sources = {m: g.sources for m, g in gates.items()}
     return TrainingConfig(
-        models=models, data_uri=v["data_uri"].strip(), sample_pairs=v["sample_pairs"], seed=v["seed"],
+        models=models, data_uri=check_input_uri("data_uri", v["data_uri"]),
+        sample_pairs=v["sample_pairs"], seed=v["seed"],
         per_model=per_model, val_ratio=v["val_ratio"], test_ratio=v["test_ratio"],
         decision_threshold=v["decision_threshold"],
         instance_type=v["instance_type"], instance_count=v["instance_count"],

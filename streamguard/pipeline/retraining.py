@@ -19,7 +19,7 @@ from typing import Any
 from streamguard import settings, storage
 from streamguard.pipeline.params import (FEEDBACK_ASSET_NAME, MODEL_NAMES, MODEL_TYPES,  # noqa: F401
                                          RETRAINING_PARAMS, ParamError, TrainingConfig, _check,
-                                         resolve_gates)
+                                         check_input_uri, resolve_gates)
 from streamguard.pipeline.training import (ArtifactIntegrityError, check_sha256,  # noqa: F401
                                            record_version, run_uri)
 
@@ -34,6 +34,7 @@ def resolve_retraining_config(params: dict[str, Any]) -> dict:
     cfg = {name: _check(name, params.get(name, default), schema)
            for name, (default, schema, _doc) in RETRAINING_PARAMS.items()}
     cfg["models"] = [m for m in MODEL_TYPES if m in cfg["models"]]
+    cfg["feedback_uri"] = check_input_uri("feedback_uri", cfg["feedback_uri"])
     # Refuse a loosened gate here, before any work, with the param named.
     cfg["gate"] = {m: g.to_dict() for m, g in resolve_gates(cfg).items()}
     return cfg

@@ -26,7 +26,7 @@ from streamguard.registry.records import (
     check_name,
     utc_now,
 )
-from streamguard.registry.store import RegistryStore
+from streamguard.registry.store import RegistryStore, version_key
 
 CHAMPION = "champion"
 DEPLOYED = "deployed"
@@ -180,6 +180,22 @@ class RegistryClient:
         check_name(model_name, "model name", MODEL_NAME_RE)
         return self.store.list_versions(model_name)
 
+    def scan_versions(self, model_name: str) -> tuple[list[ModelVersion], list[dict]]:
+        """Every readable version, and ``{"version", "uri", "error"}`` for each unreadable one.
+
+        For views that must show what is healthy when one record is torn or corrupt;
+        ``list_versions`` raises on the first bad record instead.
+        """
+        check_name(model_name, "model name", MODEL_NAME_RE)
+        good, broken = [], []
+        for number in self.store.version_numbers(model_name):
+            try:
+                good.append(self.store.get_version(model_name, number))
+            except RegistryError as exc:
+                broken.append({"version": number, "uri": self.store.key_uri(version_key(model_name, number)),
+                               "error": str(exc)})
+        return good, broken
+
     def list_models(self) -> list[str]:
         return self.store.list_models()
 
@@ -236,8 +252,12 @@ class RegistryClient:
             "status": {"v1": a.status, "v2": b.status},
         }
 
-    def gate_history(self, model_name: str) -> list[dict]:
-        """Every gate decision for the model, oldest first, rejected versions included."""
+    def gate_history(self, model_name: str, versions: list[ModelVersion] | None = None) -> list[dict]:
+        """Every gate decision for the model, oldest first, rejected versions included.
+
+        Args:
+            versions: the records to summarise (default: ``list_versions``).
+        """
         return [
             {
                 "version": v.version,
@@ -248,7 +268,7 @@ class RegistryClient:
                 "training_job_name": v.training_job_name,
                 "created_at": v.created_at,
             }
-            for v in self.list_versions(model_name)
+            for v in (self.list_versions(model_name) if versions is None else versions)
         ]
 
     # ---- aliases -------------------------------------------------------------------------

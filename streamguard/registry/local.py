@@ -6,7 +6,8 @@
   content hash (the local etag) and ``os.replace`` a temp file over it. ``flock`` is released by
   the kernel when a process dies, so a crash never leaves a stuck lock; separate ``open`` calls
   conflict, so threads of one process exclude each other as processes do.
-Hidden names (``.``-prefixed) are never listed as keys.
+Hidden names (``.``-prefixed) are never listed as keys. Any other OS error (a read-only or
+unreadable registry directory, a full disk) becomes a :class:`RegistryError` naming the path.
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ def path_from_uri(uri: str) -> Path:
             raise RegistryError(f"registry URI {uri!r}: file URIs must be local (file:///path)")
         return Path(unquote(parsed.path)).expanduser()
     return Path(uri).expanduser()
+
+
+@contextlib.contextmanager
+def _os_errors(action: str, path: Path):
+    """Turn an ``OSError`` into a ``RegistryError`` that names the path and what failed."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except OSError as exc:
+        where = exc.filename or path
+        hint = " (is the registry read-only for this user?)" if isinstance(exc, PermissionError) or \
+            exc.errno == errno.EROFS else ""
+        raise RegistryError(f"{where}: cannot {action}: {exc.strerror or exc}{hint}") from exc
 
 
 def _etag(data: bytes) -> str:
@@ -65,6 +80,10 @@ class LocalStore(RegistryStore):
 
     def create(self, key: str, data: bytes) -> str:
         path = self._path(key)
+        with _os_errors("write", path):
+            return self._create(path, data)
+
+    def _create(self, path: Path, data: bytes) -> str:
         tmp = self._write_temp(path, data)
         os.chmod(tmp, 0o444)  # a created object is never edited in place (swaps replace the file)
         try:
@@ -83,10 +102,14 @@ class LocalStore(RegistryStore):
         return _etag(data)
 
     def read(self, key: str) -> StoredObject | None:
+        path = self._path(key)
         try:
-            data = self._path(key).read_bytes()
-        except FileNotFoundError:
-            return None
+            with _os_errors("read", path):
+                data = path.read_bytes()
+        except RegistryError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return None
+            raise
         return StoredObject(data=data, etag=_etag(data))
 
     def replace(self, key: str, data: bytes, etag: str | None) -> str:
@@ -96,7 +119,7 @@ class LocalStore(RegistryStore):
             except RecordExists as exc:
                 raise PreconditionFailed(str(exc)) from None
         path = self._path(key)
-        with self._locked(path):
+        with _os_errors("update", path), self._locked(path):
             try:
                 current = path.read_bytes()
             except FileNotFoundError:
@@ -122,7 +145,11 @@ class LocalStore(RegistryStore):
         if not base.is_dir():
             return []
         keys = []
-        for dirpath, dirnames, filenames in os.walk(base):
+
+        def fail(exc: OSError) -> None:
+            raise RegistryError(f"{exc.filename or base}: cannot list: {exc.strerror or exc}") from exc
+
+        for dirpath, dirnames, filenames in os.walk(base, onerror=fail):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = Path(dirpath).relative_to(self.root)
             for name in filenames:
@@ -134,4 +161,5 @@ class LocalStore(RegistryStore):
         base = self.root / prefix.strip("/")
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+        with _os_errors("list", base):
+            return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
