@@ -248,7 +248,8 @@ def sagemaker_model_name(record: Any, role: str = "model") -> str:
 def endpoint_plan(champion: Mapping[str, Any] | Any, challenger: Mapping[str, Any] | Any, *,
                   challenger_weight: float = 0.1, shadow: bool = False,
                   instance_type: str = "ml.m5.large", instance_count: int = 1,
-                  endpoint_config_name: str | None = None) -> dict[str, Any]:
+                  endpoint_config_name: str | None = None, data_capture_uri: str | None = None,
+                  capture_percentage: int = 100) -> dict[str, Any]:
     """The `CreateEndpointConfig` request serving champion and challenger.
 
     Args:
@@ -257,6 +258,9 @@ def endpoint_plan(champion: Mapping[str, Any] | Any, challenger: Mapping[str, An
         challenger_weight: in (0, 1). A/B: the challenger's share of traffic. Shadow: the share of
             requests replicated to the challenger (its weight relative to the production
             variant's 1.0); the challenger's answers are never returned to callers.
+        data_capture_uri: ``s3://`` prefix where the endpoint captures requests and responses
+            (`DataCaptureConfig`); `streamguard.serving.capture` turns them into verdict logs.
+        capture_percentage: share of requests captured, 1..100.
     """
     if not 0 < challenger_weight < 1:
         raise ValueError(f"challenger_weight must be in (0, 1), got {challenger_weight}")
@@ -276,9 +280,24 @@ def endpoint_plan(champion: Mapping[str, Any] | Any, challenger: Mapping[str, An
                 "InstanceType": instance_type, "InitialVariantWeight": float(weight)}
 
     if shadow:
-        return {"EndpointConfigName": name,
+        plan = {"EndpointConfigName": name,
                 "ProductionVariants": [variant(CHAMPION, champ_model, 1.0)],
                 "ShadowProductionVariants": [variant(CHALLENGER, chall_model, challenger_weight)]}
-    return {"EndpointConfigName": name,
-            "ProductionVariants": [variant(CHAMPION, champ_model, 1.0 - challenger_weight),
-                                   variant(CHALLENGER, chall_model, challenger_weight)]}
+    else:
+        plan = {"EndpointConfigName": name,
+                "ProductionVariants": [variant(CHAMPION, champ_model, 1.0 - challenger_weight),
+                                       variant(CHALLENGER, chall_model, challenger_weight)]}
+    if data_capture_uri is not None:
+        if not str(data_capture_uri).startswith("s3://"):
+            raise ValueError(f"data_capture_uri must be an s3:// URI, got {data_capture_uri!r}")
+        if isinstance(capture_percentage, bool) or not isinstance(capture_percentage, int) \
+                or not 1 <= capture_percentage <= 100:
+            raise ValueError(f"capture_percentage must be an integer in 1..100, got {capture_percentage!r}")
+        plan["DataCaptureConfig"] = {
+            "EnableCapture": True, "InitialSamplingPercentage": capture_percentage,
+            "DestinationS3Uri": data_capture_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            # JSON bodies are stored as text, not base64, so captures read like the local verdict log.
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+        }
+    return plan

@@ -16,7 +16,9 @@ _SUBCOMMANDS = (
     "streamguard.data.cli",        # prepare, sample
     "streamguard.monitor",         # monitor
     "streamguard.registry.cli",    # registry list|show|best|compare|promote
-    "streamguard.feedback_cli",    # feedback check|push
+    "streamguard.feedback_cli",    # feedback check|push|join
+    "streamguard.serving.cli",     # serve
+    "streamguard.scanning.cli",    # scan
 )
 
 
@@ -38,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamguard prepare --input sample.jsonl.gz --out prepared/\n"
         "  streamguard registry list --uri file://$HOME/.streamguard/registry\n"
         "  streamguard monitor --once\n"
-        "  streamguard feedback check verdicts.jsonl\n",
+        "  streamguard feedback check verdicts.jsonl\n"
+        "  streamguard serve --model taint_flow_gnn@champion\n"
+        "  streamguard scan src/ --format sarif --output streamguard.sarif\n",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod_name in _SUBCOMMANDS:

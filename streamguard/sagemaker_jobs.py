@@ -157,9 +157,40 @@ def pytorch_training_image(region: str, *, gpu: bool, version: str = DEFAULT_PYT
     return f"{DLC_ACCOUNT}.dkr.ecr.{region}.{suffix}/pytorch-training:{version}-{device}-{py}"
 
 
-def pytorch_inference_image(region: str) -> str:
-    """The AWS PyTorch inference DLC matching the training image's version (CPU serving)."""
-    return pytorch_training_image(region, gpu=False).replace("/pytorch-training:", "/pytorch-inference:")
+# AWS PyTorch inference Deep Learning Containers the models can be served from: tag -> (torch, python).
+# From the DLC release notes (github.com/aws/deep-learning-containers, "available_images.md" and the
+# `pt-sagemaker-2.6.0-inf-*` releases). transformers 5 refuses torch < 2.6, so older images (2.5.1,
+# the training default) cannot serve the SQL Intent Transformer; tests check every entry against the
+# pinned requirements.
+INFERENCE_IMAGES: dict[str, tuple[str, str]] = {
+    "2.6.0-cpu-py312-ubuntu22.04-sagemaker": ("2.6.0", "3.12"),
+    "2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker": ("2.6.0", "3.12"),
+}
+DEFAULT_INFERENCE_TAGS = {"cpu": "2.6.0-cpu-py312-ubuntu22.04-sagemaker",
+                          "gpu": "2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"}
+INFERENCE_PROGRAM = "inference.py"  # `code/inference.py` inside model.tar.gz (training_entry/inference.py)
+
+
+def pytorch_inference_image(region: str, *, gpu: bool = False, tag: str | None = None) -> str:
+    """The AWS PyTorch inference DLC that serves the models (CPU by default); ``tag`` from `INFERENCE_IMAGES`."""
+    tag = tag or DEFAULT_INFERENCE_TAGS["gpu" if gpu else "cpu"]
+    if tag not in INFERENCE_IMAGES:
+        raise ValueError(f"pytorch_inference_image: tag {tag!r} is not one of {sorted(INFERENCE_IMAGES)}")
+    training = pytorch_training_image(region, gpu=gpu)  # validates the region, gives the registry host
+    return training.split("/", 1)[0] + f"/pytorch-inference:{tag}"
+
+
+def inference_container(region: str, model_data_url: str, *, model_version: str | None = None,
+                        gpu: bool = False) -> dict:
+    """The container of a SageMaker Model / model package serving one registry version.
+
+    ``SAGEMAKER_PROGRAM`` makes the PyTorch inference toolkit run ``code/inference.py`` from the
+    archive instead of its default handler (which looks for a TorchScript ``model.pt``).
+    """
+    env = {"SAGEMAKER_PROGRAM": INFERENCE_PROGRAM}
+    if model_version:
+        env["STREAMGUARD_MODEL_VERSION"] = model_version
+    return {"Image": pytorch_inference_image(region, gpu=gpu), "ModelDataUrl": model_data_url, "Environment": env}
 
 
 # --------------------------------------------------------------------------------- hyperparameters

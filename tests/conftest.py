@@ -64,3 +64,7 @@ def airflow_db() -> Path:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return home
+
+
+# Tiny trained, registered models shared by the serving / scan / A/B tests (trained once per session).
+from tests.serving_fixtures import trained_models  # noqa: E402,F401

@@ -287,7 +287,9 @@ def test_passing_models_are_approved_sagemaker_model_packages(success_run):
         (container,) = package["InferenceSpecification"]["Containers"]
         assert container["ModelDataUrl"] == v.artifact_uri
         assert container["Image"] == pytorch_inference_image(REGION) == \
-            "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5.1-cpu-py311"
+            "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312-ubuntu22.04-sagemaker"
+        # The archive's own handler serves it (not the toolkit's default, which wants model.pt).
+        assert container.get("Environment", {}).get("SAGEMAKER_PROGRAM") == "inference.py"
         props = package["CustomerMetadataProperties"]
         assert props["registry_version"] == str(v.version)
         assert props["training_job_name"] == v.training_job_name

@@ -40,6 +40,7 @@ ECR_ACCOUNT = re.compile(r"(?<!\d)(?P<account>\d{12})\.dkr\.ecr\.")
 
 # What a model directory or model.tar.gz may hold: safetensors weights, JSON, tokenizer text files.
 ALLOWED_MODEL_SUFFIXES = frozenset({".safetensors", ".json", ".jsonl", ".txt"})
+ALLOWED_CODE_SUFFIXES = {".py", ".txt", ".md"}
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt", ".h5", ".npy", ".npz"})
 BINARY_SUFFIXES = frozenset({".safetensors", ".gz", ".tar", ".png", ".zip", ".whl"}) | PICKLE_SUFFIXES
 
@@ -289,7 +290,10 @@ def test_run_writes_weights_only_as_safetensors(tiny_run):
     assert len(model_dirs) == 2, f"expected the GNN's and the transformer's model dirs, got {model_dirs}"
     for model_dir in model_dirs:
         files = [p for p in model_dir.rglob("*") if p.is_file()]
-        bad = [str(p.relative_to(model_dir)) for p in files if p.suffix.lower() not in ALLOWED_MODEL_SUFFIXES]
+        # code/: the serving handler and featurizer sources that travel with the model (no binaries).
+        bad = [str(p.relative_to(model_dir)) for p in files
+               if p.suffix.lower() not in (ALLOWED_CODE_SUFFIXES if p.relative_to(model_dir).parts[0] == "code"
+                                           else ALLOWED_MODEL_SUFFIXES)]
         assert not bad, f"{model_dir}: files other than safetensors/json/tokenizer files: {bad}"
         weights = [p for p in files if p.suffix == ".safetensors"]
         assert weights, f"{model_dir}: no safetensors weights"
@@ -303,7 +307,8 @@ def test_run_writes_weights_only_as_safetensors(tiny_run):
     for archive in archives:
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
-        bad = [m.name for m in members if Path(m.name).suffix.lower() not in ALLOWED_MODEL_SUFFIXES]
+        bad = [m.name for m in members if Path(m.name).suffix.lower() not in
+               (ALLOWED_CODE_SUFFIXES if m.name.startswith("code/") else ALLOWED_MODEL_SUFFIXES)]
         assert not bad, f"{archive}: members other than safetensors/json/tokenizer files: {bad}"
         with_weights += any(m.name.endswith(".safetensors") for m in members)
     assert with_weights >= 2, f"only {with_weights} model.tar.gz hold safetensors weights: {archives}"

@@ -218,6 +218,44 @@ def copy_into(src: str | Path, dest_dir: str | Path) -> None:
     shutil.copy2(src, dest_dir / Path(src).name)
 
 
+CODE_DIR = "code"
+_CODE_SKIP = ("__pycache__", ".pytest_cache")
+
+
+def _code_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not any(part in _CODE_SKIP or part.startswith(".")
+                                                                        for part in p.relative_to(root).parts)
+                  and not p.name.endswith((".pyc", ".pyo")))
+
+
+def write_inference_code(model_dir: str | Path, entry_dir: str | Path | None = None) -> Path:
+    """Copy the serving code into ``<model_dir>/code`` so model.tar.gz is self-contained.
+
+    The SageMaker PyTorch inference container runs ``code/inference.py`` (``SAGEMAKER_PROGRAM``)
+    with ``code/`` on the path and installs ``code/requirements.txt`` first; the handler imports the
+    entry's modules and the featurizer (``streamguard/core``), so both travel: the entry dir as it
+    is (the source dir on SageMaker, ``training_entry/`` in a checkout) and the ``streamguard``
+    package's ``__init__.py`` and ``core/``.
+    """
+    import importlib
+
+    entry = Path(entry_dir) if entry_dir else Path(__file__).resolve().parent
+    if not (entry / "inference.py").is_file():
+        raise FileNotFoundError(f"{entry}: no inference.py to ship with the model")
+    core = Path(importlib.import_module("streamguard.core").__file__).resolve().parent
+    dest = Path(model_dir) / CODE_DIR
+    if dest.exists():
+        shutil.rmtree(dest)
+    pairs = [(f, dest / f.relative_to(entry)) for f in _code_files(entry)
+             if f.relative_to(entry).parts[0] != "streamguard"]
+    pairs.append((core.parent / "__init__.py", dest / "streamguard" / "__init__.py"))
+    pairs += [(f, dest / "streamguard" / "core" / f.relative_to(core)) for f in _code_files(core)]
+    for src, target in pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+    return dest
+
+
 def scratch_dir() -> Path:
     """A temporary working directory (extracted archives)."""
     return Path(tempfile.mkdtemp(prefix="sg-entry-"))

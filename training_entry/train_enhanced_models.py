@@ -634,6 +634,8 @@ def _finalize(args, rt, model, tokenizer, model_kwargs, model_dir: Path, splits:
     if "test" in scores:
         _write_jsonl(model_dir / "test_predictions.jsonl",
                      _prediction_rows(splits["test"], scores["test"], threshold, anomalies["test"]))
+    # The serving handler, its requirements and the featurizer: model.tar.gz serves on its own.
+    artifacts.write_inference_code(model_dir)
     if args.output_data_dir:
         for name in ("metrics.json", "history.json"):
             artifacts.copy_into(model_dir / name, args.output_data_dir)

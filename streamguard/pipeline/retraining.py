@@ -504,7 +504,10 @@ def ab_plan(config: dict, model_type: str, decision: dict, key: str, backend: st
     # rejection the champion serves and the rejected challenger can only shadow.
     promoted = bool(decision.get("promoted"))
     serving, other = (challenger, champion) if promoted else (champion, challenger)
-    plan = endpoint_plan(serving, other, challenger_weight=config["ab_challenger_weight"], shadow=not promoted)
+    # SageMaker: requests and responses are captured to S3, where `streamguard feedback from-capture` reads them.
+    capture = storage.join_uri(settings.artifact_root(), "datacapture", model_type) if backend == "sagemaker" else None
+    plan = endpoint_plan(serving, other, challenger_weight=config["ab_challenger_weight"], shadow=not promoted,
+                         data_capture_uri=capture)
     uri = run_uri(key, "ab", f"{model_type}-endpoint-config.json")
     storage.write_text(uri, json.dumps(plan, indent=2, default=str))
     if backend == "sagemaker":
@@ -517,7 +520,7 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
     from streamguard.ab import sagemaker_model_name
-    from streamguard.sagemaker_jobs import pytorch_inference_image
+    from streamguard.sagemaker_jobs import inference_container
 
     sm = settings.resolve_sagemaker_settings()
     client = SageMakerHook(aws_conn_id=sm.aws_conn_id).conn
@@ -528,8 +531,8 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
         except client.exceptions.ClientError:
             client.create_model(
                 ModelName=name, ExecutionRoleArn=sm.role_arn,
-                PrimaryContainer={"Image": pytorch_inference_image(sm.region),
-                                  "ModelDataUrl": version.artifact_uri},
+                PrimaryContainer=inference_container(sm.region, version.artifact_uri,
+                                                     model_version=f"{version.model_name}@{version.version}"),
                 Tags=[{"Key": "project", "Value": "streamguard"}],
             )
     try:

@@ -408,7 +408,7 @@ def register_model_package(version: dict, *, approved: bool) -> str:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from botocore.exceptions import ClientError
 
-    from streamguard.sagemaker_jobs import pytorch_inference_image
+    from streamguard.sagemaker_jobs import inference_container
 
     sm = SageMakerHook(aws_conn_id="aws_default").conn
     group = model_package_group_name(version["model_type"])
@@ -435,8 +435,8 @@ def register_model_package(version: dict, *, approved: bool) -> str:
         ModelPackageDescription=(f"{version['model_name']} registry version {version['version']} "
                                  f"({version['status']}) from training job {job_name}")[:1024],
         InferenceSpecification={
-            "Containers": [{"Image": pytorch_inference_image(sm.meta.region_name),
-                            "ModelDataUrl": version["artifact_uri"]}],
+            "Containers": [inference_container(sm.meta.region_name, version["artifact_uri"],
+                                               model_version=f"{version['model_name']}@{version['version']}")],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
