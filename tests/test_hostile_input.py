@@ -171,7 +171,7 @@ def test_directory_input_skips_hidden_files_and_folders(tmp_path):
 
 
 def test_dag_quarantine_keeps_no_text_of_lines_that_are_not_records(tmp_path):
-    secret = "AKIAIOSFODNN7EXAMPLE"
+    secret = "not-a-real-secret-0xC0FFEE"
     f = write_lines(tmp_path / "in" / "mixed.jsonl", [
         *[rec(i, i % 2) for i in range(6)],
         f"export AWS_ACCESS_KEY_ID={secret}",              # 7: not JSON at all

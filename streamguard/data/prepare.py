@@ -206,6 +206,8 @@ def _merged_quarantine(files: list[str], spool: Spool, later: list[QuarantineEnt
     def key(row: dict) -> tuple[int, int]:
         return index.get(row["file"], len(files)), row["line"]
 
+    if not later:  # the usual case: the spool is the file, byte for byte
+        return spool.raw_lines()
     rest = sorted((e.to_dict(keep_raw) for e in later), key=key)
     return heapq.merge(spool, rest, key=key)
 
@@ -352,7 +354,7 @@ def _join(base: str, *parts: str) -> str:
 def _write_lines(path: str, rows: Iterable[object], digest=None) -> None:
     with io.open_for_write(path) as fh:
         for row in rows:
-            data = (_dumps(row) + "\n").encode("utf-8", "surrogatepass")
+            data = row if isinstance(row, bytes) else (_dumps(row) + "\n").encode("utf-8", "surrogatepass")
             fh.write(data)
             if digest is not None:
                 digest.update(data)

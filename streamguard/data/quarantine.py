@@ -123,6 +123,16 @@ class Spool:
         finally:
             self._fh.seek(0, 2)
 
+    def raw_lines(self) -> Iterator[bytes]:
+        """The rows as the JSON lines they were stored as (no decoding), in order."""
+        self._fh.flush()
+        self._fh.seek(0)
+        try:
+            for _ in range(self._n):
+                yield self._fh.readline()
+        finally:
+            self._fh.seek(0, 2)
+
     def __getitem__(self, index):
         return list(self)[index]
 
