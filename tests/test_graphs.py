@@ -28,7 +28,8 @@ ALL_SNIPPETS = [(name, code, "java", want) for name, (code, want) in JAVA.items(
 
 def assert_valid(g: dict) -> None:
     """Every record invariant the GNN input conversion relies on."""
-    assert set(g) == {"v", "language", "parse_ok", "num_nodes", "kind", "feat", "edge_index", "edge_type"}
+    assert set(g) == {"v", "language", "parse_ok", "num_nodes", "kind", "feat", "edge_index", "edge_type", "truncated"}
+    assert g["truncated"] == sorted(g["truncated"]) and set(g["truncated"]) <= {"budget", "depth", "size"}
     assert g["v"] == FEATURIZER_VERSION
     n = g["num_nodes"]
     assert isinstance(n, int) and n > 0

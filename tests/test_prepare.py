@@ -293,21 +293,22 @@ def test_with_graphs(tmp_path):
 
 
 def test_graph_wiring_with_stand_in_featurizer(tmp_path, monkeypatch):
-    """Every written record gets the featurizer's graph; parse failures are counted."""
+    """Every written record gets the featurizer's graph; parse failures and truncations are counted."""
     import sys
     import types
 
     fake = types.ModuleType("streamguard.core.graphs")
     fake.FEATURIZER_VERSION = "stand-in"
     fake.build_graph = lambda code, language: {"v": "stand-in", "language": language,
-                                               "parse_ok": "f3" not in code, "num_nodes": 1}
+                                               "parse_ok": "f3" not in code, "num_nodes": 1,
+                                               "truncated": ["depth"] if "f5" in code else []}
     monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake)
     f = write_jsonl(tmp_path / "a.jsonl", [rec(i, i % 2) for i in range(8)])
     report = prepare([str(f)], str(tmp_path / "out"), auto_counterfactuals=False)
     recs = [r for recs in split_records(tmp_path / "out").values() for r in recs]
     assert all(r["graph"]["v"] == "stand-in" and r["graph"]["language"] == "python" for r in recs)
     assert report.graphs == {"featurizer_version": "stand-in", "built": 8, "parse_failures": 1,
-                             "parse_failures_by_language": {"python": 1}}
+                             "parse_failures_by_language": {"python": 1}, "truncated": {"depth": 1}}
     monkeypatch.setitem(sys.modules, "streamguard.core.graphs", None)   # featurizer missing
     with pytest.raises(PrepareError, match="featurizer") as info:
         prepare([str(f)], str(tmp_path / "out2"))

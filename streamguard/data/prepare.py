@@ -227,6 +227,7 @@ def _add_graphs(splits: dict[str, list[dict]]) -> dict:
 
     built = failures = 0
     failed_by_language: Counter = Counter()
+    truncated: Counter = Counter()  # graphs cut, by reason: depth (deep nesting), budget, size (max_nodes)
     for records in splits.values():
         for rec in records:
             graph = build_graph(rec["code"], rec["language"])
@@ -235,8 +236,11 @@ def _add_graphs(splits: dict[str, list[dict]]) -> dict:
             if not graph.get("parse_ok", False):
                 failures += 1
                 failed_by_language[rec["language"]] += 1
+            for reason in graph.get("truncated") or ():
+                truncated[reason] += 1
     return {"featurizer_version": FEATURIZER_VERSION, "built": built, "parse_failures": failures,
-            "parse_failures_by_language": dict(sorted(failed_by_language.items()))}
+            "parse_failures_by_language": dict(sorted(failed_by_language.items())),
+            "truncated": dict(sorted(truncated.items()))}
 
 
 def _output_record(rec: dict) -> dict:
@@ -270,6 +274,10 @@ def _warnings(report: PrepareReport) -> list[str]:
     if report.graphs and report.graphs["parse_failures"]:
         out.append(f"{report.graphs['parse_failures']} record(s) did not parse cleanly; "
                    "their graphs come from an error-tolerant parse")
+    cut = (report.graphs or {}).get("truncated") or {}
+    if cut.get("depth"):
+        out.append(f"{cut['depth']} graph(s) were cut at a statement nested too deeply to follow "
+                   "(the statements after it are kept; see graph['truncated'])")
     return out
 
 

@@ -9,6 +9,8 @@ goes to the earliest nodes in pre-order. A truncated graph says so in ``graph_tr
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 
 import numpy as np
 
@@ -26,6 +28,12 @@ DEFAULT_MAX_NODES = 2000
 # The IR may grow this many times past max_nodes before the walk stops (bounds time on huge input).
 _BUDGET_FACTOR = 10
 _MIN_BUDGET = 5000
+
+# Code nested deeper than the default recursion limit allows is rebuilt on a thread with this
+# stack and recursion limit (about 100,000 levels of nesting); only such code pays for it.
+_DEEP_STACK_BYTES = 512 * 1024 * 1024
+_DEEP_RECURSION_LIMIT = 400_000
+_DEEP_LOCK = threading.Lock()
 
 _LANGUAGE_ALIASES = {"python": "python", "py": "python", "python3": "python", "python2": "python",
                      "java": "java"}
@@ -75,17 +83,62 @@ def build_graph(code: str, language: str, max_nodes: int = DEFAULT_MAX_NODES) ->
         raise ValueError(f"build_graph: max_nodes must be >= 1, got {max_nodes}")
     code = "" if code is None else str(code)
     budget = max(_MIN_BUDGET, max_nodes * _BUDGET_FACTOR)
+    frontend = build_java_ir if lang == "java" else build_python_ir
     try:
-        graph, parse_ok = (build_java_ir if lang == "java" else build_python_ir)(code, budget)
+        try:
+            graph, parse_ok = frontend(code, budget)
+            deep = graph.depth_errors > 0
+        except RecursionError:  # the Python parser itself ran out of depth
+            deep = True
+        if deep:
+            # Nested deeper than the default recursion limit: build again with a deep stack, so
+            # that nothing is cut unless the nesting is beyond even that.
+            graph, parse_ok = _deep_call(frontend, code, budget)
     except Exception as exc:  # noqa: BLE001 - one odd record must not stop a 20k-record preparation
         # A construct the frontend does not handle: keep the record with a token-chain graph,
         # marked as not parsed, and say which construct it was.
         log.warning("build_graph: %s frontend failed (%s: %s); using a token graph", lang, type(exc).__name__, exc)
         graph, parse_ok = build_token_ir(code, lang, budget), False
+        if isinstance(exc, RecursionError):
+            graph.truncated = True
+            graph.truncation.add("depth")
     if not graph.kinds:  # empty input: one root node so that every graph has a node
         graph = build_token_ir(code, lang, budget)
         parse_ok = parse_ok and bool(code.strip())
     return _assemble(graph, lang, parse_ok, max_nodes)
+
+
+def _deep_call(fn, *args):
+    """``fn(*args)`` on a thread with a 512 MiB stack and a high recursion limit.
+
+    The recursion limit is interpreter-wide: it is raised for the duration of the call (one deep
+    build at a time) and restored afterwards. Exceptions are re-raised in the caller.
+    """
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            out["error"] = exc
+
+    with _DEEP_LOCK:
+        old_limit = sys.getrecursionlimit()
+        old_stack = threading.stack_size()
+        try:
+            threading.stack_size(_DEEP_STACK_BYTES)
+            sys.setrecursionlimit(max(old_limit, _DEEP_RECURSION_LIMIT))
+            t = threading.Thread(target=run, name="build_graph-deep", daemon=True)
+            try:
+                t.start()
+            finally:
+                threading.stack_size(old_stack)
+            t.join()
+        finally:
+            sys.setrecursionlimit(old_limit)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
@@ -141,8 +194,14 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
             src.append(b)
             dst.append(a)
             etype.append(rev)
+    reasons = set(g.truncation)
+    if len(keep) < n:
+        reasons.add("size")
+    if truncated and not reasons:
+        reasons.add("budget")
     return {"v": FEATURIZER_VERSION, "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
-            "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype}
+            "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype,
+            "truncated": sorted(reasons)}
 
 
 def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool], to_sink: list[bool],

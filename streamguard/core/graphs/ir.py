@@ -198,6 +198,10 @@ class GraphIR:
         self.calls: list[CallInfo] = []
         self.pending_uses: list[tuple[int, str, Scope | None]] = []
         self.truncated = False
+        # Why the graph is incomplete: "budget" (node budget spent), "depth" (a statement nested
+        # deeper than the walk can follow was cut at that statement; the rest was kept).
+        self.truncation: set[str] = set()
+        self.depth_errors = 0  # statements cut by RecursionError (see walk_statements)
         self._placeholder = 0  # last loop-head placeholder id handed out (negative)
 
     # ----------------------------------------------------------------------------- nodes, edges
@@ -206,6 +210,7 @@ class GraphIR:
         nid = len(self.kinds)
         if nid >= self.budget:
             self.truncated = True
+            self.truncation.add("budget")
             raise BudgetExceeded
         if self.dead:
             flags |= DEAD
@@ -361,17 +366,31 @@ class GraphIR:
 
         Once the environment is gone (after return/break/raise/throw), the rest is unreachable and
         is walked in dead mode.
+
+        A statement nested deeper than the interpreter's recursion limit allows (a 5,000-term
+        string concatenation, thousands of nested blocks) is cut where the limit hit, and the
+        walk goes on with the next statement: the cut is recorded (``truncation``), never silent,
+        and it never hides the statements after it. The builder retries such code on a thread
+        with a deep stack first (see ``builder.build_graph``).
         """
         prev = head
         for stmt in stmts:
-            if self.env is None and not self.dead:
-                with self.dead_mode():
+            start = len(self.kinds)
+            try:
+                if self.env is None and not self.dead:
+                    with self.dead_mode():
+                        sid = node_fn(stmt, parent)
+                else:
                     sid = node_fn(stmt, parent)
-            else:
-                sid = node_fn(stmt, parent)
-            if prev >= 0:
+            except RecursionError:
+                self.depth_errors += 1
+                self.truncated = True
+                self.truncation.add("depth")
+                sid = start if start < len(self.kinds) else -1
+            if prev >= 0 and sid >= 0:
                 self.edge(prev, sid, NEXT_STMT)
-            prev = sid
+            if sid >= 0:
+                prev = sid
 
     @contextmanager
     def dead_mode(self, dead: bool = True) -> Iterator[None]:

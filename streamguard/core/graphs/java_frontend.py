@@ -27,8 +27,10 @@ def build_java_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
         walker.node(root, -1)
     except IR.BudgetExceeded:
         pass
-    except RecursionError:  # absurdly deep nesting: keep what was built
+    except RecursionError:  # deeper than the statement-level recovery could catch: keep what was built
         graph.truncated = True
+        graph.truncation.add("depth")
+        graph.depth_errors += 1
     graph.finish()
     return graph, not root.has_error
 

@@ -20,17 +20,26 @@ from .tokens import build_token_ir
 
 def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
     """Build the graph IR of Python source. Returns (ir, parse_ok); never raises on bad code."""
-    tree, clean = tolerant_parse(code)
+    tree, clean, cut = tolerant_parse(code)
     if tree is None:
-        return build_token_ir(code, "python", budget), False
+        graph = build_token_ir(code, "python", budget)
+        if cut:
+            graph.truncated = True
+            graph.truncation.add("depth")
+        return graph, False
     graph = GraphIR(budget)
+    if cut:
+        graph.truncated = True
+        graph.truncation.add("depth")
     walker = _PyWalker(graph, _module_constants(tree), _module_collections(tree))
     try:
         walker.node(tree, -1)
     except IR.BudgetExceeded:
         pass
-    except RecursionError:
+    except RecursionError:  # deeper than the statement-level recovery could catch
         graph.truncated = True
+        graph.truncation.add("depth")
+        graph.depth_errors += 1
     graph.finish()
     return graph, clean
 

@@ -7,7 +7,7 @@ trained model sees: bump ``FEATURIZER_VERSION`` whenever one of them changes.
 
 from __future__ import annotations
 
-FEATURIZER_VERSION = "sg-graph-2"
+FEATURIZER_VERSION = "sg-graph-3"
 
 UNK_KIND = "<unk>"
 
