@@ -85,3 +85,187 @@ def test_a_statement_beyond_any_stack_is_cut_and_the_rest_kept(monkeypatch):
 def test_untruncated_graphs_say_so():
     g = build_graph(J_HEAD + J_SINK, "java")
     assert g["truncated"] == []
+
+
+# ------------------------------------------------------------------------------ the catalog
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from streamguard.core.graphs import FEATURIZER_VERSION, catalog  # noqa: E402
+from streamguard.core.graphs.taint import reached_sink_classes  # noqa: E402
+
+CATALOG = json.loads(catalog.DEFAULT_PATH.read_text(encoding="utf-8"))
+
+
+def _trimmed(tmp_path: Path, edit) -> catalog.Catalog:
+    doc = json.loads(json.dumps(CATALOG))
+    edit(doc)
+    p = tmp_path / "trimmed.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    return catalog.load(default=p)
+
+
+J_JDBC = J_HEAD + J_SINK
+P_DBAPI = P_HEAD + P_SINK
+
+
+def test_a_trimmed_catalog_changes_the_verdict(tmp_path):
+    def no_sql_sinks(doc):
+        for lang in ("java", "python"):
+            doc[lang]["sinks"] = [e for e in doc[lang]["sinks"] if e["class"] != "sql"]
+
+    assert _verdict(J_JDBC, "java")[0] and _verdict(P_DBAPI, "python")[0]
+    trimmed = _trimmed(tmp_path, no_sql_sinks)
+    with catalog.using(trimmed):
+        hit_j, gj = _verdict(J_JDBC, "java")
+        hit_p, _ = _verdict(P_DBAPI, "python")
+    assert hit_j is False and hit_p is False
+    # The record says which catalog built it.
+    assert gj["v"] != FEATURIZER_VERSION and gj["v"].endswith(trimmed.digest[:12])
+    assert _verdict(J_JDBC, "java")[0]  # back to the default outside the block
+
+
+def test_a_trimmed_source_list_changes_the_verdict(tmp_path):
+    def no_get_parameter(doc):
+        doc["java"]["sources"][0]["methods"].remove("getParameter")
+        doc["python"]["request_attributes"].remove("args")
+
+    code_j = J_HEAD.replace("Connection conn", "int unused").replace("void f(", "void g(") + J_SINK
+    with catalog.using(_trimmed(tmp_path, no_get_parameter)):
+        # Java: the entry method's HttpServletRequest is no String-like source parameter.
+        assert _verdict(code_j, "java")[0] is False
+        assert _verdict("def view():\n    p = request.args.get('id')\n" + P_SINK, "python")[0] is False
+    assert _verdict(code_j, "java")[0] is True
+
+
+def test_an_extra_catalog_adds_a_project_wrapper(tmp_path):
+    extra = {"format": 1, "name": "acme", "version": "1",
+             "java": {"sinks": [{"methods": ["runReport"], "receivers": ["ReportDb"], "args": [0], "class": "sql"}]},
+             "python": {"sinks": [{"functions": ["acme.db.run"], "args": [0], "class": "sql"}]}}
+    p = tmp_path / "acme.json"
+    p.write_text(json.dumps(extra), encoding="utf-8")
+    jcode = J_HEAD + '  ReportDb.runReport("SELECT * FROM r WHERE id = " + p);\n}}'
+    pcode = P_HEAD + "    acme.db.run('SELECT * FROM r WHERE id = ' + p)\n"
+    jsafe = J_HEAD + '  ReportDb.runReport("SELECT * FROM r WHERE id = 1");\n}}'
+    assert not _verdict(jcode, "java")[0] and not _verdict(pcode, "python")[0]
+    with catalog.using(catalog.load([p])):
+        assert _verdict(jcode, "java")[0] and _verdict(pcode, "python")[0]
+        assert not _verdict(jsafe, "java")[0]
+
+
+def test_the_extra_catalog_environment_variable_is_read_in_a_fresh_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    extra = {"format": 1, "name": "acme", "version": "1",
+             "python": {"sinks": [{"functions": ["acme.db.run"], "args": [0], "class": "sql"}]}}
+    p = tmp_path / "acme.json"
+    p.write_text(json.dumps(extra), encoding="utf-8")
+    script = ("from streamguard.core.graphs import FEATURIZER_VERSION, build_graph, taint_reaches_sink; "
+              "g = build_graph(\"def f(request):\\n    acme.db.run('x' + request.args['a'])\\n\", 'python'); "
+              "print(FEATURIZER_VERSION, g['v'], taint_reaches_sink(g))")
+    env = dict(os.environ, STREAMGUARD_EXTRA_CATALOGS=str(p))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                         check=True).stdout.split()
+    assert out[0] == out[1] != FEATURIZER_VERSION and out[2] == "True"
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda d: d["java"]["sinks"][0].update({"class": "sqll"}), "sink 'class' must be one of"),
+    (lambda d: d["python"]["sanitizers"][0].update({"classes": ["htm"]}), "sanitizer 'classes'"),
+    (lambda d: d["java"]["sinks"][0].update({"args": "first"}), "'args' must be"),
+    (lambda d: d["java"]["sources"][1].update({"receiver": "(unclosed"}), "not a valid regular expression"),
+    (lambda d: d["java"]["sinks"].append({"class": "sql"}), "an entry needs"),
+    (lambda d: d.update({"format": 2}), "format"),
+])
+def test_a_bad_catalog_says_where_and_why(tmp_path, edit, needle):
+    with pytest.raises(catalog.CatalogError, match="catalog .*trimmed.json") as info:
+        _trimmed(tmp_path, edit)
+    assert needle in str(info.value)
+
+
+def test_catalog_hash_is_part_of_the_featurizer_version_and_ships_in_the_source_dir():
+    assert FEATURIZER_VERSION.endswith("+" + catalog.DEFAULT_DIGEST[:12])
+    from streamguard.sourcedir import sourcedir_members
+
+    names = [name for name, _ in sourcedir_members()]
+    assert "streamguard/core/graphs/catalog.json" in names
+
+
+# Sink-specific sanitizers: an encoder covers its own sink class only.
+SAN_TWINS = [
+    ("java", "html encoder before SQL", True,
+     J_HEAD + '  String e = StringEscapeUtils.escapeHtml4(p);\n'
+              '  conn.createStatement().executeQuery("SELECT * FROM t WHERE n = \'" + e + "\'");\n}}'),
+    ("java", "SQL encoder with a codec before SQL", False,
+     J_HEAD + '  String e = ESAPI.encoder().encodeForSQL(new MySQLCodec(MySQLCodec.Mode.STANDARD), p);\n'
+              '  conn.createStatement().executeQuery("SELECT * FROM t WHERE n = \'" + e + "\'");\n}}'),
+    ("java", "html encoder before a response writer", False,
+     J_HEAD + '  response.getWriter().println("<b>" + Encode.forHtml(p) + "</b>");\n}}'),
+    ("java", "LDAP encoder before a command", True,
+     J_HEAD + '  Runtime.getRuntime().exec("finger " + ESAPI.encoder().encodeForLDAP(p));\n}}'),
+    ("java", "URL encoding before a header", False,
+     J_HEAD + '  response.setHeader("X-Q", URLEncoder.encode(p, "UTF-8"));\n}}'),
+    ("java", "basename before SQL", True,
+     J_HEAD + '  conn.createStatement().execute("DELETE FROM f WHERE n = \'" + FilenameUtils.getName(p) + "\'");\n}}'),
+    ("python", "html.escape before SQL", True,
+     P_HEAD + "    cursor.execute(\"SELECT * FROM t WHERE n = '\" + html.escape(p) + \"'\")\n"),
+    ("python", "shlex.quote before a shell", False, P_HEAD + "    os.system('ls ' + shlex.quote(p))\n"),
+    ("python", "html.escape before a shell", True, P_HEAD + "    os.system('ls ' + html.escape(p))\n"),
+    ("python", "LDAP filter escaping before ldap3 search", False,
+     P_HEAD + "    conn.search('dc=x', '(uid=' + escape_filter_chars(p) + ')')\n"),
+    ("python", "shlex.quote before an LDAP search", True,
+     P_HEAD + "    conn.search('dc=x', '(uid=' + shlex.quote(p) + ')')\n"),
+]
+
+
+@pytest.mark.parametrize("language,what,want,code", SAN_TWINS, ids=[t[1] for t in SAN_TWINS])
+def test_sanitizers_cover_their_own_sink_classes(language, what, want, code):
+    assert _verdict(code, language)[0] is want, what
+
+
+def test_reached_sink_classes_name_the_class():
+    g = build_graph(J_HEAD + '  response.sendRedirect("/next?u=" + p);\n  Runtime.getRuntime().exec(p);\n}}', "java")
+    assert reached_sink_classes(g) == ["command", "redirect"]
+
+
+# Framework coverage: one vulnerable/safe twin per family the catalog names.
+FRAMEWORK_TWINS = [
+    ("java", "spring jdbcTemplate.query",
+     'class C { List<P> f(@RequestParam("c") String c) { return jdbcTemplate.query("SELECT * FROM p WHERE c = \'" + c + "\'", m); } }',
+     'class C { List<P> f(@RequestParam("c") String c) { return jdbcTemplate.query("SELECT * FROM p WHERE c = ?", m, c); } }'),
+    ("java", "JAX-RS @QueryParam into XPath",
+     'class C { String f(@QueryParam("q") Map<String, String> q) throws Exception { return xpath.evaluate("/a[@n=\'" + q + "\']", doc); } }',
+     'class C { String f(@QueryParam("q") Map<String, String> q) throws Exception { return xpath.evaluate("/a[@n=\'x\']", doc); } }'),
+    ("java", "JPA createNativeQuery",
+     J_HEAD + '  em.createNativeQuery("SELECT * FROM t WHERE id = " + p).getResultList();\n}}',
+     J_HEAD + '  em.createNativeQuery("SELECT * FROM t WHERE id = ?1").setParameter(1, p).getResultList();\n}}'),
+    ("java", "JNDI search",
+     J_HEAD + '  ctx.search("ou=people", "(uid=" + p + ")", controls);\n}}',
+     J_HEAD + '  ctx.search("ou=people", "(uid=" + ESAPI.encoder().encodeForLDAP(p) + ")", controls);\n}}'),
+    ("java", "Path.resolve",
+     J_HEAD + '  Files.readAllBytes(Paths.get("/srv").resolve(p));\n}}',
+     J_HEAD + '  Files.readAllBytes(Paths.get("/srv").resolve(FilenameUtils.getName(p)));\n}}'),
+    ("python", "Django extra",
+     "def v(request):\n    c = request.GET['c']\n    return Order.objects.extra(where=['total > ' + c])\n",
+     "def v(request):\n    c = request.GET['c']\n    return Order.objects.extra(where=['total > %s'], params=[c])\n"),
+    ("python", "SQLAlchemy text",
+     "def v(request):\n    n = request.args['n']\n    return s.execute(text('SELECT * FROM i WHERE n = ' + n))\n",
+     "def v(request):\n    n = request.args['n']\n    return s.execute(text('SELECT * FROM i WHERE n = :n'), {'n': n})\n"),
+    ("python", "sqlite3 executescript",
+     "def v(request):\n    n = request.form['n']\n    conn.executescript('DELETE FROM t WHERE n = ' + n)\n",
+     "def v(request):\n    n = request.form['n']\n    conn.execute('DELETE FROM t WHERE n = ?', (n,))\n"),
+    ("python", "lxml xpath",
+     "def v(request):\n    n = request.GET['n']\n    return tree.xpath('//u[@n=\"' + n + '\"]')\n",
+     "def v(request):\n    n = request.GET['n']\n    return tree.xpath('//u[@n=$n]', n=n)\n"),
+    ("python", "pathlib",
+     "def v(request):\n    n = request.args['n']\n    return pathlib.Path(n).read_text()\n",
+     "def v(request):\n    n = request.args['n']\n    return pathlib.Path(pathlib.Path(n).name).read_text()\n"),
+]
+
+
+@pytest.mark.parametrize("language,what,vuln,safe", FRAMEWORK_TWINS, ids=[t[1] for t in FRAMEWORK_TWINS])
+def test_framework_apis_from_the_catalog(language, what, vuln, safe):
+    assert _verdict(vuln, language)[0] is True, what
+    assert _verdict(safe, language)[0] is False, what

@@ -18,9 +18,11 @@ from . import ir as IR
 from .ir import GraphIR
 from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
-from .taint import TaintInput, flows_to_sink, reached_sinks, taint_views
+from . import catalog
+from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
+from .taint import OTHER_CLASS, PATH_CLASS, TaintInput, flows_to_sink, reached_sinks, taint_views
 from .tokens import build_token_ir
-from .vocab import EDGE_INDEX, FEATURE_INDEX, FEATURIZER_VERSION, KIND_INDEX, NODE_FEAT_DIM
+from .vocab import EDGE_INDEX, FEATURE_INDEX, KIND_INDEX, NODE_FEAT_DIM, featurizer_version
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ _DEEP_LOCK = threading.Lock()
 _LANGUAGE_ALIASES = {"python": "python", "py": "python", "python3": "python", "python2": "python",
                      "java": "java"}
 
+_PATH_BIT = 1 << PATH_CLASS
 _AST_CHILD, _AST_PARENT = EDGE_INDEX["ast_child"], EDGE_INDEX["ast_parent"]
 _DEAD_BRANCH, _FLOW_REV = EDGE_INDEX["dead_branch"], EDGE_INDEX["flow_rev"]
 _REVERSED_FLOW = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "sink_arg", "param_flow", "return_flow"))
@@ -45,7 +48,8 @@ _REVERSED_FLOW = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "sin
 # (feature column, IR flag bit) for the flags the frontends set directly.
 _FLAG_COLUMNS = tuple((FEATURE_INDEX[name], bit) for name, bit in (
     ("is_source", IR.SOURCE), ("is_param_source", IR.PARAM_SOURCE), ("is_sink", IR.SINK),
-    ("is_path_sink", IR.PATH_SINK), ("is_sanitizer", IR.SANITIZER), ("is_path_sanitizer", IR.PATH_SANITIZER), ("is_literal", IR.LITERAL), ("is_sql_literal", IR.SQL_LITERAL),
+    ("is_path_sink", IR.PATH_SINK), ("is_sanitizer", IR.SANITIZER | IR.SANITIZER_SOME),
+    ("is_path_sanitizer", IR.PATH_SANITIZER), ("is_literal", IR.LITERAL), ("is_sql_literal", IR.SQL_LITERAL),
     ("has_placeholder", IR.PLACEHOLDER), ("is_string_concat", IR.CONCAT), ("is_call", IR.CALL),
     ("is_local_call", IR.LOCAL_CALL), ("is_identifier", IR.IDENT), ("is_def", IR.DEF), ("is_use", IR.USE),
     ("dead", IR.DEAD), ("const_true", IR.CONST_TRUE), ("const_false", IR.CONST_FALSE), ("in_loop", IR.IN_LOOP),
@@ -149,18 +153,36 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
 
     # Forward edges; any edge between live and dead code becomes dead_branch (never carries taint).
     fwd = [(s, d, _DEAD_BRANCH if dead[s] != dead[d] else t) for s, d, t in g.edges]
+    # Sink classes and class-specific sanitizers (see taint.py): a sink without a class from the
+    # catalog is a path sink or "other"; PATH_SANITIZER set by the frontends (basename checks,
+    # getFileName) adds the path class.
+    sink_class = [PATH_CLASS if f & IR.PATH_SINK else OTHER_CLASS for f in flags]
+    for node, cls in g.sink_class.items():
+        sink_class[node] = SINK_CLASS_INDEX[cls]
+    san_mask = [_PATH_BIT if f & IR.PATH_SANITIZER else 0 for f in flags]
+    for node, classes in g.sanitizes.items():
+        for c in classes:
+            san_mask[node] |= 1 << SINK_CLASS_INDEX[c]
+    universal = [bool(f & IR.SANITIZER) and i not in g.sanitizes for i, f in enumerate(flags)]
     t_in = TaintInput(
         num_nodes=n, src=[e[0] for e in fwd], dst=[e[1] for e in fwd], etype=[e[2] for e in fwd],
         seed=[bool(f & (IR.SOURCE | IR.PARAM_SOURCE)) for f in flags],
-        blocker=[bool(f & IR.SANITIZER) or s for f, s in zip(flags, sink)], sink=sink, dead=dead,
-        path_sink=[bool(f & IR.PATH_SINK) and s for f, s in zip(flags, sink)],
-        path_sanitizer=[bool(f & IR.PATH_SANITIZER) for f in flags])
-    # Two views (see taint.py): taint headed for path sinks stops at path sanitizers as well.
-    tainted, _, tainted_p, _ = taint_views(t_in)
-    to_path, to_other = flows_to_sink(t_in, "path"), flows_to_sink(t_in, "other")
-    to_sink = [a or b for a, b in zip(to_path, to_other)]
-    reached = reached_sinks(t_in, tainted, tainted_p)
-    on_path = [(a and b) or (c and d) for a, b, c, d in zip(tainted, to_other, tainted_p, to_path)]
+        blocker=[u or s for u, s in zip(universal, sink)], sink=sink, dead=dead,
+        sink_class=sink_class, san_mask=san_mask)
+    # One view per sink class present; each sink is judged in its own class's view.
+    views = taint_views(t_in)
+    tainted = views[None][0]
+    to_sink = [False] * n
+    on_path = [False] * n
+    for cls in t_in.live_classes():
+        to_c = flows_to_sink(t_in, cls)
+        tainted_c = views[cls][0]
+        for i in range(n):
+            if to_c[i]:
+                to_sink[i] = True
+                if tainted_c[i]:
+                    on_path[i] = True
+    reached = reached_sinks(t_in, views)
     for s in reached:
         on_path[s] = True
 
@@ -194,14 +216,18 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
             src.append(b)
             dst.append(a)
             etype.append(rev)
+    classes = {"sinks": [[index[i], SINK_CLASSES[sink_class[i]]] for i in keep if sink[i]],
+               "sanitizers": [[index[i], list(g.sanitizes.get(i, ())) + (
+                   ["path"] if flags[i] & IR.PATH_SANITIZER and "path" not in g.sanitizes.get(i, ()) else [])]
+                   for i in keep if i in g.sanitizes or flags[i] & IR.PATH_SANITIZER]}
     reasons = set(g.truncation)
     if len(keep) < n:
         reasons.add("size")
     if truncated and not reasons:
         reasons.add("budget")
-    return {"v": FEATURIZER_VERSION, "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
+    return {"v": featurizer_version(catalog.active().digest), "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
             "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype,
-            "truncated": sorted(reasons)}
+            "truncated": sorted(reasons), "classes": classes}
 
 
 def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool], to_sink: list[bool],
@@ -232,7 +258,7 @@ def _select(n: int, max_nodes: int, flags: list[int], on_path: list[bool]) -> li
     """Node ids to keep, in original order: all of them, or the important ones plus a pre-order prefix."""
     if n <= max_nodes:
         return list(range(n))
-    important = IR.SOURCE | IR.PARAM_SOURCE | IR.SINK | IR.SANITIZER | IR.PATH_SANITIZER
+    important = IR.SOURCE | IR.PARAM_SOURCE | IR.SINK | IR.SANITIZER | IR.PATH_SANITIZER | IR.SANITIZER_SOME
     chosen = [i for i in range(n) if on_path[i] or flags[i] & important][:max_nodes]
     picked = set(chosen)
     for i in range(n):

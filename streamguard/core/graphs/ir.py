@@ -38,6 +38,7 @@ CONST_FALSE = 1 << 15
 IN_LOOP = 1 << 16
 PATH_SINK = 1 << 17       # with SINK: the dangerous argument is a file path
 PATH_SANITIZER = 1 << 18  # safe for path sinks only (basename, confined canonical path)
+SANITIZER_SOME = 1 << 19  # safe for some sink classes other than path (an HTML encoder: html only)
 
 AST_CHILD = EDGE_INDEX["ast_child"]
 NEXT_STMT = EDGE_INDEX["next_stmt"]
@@ -202,6 +203,10 @@ class GraphIR:
         # deeper than the walk can follow was cut at that statement; the rest was kept).
         self.truncation: set[str] = set()
         self.depth_errors = 0  # statements cut by RecursionError (see walk_statements)
+        # Sink class of each sink node (name, see catalog.SINK_CLASSES) and the sink classes each
+        # class-specific sanitizer covers; universal sanitizers carry only the SANITIZER flag.
+        self.sink_class: dict[int, str] = {}
+        self.sanitizes: dict[int, tuple[str, ...]] = {}
         self._placeholder = 0  # last loop-head placeholder id handed out (negative)
 
     # ----------------------------------------------------------------------------- nodes, edges
@@ -497,6 +502,12 @@ class GraphIR:
                                   | (PATH_SINK if r.sink and r.path_sink else 0)
                                   | (SANITIZER if r.sanitizer else 0) | (PATH_SANITIZER if r.path_sanitizer else 0)
                                   | (CONCAT if r.concat else 0))
+        if r.sink and r.sink_class:
+            self.sink_class[info.node] = r.sink_class
+        if r.sanitizes and not r.sanitizer:
+            self.sanitizes[info.node] = r.sanitizes
+            if any(c != "path" for c in r.sanitizes):
+                self.flags[info.node] |= SANITIZER_SOME
         self.calls.append(info)
 
     def unsink(self, node: int) -> None:
@@ -504,6 +515,7 @@ class GraphIR:
         if node < 0:
             return
         self.flags[node] &= ~(SINK | PATH_SINK)
+        self.sink_class.pop(node, None)
         for c in reversed(self.calls):
             if c.node == node:
                 c.rule = replace(c.rule, sink=False, path_sink=False, sink_positions=(), sink_keywords=())
@@ -572,7 +584,10 @@ class GraphIR:
 
     def _link_local_call(self, c: CallInfo, targets: list[FuncInfo]) -> None:
         # The helper's own body decides; library-name guesses would double count.
-        self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | PATH_SINK | SANITIZER | PATH_SANITIZER)) | LOCAL_CALL
+        self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | PATH_SINK | SANITIZER | PATH_SANITIZER
+                                                     | SANITIZER_SOME)) | LOCAL_CALL
+        self.sink_class.pop(c.node, None)
+        self.sanitizes.pop(c.node, None)
         for t in targets:
             params = t.params[1:] if c.skip_self and t.is_method else t.params
             for i, a in enumerate(c.args):

@@ -14,6 +14,7 @@ from .ir import FuncInfo, GraphIR
 from .java_constants import JavaConstants
 from .java_expressions import JavaExpressions
 from .java_syntax import LEAF, LITERALS, STRINGY_PARAM, named, parser, text
+from .rules import java_source_annotation
 
 
 def build_java_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
@@ -451,7 +452,10 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                 g.add("java." + typ.type, fid)
             if name is None:
                 continue
-            var = g.add("java.identifier", fid, IR.IDENT)
+            annotated = any(m.type == "modifiers" and any(
+                a.type in ("annotation", "marker_annotation") and java_source_annotation(text(a)) for a in m.children)
+                for m in p.children)
+            var = g.add("java.identifier", fid, IR.IDENT | (IR.SOURCE if annotated and info is not None else 0))
             pname = text(name)
             g.define(pname, var)
             if info is not None:

@@ -8,13 +8,12 @@ from dataclasses import replace
 from . import ir as IR
 from .consts import UNKNOWN, fold_binary, fold_unary
 from .ir import CallInfo
-from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, PY_ARGV_FUNCS, READ_METHODS, SQL_TEXT,
-                    STORE_METHODS, classify_python_call, is_python_source_attribute, is_shell_program)
+from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT, STORE_METHODS,
+                    classify_python_call, is_python_source_attribute, is_shell_program, python_argv_functions,
+                    python_path_types)
 
 _BINOPS = {"Add": "+", "Sub": "-", "Mult": "*", "Mod": "%", "Div": "/", "FloorDiv": "/", "BitAnd": "&",
            "BitOr": "|", "BitXor": "^", "LShift": "<<", "RShift": ">>"}
-_PATH_TYPES = frozenset({"Path", "pathlib.Path", "PurePath", "pathlib.PurePath", "PurePosixPath",
-                         "pathlib.PurePosixPath", "PureWindowsPath", "pathlib.PureWindowsPath"})
 _CMPOPS = {"Eq": "==", "NotEq": "!=", "Lt": "<", "Gt": ">", "LtE": "<=", "GtE": ">=", "Is": "==", "IsNot": "!="}
 
 
@@ -172,9 +171,12 @@ class PyExpressions:
             g.add("py.Name", nid, IR.IDENT)
             g.use(key, nid)
             return nid
-        g.flow(self.node(n.value, nid), nid)
-        if n.attr in ("name", "stem") and isinstance(n.value, ast.Call) and dotted(n.value.func) in _PATH_TYPES:
-            g.flags[nid] |= IR.PATH_SANITIZER  # pathlib.Path(x).name: the last component only
+        vid = self.node(n.value, nid)
+        g.flow(vid, nid)
+        if n.attr in ("name", "stem") and isinstance(n.value, ast.Call) and dotted(n.value.func) in python_path_types():
+            # pathlib.Path(x).name: the path object is built only to take its last component
+            g.unsink(vid)
+            g.flags[nid] |= IR.PATH_SANITIZER
         return nid
 
     def Subscript(self, n: ast.Subscript, parent: int) -> int:
@@ -327,7 +329,7 @@ class PyExpressions:
         rule = classify_python_call(callee, len(vals), tuple(kwargs), recv is not None and self.stringy(recv, -1))
         if rule.wrapper:
             rule = replace(rule, sink_positions=self.statement_positions(n.args, vals))
-        if rule.sink and callee in PY_ARGV_FUNCS and n.args and not _shell_may_be_on(n) and self.fixed_program(n.args[0]):
+        if rule.sink and callee in python_argv_functions() and n.args and not _shell_may_be_on(n) and self.fixed_program(n.args[0]):
             # subprocess.run(["ping", "-c", "1", host]) without a shell: the arguments are not a
             # command line and the program is a literal, so nothing tainted picks what runs.
             rule = replace(rule, sink_positions=(), sink_keywords=())

@@ -13,7 +13,7 @@ from . import ir as IR
 from .consts import UNKNOWN
 from .ir import FuncInfo, GraphIR
 from .python_expressions import PyExpressions, dotted, hashable, self_key
-from .rules import PY_PATH_NORMALISER_METHODS, PY_PATH_NORMALISERS
+from .rules import python_path_normaliser_methods, python_path_normalisers
 from .python_repair import tolerant_parse
 from .tokens import build_token_ir
 
@@ -476,8 +476,8 @@ def _normalises_path(value: ast.AST | None) -> bool:
     if not isinstance(value, ast.Call):
         return False
     callee = dotted(value.func)
-    return callee in PY_PATH_NORMALISERS or (
-        isinstance(value.func, ast.Attribute) and value.func.attr in PY_PATH_NORMALISER_METHODS)
+    return callee in python_path_normalisers() or (
+        isinstance(value.func, ast.Attribute) and value.func.attr in python_path_normaliser_methods())
 
 
 _LEAVES = ("Import", "ImportFrom", "Pass")
