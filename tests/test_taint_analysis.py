@@ -269,3 +269,62 @@ FRAMEWORK_TWINS = [
 def test_framework_apis_from_the_catalog(language, what, vuln, safe):
     assert _verdict(vuln, language)[0] is True, what
     assert _verdict(safe, language)[0] is False, what
+
+
+# ------------------------------------------------------------------------------ constant propagation
+def _j(body: str) -> str:
+    return ("class A { void f(HttpServletRequest request, Connection conn) throws Exception {\n"
+            '  String param = request.getParameter("id");\n  String bar;\n' + body +
+            '  conn.createStatement().executeQuery("SELECT * FROM t WHERE n = " + bar);\n}}')
+
+
+def _p(body: str) -> str:
+    return ("def view(request):\n    param = request.args.get('id')\n" + body +
+            "    cursor.execute('SELECT * FROM t WHERE n = ' + bar)\n")
+
+
+CONST_TWINS = [
+    # (what, language, safe variant, vulnerable variant)
+    ("local in an if condition", "java",
+     _j('  int num = 86;\n  if ((7 * 42) - num > 200) bar = "ok"; else bar = param;\n'),
+     _j('  int num = 106;\n  if ((7 * 42) - num > 200) bar = "ok"; else bar = param;\n')),
+    ("local in a ternary", "java",
+     _j('  int num = 196;\n  bar = (7 * 18) + num > 200 ? "ok" : param;\n'),
+     _j('  int num = 6;\n  bar = (7 * 18) + num > 200 ? "ok" : param;\n')),
+    ("charAt selects the live case", "java",
+     _j('  String g = "ABC";\n  switch (g.charAt(1)) {\n  case \'A\': bar = param; break;\n'
+        '  case \'B\': bar = "ok"; break;\n  default: bar = param; break;\n  }\n'),
+     _j('  String g = "ABC";\n  switch (g.charAt(2)) {\n  case \'A\': bar = param; break;\n'
+        '  case \'B\': bar = "ok"; break;\n  default: bar = param; break;\n  }\n')),
+    ("equals and split of constants", "java",
+     _j('  String mode = "a-b".split("-")[1];\n  if (mode.equals("b")) bar = "ok"; else bar = param;\n'),
+     _j('  String mode = "a-b".split("-")[0];\n  if (mode.equals("b")) bar = "ok"; else bar = param;\n')),
+    ("a reassigned local is no constant", "java",
+     _j('  int num = 86;\n  num = num + 0;\n  bar = "ok";\n  if (num > 1000) bar = param;\n'),
+     _j('  int num = 86;\n  if (param.isEmpty()) num = 2000;\n  bar = "ok";\n  if (num > 1000) bar = param;\n')),
+    ("local in an if condition", "python",
+     _p("    num = 86\n    if (7 * 42) - num > 200:\n        bar = 'ok'\n    else:\n        bar = param\n"),
+     _p("    num = 106\n    if (7 * 42) - num > 200:\n        bar = 'ok'\n    else:\n        bar = param\n")),
+    ("local in a conditional expression", "python",
+     _p("    strict = True\n    bar = 'ok' if strict else param\n"),
+     _p("    strict = False\n    bar = 'ok' if strict else param\n")),
+    ("match on a constant picks the live case", "python",
+     _p("    kind = 'csv'\n    match kind:\n        case 'csv':\n            bar = 'ok'\n        case _:\n"
+        "            bar = param\n"),
+     _p("    kind = 'xml'\n    match kind:\n        case 'csv':\n            bar = 'ok'\n        case _:\n"
+        "            bar = param\n")),
+    ("string methods and len on constants", "python",
+     _p("    k = 'a-b'.split('-')[1].upper()\n    bar = 'ok' if k == 'B' and len('abc') == 3 else param\n"),
+     _p("    k = 'a-b'.split('-')[0].upper()\n    bar = 'ok' if k == 'B' and len('abc') == 3 else param\n")),
+    ("a loop-updated local is no constant", "python",
+     _p("    n = 1\n    bar = 'ok'\n    if n > 5:\n        bar = param\n"),
+     _p("    n = 1\n    for _ in range(9):\n        n = n + 1\n    bar = 'ok'\n    if n > 5:\n        bar = param\n")),
+]
+
+
+@pytest.mark.parametrize("what,language,safe,vuln", CONST_TWINS, ids=[f"{t[1]}-{t[0]}" for t in CONST_TWINS])
+def test_constant_locals_decide_control_flow(what, language, safe, vuln):
+    hit_safe, g = _verdict(safe, language)
+    assert g["parse_ok"] is True
+    assert hit_safe is False, what
+    assert _verdict(vuln, language)[0] is True, what

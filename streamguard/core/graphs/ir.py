@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
+from .consts import UNKNOWN
 from .rules import PLAIN, CallRule
 from .vocab import EDGE_INDEX
 
@@ -187,6 +188,8 @@ class GraphIR:
         self._edge_set: set[tuple[int, int, int]] = set()
         self.use_defs: dict[int, set[int]] = {}
         self.const_defs: set[int] = set()
+        # Definitions whose value folded to a constant (locals bound to 86, "ABC", 7 * 42 ...).
+        self.const_val: dict[int, object] = {}
         self.env: Env | None = Env()
         self.dead = False
         self.loop_depth = 0
@@ -305,6 +308,24 @@ class GraphIR:
             self.env.vars[key] = frozenset()
             self.env.slots.pop(key, None)
             self.env.lens.pop(key, None)
+
+    def local_const(self, key: str) -> object:
+        """The constant value of local ``key`` on this path, or UNKNOWN.
+
+        Known when every reaching definition assigned the same folded constant (a loop-head
+        placeholder, a partial update or any other definition makes it unknown).
+        """
+        env = self.env
+        defs = env.vars.get(key) if env is not None else None
+        if not defs:
+            return UNKNOWN
+        value = UNKNOWN
+        for d in defs:
+            v = self.const_val.get(d, UNKNOWN)
+            if v is UNKNOWN or (value is not UNKNOWN and (v != value or type(v) is not type(value))):
+                return UNKNOWN
+            value = v
+        return value
 
     def is_local(self, key: str) -> bool:
         return self.env is not None and key in self.env.vars

@@ -101,6 +101,8 @@ class JavaExpressions:
         left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
         op = n.child_by_field_name("operator")
         plain = op is None or op.type == "="
+        cv = self.const(right) if plain and right is not None and left is not None and left.type == "identifier" \
+            and self.g.is_local(text(left)) else UNKNOWN
         v = self.node(right, nid) if right is not None else -1
         if left is None:
             return nid
@@ -111,6 +113,8 @@ class JavaExpressions:
                 g.use(key, lid)
                 g.flags[lid] |= IR.CONCAT if op is not None and op.type == "+=" else 0
             g.define(key, lid, v, strong=plain, const=plain and right is not None and right.type in LITERALS)
+            if cv is not UNKNOWN:
+                g.const_val[lid] = cv
             if plain and right is not None:
                 self.track_container(key, right, v)
             return lid

@@ -16,6 +16,10 @@ from .java_expressions import JavaExpressions
 from .java_syntax import LEAF, LITERALS, STRINGY_PARAM, named, parser, text
 from .rules import java_source_annotation
 
+# Expression kinds whose value may fold to a constant (worth trying when a local is bound).
+FOLDABLE = LITERALS | {"binary_expression", "parenthesized_expression", "unary_expression", "identifier",
+                       "method_invocation", "array_access", "ternary_expression", "field_access"}
+
 
 def build_java_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
     """Parse Java source and build its graph IR. Returns (ir, parse_ok); never raises on bad code."""
@@ -387,8 +391,11 @@ class _JavaWalker(JavaConstants, JavaExpressions):
             else:
                 g.declare(key)
             return
+        cv = self.const(value_n) if not field and value_n.type in FOLDABLE else UNKNOWN
         v = self.node(value_n, did)
         g.define(key, var, v, const=value_n.type in LITERALS)
+        if cv is not UNKNOWN:
+            g.const_val[var] = cv
         self.track_container(key, value_n, v)
 
     # ----------------------------------------------------------------------------- declarations

@@ -6,7 +6,7 @@ import ast
 from dataclasses import replace
 
 from . import ir as IR
-from .consts import UNKNOWN, fold_binary, fold_unary
+from .consts import UNKNOWN, fold_binary, fold_str_method, fold_subscript, fold_unary
 from .ir import CallInfo
 from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT, STORE_METHODS,
                     classify_python_call, is_python_source_attribute, is_shell_program, python_argv_functions,
@@ -61,7 +61,22 @@ class PyExpressions:
         if isinstance(n, ast.Constant):
             return n.value
         if isinstance(n, ast.Name):
-            return self.consts.get(n.id, UNKNOWN) if not self.g.is_local(n.id) else UNKNOWN
+            return self.consts.get(n.id, UNKNOWN) if not self.g.is_local(n.id) else self.g.local_const(n.id)
+        if isinstance(n, ast.Subscript):
+            return fold_subscript(self.const(n.value), self.const(n.slice))
+        if isinstance(n, ast.IfExp):
+            c = self.const(n.test)
+            return UNKNOWN if c is UNKNOWN else self.const(n.body if c else n.orelse)
+        if isinstance(n, ast.Call) and not n.keywords and not any(isinstance(a, ast.Starred) for a in n.args):
+            if isinstance(n.func, ast.Attribute):  # "a-b".split("-"), mode.upper() on a constant local
+                recv = self.const(n.func.value)
+                return fold_str_method("python", n.func.attr, recv, [self.const(a) for a in n.args]) \
+                    if isinstance(recv, str) else UNKNOWN
+            if isinstance(n.func, ast.Name) and n.func.id == "len" and len(n.args) == 1 \
+                    and not self.g.is_local("len"):
+                v = self.const(n.args[0])
+                return len(v) if isinstance(v, (str, tuple)) else UNKNOWN
+            return UNKNOWN
         if isinstance(n, ast.UnaryOp):
             op = {"Not": "!", "USub": "-", "UAdd": "+"}.get(type(n.op).__name__)
             return fold_unary(op, self.const(n.operand)) if op else UNKNOWN

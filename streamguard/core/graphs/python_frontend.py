@@ -18,6 +18,11 @@ from .python_repair import tolerant_parse
 from .tokens import build_token_ir
 
 
+# Expression kinds whose value may fold to a constant (worth trying when a local is bound).
+_FOLDABLE = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Name, ast.Subscript, ast.IfExp,
+             ast.Call)
+
+
 def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
     """Build the graph IR of Python source. Returns (ir, parse_ok); never raises on bad code."""
     tree, clean, cut = tolerant_parse(code)
@@ -257,10 +262,11 @@ class _PyWalker(PyExpressions):
         value = n.value
         if value is None:  # bare annotation: binds nothing
             return nid
+        cv = self.const(value) if isinstance(value, _FOLDABLE) else UNKNOWN
         v = self.node(value, nid)
         targets = n.targets if isinstance(n, ast.Assign) else [n.target]
         for t in targets:
-            self.assign(t, nid, v, value)
+            self.assign(t, nid, v, value, const_value=cv)
         return nid
 
     AnnAssign = Assign
@@ -280,13 +286,17 @@ class _PyWalker(PyExpressions):
         g.define(key, tid, v)
         return nid
 
-    def assign(self, t: ast.AST, parent: int, v: int, value: ast.AST | None, *, strong: bool = True) -> None:
-        """Bind target ``t`` to the value node ``v`` (``value`` is its syntax, when known)."""
+    def assign(self, t: ast.AST, parent: int, v: int, value: ast.AST | None, *, strong: bool = True,
+               const_value: object = UNKNOWN) -> None:
+        """Bind target ``t`` to the value node ``v`` (``value`` is its syntax, when known;
+        ``const_value`` its folded value, recorded for a plain local)."""
         g = self.g
         key = self_key(t)
         if key is not None:
             tid = g.add("py." + type(t).__name__, parent, IR.IDENT)
             g.define(key, tid, v, strong=strong, const=isinstance(value, ast.Constant))
+            if const_value is not UNKNOWN and strong and isinstance(t, ast.Name):
+                g.const_val[tid] = const_value
             if strong and _normalises_path(value):
                 self.normalised_defs.add(tid)
             if key in self.global_names:
@@ -330,6 +340,42 @@ class _PyWalker(PyExpressions):
                 g.define(base, aid, -1, strong=False)
             return
         self.node(t, parent)
+
+    def Match(self, n, parent: int) -> int:
+        """``match``: cases are alternatives; with a constant subject only the first case that
+        surely matches is live (earlier ones that surely fail and later ones are dead)."""
+        g = self.g
+        nid = g.add("py.Match", parent)
+        subject = self.const(n.subject)
+        sv = self.node(n.subject, nid)
+        g.flow(sv, nid)
+        before = g.env
+        outs = []
+        settled = False  # an earlier case matches for sure: the rest cannot run
+        for case in n.cases:
+            verdict = _case_matches(case, subject, self.const)
+            dead = settled or verdict is False
+            cid = g.add("py.match_case", nid)
+            g.env = before.copy() if before is not None else None
+            with g.dead_mode(dead):
+                self.node(case.pattern, cid)
+                for sub in ast.walk(case.pattern):
+                    name = getattr(sub, "name", None)
+                    if isinstance(sub, (ast.MatchAs, ast.MatchStar)) and name:
+                        g.define(name, g.add("py.Name", cid, IR.IDENT), sv)
+                if case.guard is not None:
+                    self.node(case.guard, cid)
+                bound = g.env
+            end = self.branch(case.body, cid, bound, dead)
+            g.edge(nid, cid, IR.NEXT_STMT)
+            if not dead:
+                outs.append(end)
+            if verdict is True and case.guard is None:
+                settled = True
+        if not settled:
+            outs.append(before)  # no case matched
+        g.env = IR.join(*outs) if outs else None
+        return nid
 
     def If(self, n: ast.If, parent: int) -> int:
         g = self.g
@@ -471,6 +517,29 @@ class _PyWalker(PyExpressions):
     TryStar = Try
 
 
+def _case_matches(case, subject: object, const) -> bool | None:
+    """Whether a ``match`` case surely matches (True), surely not (False) or may (None)."""
+    return _pattern_matches(case.pattern, subject, const)
+
+
+def _pattern_matches(p, subject: object, const) -> bool | None:
+    if isinstance(p, ast.MatchAs) and p.pattern is None:
+        return True  # `case _` / `case x`: irrefutable
+    if isinstance(p, ast.MatchAs):
+        return _pattern_matches(p.pattern, subject, const)
+    if subject is UNKNOWN:
+        return None
+    if isinstance(p, ast.MatchValue):
+        v = const(p.value)
+        return None if v is UNKNOWN else (v == subject and type(v) is type(subject))
+    if isinstance(p, ast.MatchSingleton):
+        return p.value is subject
+    if isinstance(p, ast.MatchOr):
+        verdicts = [_pattern_matches(q, subject, const) for q in p.patterns]
+        return True if True in verdicts else False if all(v is False for v in verdicts) else None
+    return None
+
+
 def _normalises_path(value: ast.AST | None) -> bool:
     """``os.path.realpath(...)``, ``abspath``, ``normpath``, ``Path(...).resolve()``: no ``..`` left."""
     if not isinstance(value, ast.Call):
@@ -484,7 +553,7 @@ _LEAVES = ("Import", "ImportFrom", "Pass")
 _HANDLERS = {name: getattr(_PyWalker, name) for name in (
     "Module", "Global", "Nonlocal", "FunctionDef", "AsyncFunctionDef", "ClassDef", "Return", "Raise", "Break",
     "Continue", "Expr",
-    "Assign", "AnnAssign", "AugAssign", "If", "While", "For", "AsyncFor", "With", "AsyncWith", "Try", "TryStar",
+    "Assign", "AnnAssign", "AugAssign", "If", "Match", "While", "For", "AsyncFor", "With", "AsyncWith", "Try", "TryStar",
     "Name", "Constant", "JoinedStr", "BinOp", "BoolOp", "UnaryOp", "IfExp", "Attribute", "Subscript", "List",
     "Tuple", "Set", "Dict", "Lambda", "ListComp", "SetComp", "GeneratorExp", "DictComp", "NamedExpr", "Call")}
 _HANDLERS.update({name: _PyWalker.Leaf for name in _LEAVES})
