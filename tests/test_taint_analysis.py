@@ -328,3 +328,51 @@ def test_constant_locals_decide_control_flow(what, language, safe, vuln):
     assert g["parse_ok"] is True
     assert hit_safe is False, what
     assert _verdict(vuln, language)[0] is True, what
+
+
+# ------------------------------------------------------------------------------ containers with mutation
+def _jc(body: str, read: str) -> str:
+    return ("class A { void f(HttpServletRequest request, Connection conn) throws Exception {\n"
+            '  String param = request.getParameter("id");\n' + body + f"  String bar = {read};\n"
+            '  conn.createStatement().executeQuery("SELECT * FROM t WHERE n = " + bar);\n}}')
+
+
+def _pc(body: str, read: str) -> str:
+    return ("def view(request):\n    param = request.args.get('id')\n" + body + f"    bar = {read}\n"
+            "    cursor.execute('SELECT * FROM t WHERE n = ' + bar)\n")
+
+
+_J_LIST = ('  List<String> l = new ArrayList<String>();\n  l.add("a");\n  l.add(param);\n  l.add("b");\n'
+           '  l.remove(0);\n')
+_J_MAP = '  Map<String, String> m = new HashMap<>();\n  m.put("a", "x");\n  m.put("b", param);\n'
+_P_LIST = "    items = ['a', 'b']\n    items.insert(0, param)\n"
+_P_DICT = "    d = {'cmd': 'uptime', 'user': param}\n"
+CONTAINER_TWINS = [
+    ("list remove shifts", "java", _jc(_J_LIST, "l.get(1)"), _jc(_J_LIST, "l.get(0)")),
+    ("list add at an index shifts", "java", _jc(_J_LIST + '  l.add(0, "c");\n', "l.get(0)"),
+     _jc(_J_LIST + '  l.add(0, "c");\n', "l.get(1)")),
+    ("list set replaces", "java", _jc(_J_LIST + '  l.set(0, "c");\n', "l.get(0)"),
+     _jc(_J_LIST + '  l.set(1, param);\n', "l.get(1)")),
+    ("map remove drops the key", "java", _jc(_J_MAP + '  m.remove("b");\n', 'm.getOrDefault("b", "d")'),
+     _jc(_J_MAP + '  m.remove("a");\n', 'm.getOrDefault("b", "d")')),
+    ("map get of another key", "java", _jc(_J_MAP, 'm.get("a")'), _jc(_J_MAP, 'm.get("b")')),
+    ("array with a literal index", "java",
+     _jc('  String[] a = new String[3];\n  a[0] = "x";\n  a[1] = param;\n', "a[0]"),
+     _jc('  String[] a = new String[3];\n  a[0] = "x";\n  a[1] = param;\n', "a[1]")),
+    ("non-literal index falls back to the container", "java",
+     _jc('  String[] a = new String[3];\n  a[0] = "x";\n  a[1] = param;\n  int i = param.length();\n', '"x"'),
+     _jc('  String[] a = new String[3];\n  a[0] = "x";\n  a[1] = param;\n  int i = param.length();\n', "a[i]")),
+    ("list insert and pop(0)", "python", _pc(_P_LIST + "    items.pop(0)\n", "items[0]"),
+     _pc(_P_LIST + "    items.pop()\n", "items[0]")),
+    ("pop returns the element", "python", _pc(_P_LIST, "items.pop()"), _pc(_P_LIST, "items.pop(0)")),
+    ("negative index", "python", _pc(_P_LIST, "items[-1]"), _pc(_P_LIST, "items[-3]")),
+    ("dict pop and get", "python", _pc(_P_DICT + "    d.pop('user')\n", "d.get('user', 'nobody')"),
+     _pc(_P_DICT + "    d.pop('cmd')\n", "d.get('user', 'nobody')")),
+    ("dict get default", "python", _pc(_P_DICT, "d.get('other', 'x')"), _pc(_P_DICT, "d.get('other', param)")),
+]
+
+
+@pytest.mark.parametrize("what,language,safe,vuln", CONTAINER_TWINS, ids=[f"{t[1]}-{t[0]}" for t in CONTAINER_TWINS])
+def test_containers_track_literal_index_mutations(what, language, safe, vuln):
+    assert _verdict(safe, language)[0] is False, what
+    assert _verdict(vuln, language)[0] is True, what

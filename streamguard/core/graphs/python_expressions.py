@@ -350,12 +350,20 @@ class PyExpressions:
             rule = replace(rule, sink_positions=(), sink_keywords=())
         base = self_key(recv) if recv is not None else None
         precise = None
-        if base is not None and name in GET_METHODS and n.args:
+        lit = None
+        if base is not None and n.args:
             index = self.const(n.args[0])
-            precise = g.container_read(base, None if index is UNKNOWN else hashable(index))
+            lit = None if index is UNKNOWN else hashable(index)
+        elif base is not None and name == "pop" and not n.args:
+            length = g.container_length(base)
+            lit = None if length is None else length - 1  # lst.pop(): the last element
+        if base is not None and (name in GET_METHODS or name == "pop") and lit is not None:
+            precise = g.container_read(base, lit)
         if precise is not None:  # d.get("k") reads exactly what was stored under "k"
             for d in precise:
                 g.flow(d, nid)
+            if not precise and len(vals) >= 2:
+                g.flow(vals[1], nid)  # d.get("k", default) / d.pop("k", default) with nothing under "k"
         elif fv >= 0:
             g.flow(fv, nid)
         if base is not None and isinstance(recv, ast.Name):
@@ -363,8 +371,12 @@ class PyExpressions:
                 g.define(base, rv, vals[-1], strong=False)
                 if name in APPEND_METHODS and len(vals) == 1:
                     g.container_store(base, None, vals[0], append=True)
+                elif name == "insert" and len(vals) == 2:  # lst.insert(i, v): later ones shift
+                    g.container_insert(base, lit, vals[1])
                 else:
                     g.container_forget(base)
+            elif name == "pop" and len(vals) <= 2:
+                g.container_remove(base, lit)
             elif name not in READ_METHODS:
                 g.container_forget(base)
         if rule.concat:

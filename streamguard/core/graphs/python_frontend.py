@@ -307,7 +307,7 @@ class _PyWalker(PyExpressions):
             if v in self.seq_elems:
                 g.container_new(key, dict(enumerate(self.seq_elems[v])))
             elif v in self.dict_elems:
-                g.container_new(key, self.dict_elems[v])
+                g.container_new(key, self.dict_elems[v], sequence=False)
             return
         if isinstance(t, (ast.Tuple, ast.List)):
             tid = g.add("py." + type(t).__name__, parent)
