@@ -376,3 +376,50 @@ CONTAINER_TWINS = [
 def test_containers_track_literal_index_mutations(what, language, safe, vuln):
     assert _verdict(safe, language)[0] is False, what
     assert _verdict(vuln, language)[0] is True, what
+
+
+# ------------------------------------------------------------------------------ helpers across classes
+def _jh(call: str, helper_body: str, static: bool = False) -> str:
+    mod = "static " if static else ""
+    return ("public class Servlet extends HttpServlet {\n"
+            "  void doPost(HttpServletRequest request, Connection conn) throws Exception {\n"
+            '    String param = request.getParameter("id");\n'
+            f"    String bar = {call};\n"
+            '    conn.createStatement().executeQuery("SELECT * FROM t WHERE n = " + bar);\n  }\n'
+            f"  private {mod}class Helper {{\n    {mod}String doSomething(HttpServletRequest request, String param) {{\n"
+            f"      {helper_body}\n    }}\n  }}\n}}\n")
+
+
+def _ph(call: str, helper_body: str, deco: str = "") -> str:
+    first = "" if deco else "self, "
+    return (f"class Helper:\n    {deco}\n    def do(" + first + "param):\n        " + helper_body + "\n\n\n"
+            "def view(request):\n    param = request.args.get('id')\n" + f"    bar = {call}\n"
+            "    cursor.execute('SELECT * FROM t WHERE n = ' + bar)\n")
+
+
+HELPER_TWINS = [
+    ("nested class instance", "java", _jh("new Helper().doSomething(request, param)", 'return "safe!";'),
+     _jh("new Helper().doSomething(request, param)", "return param.trim();")),
+    ("nested class static", "java", _jh("Helper.doSomething(request, param)", 'return "safe!";', static=True),
+     _jh("Helper.doSomething(request, param)", "return param;", static=True)),
+    ("local of a file class", "java",
+     _jh("h.doSomething(request, param)", 'return "safe!";').replace(
+         "    String bar =", "    Helper h = new Helper();\n    String bar ="),
+     _jh("h.doSomething(request, param)", "return param;").replace(
+         "    String bar =", "    Helper h = new Helper();\n    String bar =")),
+    ("instance of a file class", "python", _ph("Helper().do(param)", "return 'safe'"),
+     _ph("Helper().do(param)", "return param.strip()")),
+    ("staticmethod", "python", _ph("Helper.do(param)", "return 'safe'", "@staticmethod"),
+     _ph("Helper.do(param)", "return param or 'x'", "@staticmethod")),
+    ("local bound to an instance", "python", _ph("h.do(param)", "return 'safe'").replace(
+        "    bar = h", "    h = Helper()\n    bar = h"),
+     _ph("h.do(param)", "return param").replace("    bar = h", "    h = Helper()\n    bar = h")),
+]
+
+
+@pytest.mark.parametrize("what,language,safe,vuln", HELPER_TWINS, ids=[f"{t[1]}-{t[0]}" for t in HELPER_TWINS])
+def test_helpers_in_other_classes_of_the_file_are_linked(what, language, safe, vuln):
+    hit, g = _verdict(safe, language)
+    assert g["parse_ok"] is True
+    assert hit is False, what
+    assert _verdict(vuln, language)[0] is True, what

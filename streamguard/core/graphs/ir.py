@@ -158,6 +158,8 @@ class FuncInfo:
     is_method: bool
     params: list[tuple[str, int, bool]] = field(default_factory=list)  # (name, def node, may be a source)
     returns: list[int] = field(default_factory=list)
+    owner: str = ""        # enclosing class ("" at module level)
+    static: bool = False   # Python @staticmethod: no implicit first parameter
 
 
 @dataclass
@@ -172,6 +174,8 @@ class CallInfo:
     rule: CallRule = PLAIN
     nparams_hint: int = -1
     skip_self: bool = False  # Python self.m(...): the first parameter of a method is the receiver
+    owner_hint: str = ""  # class of the receiver when the file shows it (new Helper().m(), Helper.m(), h.m())
+    static_call: bool = False  # called on the class itself (Helper.m(x)), not on an instance
 
 
 class GraphIR:
@@ -655,9 +659,13 @@ class GraphIR:
                 self.flow(d, use)
 
     def _targets(self, c: CallInfo) -> list[FuncInfo]:
-        if not c.via_self:
+        if c.via_self:
+            cands = self.functions.get(c.name, [])
+        elif c.owner_hint:
+            # A method of another class of this file: new Helper().m(x), Helper.m(x), h.m(x).
+            cands = [f for f in self.functions.get(c.name, []) if f.owner == c.owner_hint]
+        else:
             return []
-        cands = self.functions.get(c.name, [])
         if len(cands) > 1 and c.nparams_hint >= 0:  # Java overloads: prefer matching arity
             exact = [f for f in cands if len(f.params) == c.nparams_hint]
             cands = exact or cands
@@ -670,7 +678,11 @@ class GraphIR:
         self.sink_class.pop(c.node, None)
         self.sanitizes.pop(c.node, None)
         for t in targets:
-            params = t.params[1:] if c.skip_self and t.is_method else t.params
+            if c.static_call:  # Helper.m(x): only a classmethod gets an implicit first argument
+                skip = c.skip_self and t.is_method and not t.static and bool(t.params) and t.params[0][0] == "cls"
+            else:
+                skip = c.skip_self and t.is_method and not t.static
+            params = t.params[1:] if skip else t.params
             for i, a in enumerate(c.args):
                 if i < len(params):
                     self.edge(a, params[i][1], PARAM_FLOW)

@@ -54,6 +54,9 @@ class JavaConstants:
             n = stack.pop()
             for c in n.named_children:
                 if c.type in TYPE_DECLS:
+                    cname = c.child_by_field_name("name")
+                    if cname is not None:
+                        self.file_classes.add(text(cname))
                     body = c.child_by_field_name("body")
                     if body is not None:
                         stack.append(body)

@@ -201,7 +201,20 @@ class JavaExpressions:
         if rule.concat or (name == "append" and obj_v >= 0):
             g.flags[nid] |= IR.CONCAT
         via_self = obj is None or obj.type == "this"
-        g.call(CallInfo(nid, name, vals, {}, via_self, rule, nparams_hint=len(vals)))
+        owner, static = "", False
+        if obj is not None and obj.type == "object_creation_expression":  # new Helper().m(x)
+            typ = obj.child_by_field_name("type")
+            owner = _simple_type(text(typ)) if typ is not None else ""
+        elif obj is not None and obj.type == "identifier":
+            oname = text(obj)
+            if g.is_local(oname):  # Helper h = new Helper(); h.m(x)
+                owner = self.local_types.get(oname, "")
+            elif oname in self.file_classes:  # Helper.m(x)
+                owner, static = oname, True
+        if owner not in self.file_classes:
+            owner = ""
+        g.call(CallInfo(nid, name, vals, {}, via_self, rule, nparams_hint=len(vals), owner_hint=owner,
+                        static_call=static))
         return nid
 
     def object_creation_expression(self, n, parent: int) -> int:

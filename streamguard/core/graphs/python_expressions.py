@@ -382,5 +382,14 @@ class PyExpressions:
         if rule.concat:
             g.flags[nid] |= IR.CONCAT
         via_self = isinstance(func, ast.Name) or (callee.count(".") == 1 and callee.split(".")[0] in ("self", "cls"))
-        g.call(CallInfo(nid, name, vals, kwargs, via_self, rule, skip_self=not isinstance(func, ast.Name)))
+        owner, static = "", False
+        if not via_self and recv is not None:
+            if isinstance(recv, ast.Call) and isinstance(recv.func, ast.Name) and recv.func.id in self.file_classes:
+                owner = recv.func.id  # Helper().m(x)
+            elif isinstance(recv, ast.Name) and recv.id in self.file_classes and not g.is_local(recv.id):
+                owner, static = recv.id, True  # Helper.m(x)
+            elif isinstance(recv, ast.Name):
+                owner = self.local_types.get(recv.id, "")  # h = Helper(); h.m(x)
+        g.call(CallInfo(nid, name, vals, kwargs, via_self, rule, skip_self=not isinstance(func, ast.Name),
+                        owner_hint=owner, static_call=static))
         return nid

@@ -37,6 +37,7 @@ def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
         graph.truncated = True
         graph.truncation.add("depth")
     walker = _PyWalker(graph, _module_constants(tree), _module_collections(tree))
+    walker.file_classes = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
     try:
         walker.node(tree, -1)
     except IR.BudgetExceeded:
@@ -131,6 +132,9 @@ class _PyWalker(PyExpressions):
         self.class_depth = 0
         self.global_names: set[str] = set()  # names declared global/nonlocal in the current function
         self.statement_defs: set[int] = set()  # definitions bound to a string literal or built string
+        self.file_classes: set[str] = set()    # classes defined anywhere in the file
+        self.class_stack: list[str] = []
+        self.local_types: dict[str, str] = {}  # local name -> class of the file it was bound to an instance of
 
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n: ast.AST, parent: int) -> int:
@@ -192,7 +196,10 @@ class _PyWalker(PyExpressions):
         params = list(a.posonlyargs) + list(a.args) + ([a.vararg] if a.vararg else []) + list(a.kwonlyargs) + (
             [a.kwarg] if a.kwarg else [])
         is_method = self.class_depth > 0 or bool(params and params[0].arg in ("self", "cls"))
-        info = FuncInfo(n.name, nid, is_method)
+        static = any(dotted(d) in ("staticmethod", "functools.staticmethod") for d in n.decorator_list)
+        info = FuncInfo(n.name, nid, is_method, owner=self.class_stack[-1] if self.class_depth > 0 else "",
+                        static=static)
+        saved_types, self.local_types = self.local_types, {}
         saved_depth, saved_globals = self.class_depth, self.global_names
         self.class_depth, self.global_names = 0, set()
         with g.function(info):
@@ -204,6 +211,7 @@ class _PyWalker(PyExpressions):
                 info.params.append((p.arg, pid, p.arg not in ("self", "cls")))
             self.statements(n.body, nid, nid)
         self.class_depth, self.global_names = saved_depth, saved_globals
+        self.local_types = saved_types
         return nid
 
     def Global(self, n, parent: int) -> int:
@@ -221,8 +229,10 @@ class _PyWalker(PyExpressions):
         for e in list(n.decorator_list) + list(n.bases) + [k.value for k in n.keywords]:
             self.node(e, nid)
         self.class_depth += 1
+        self.class_stack.append(n.name)
         with g.function(None, scope_kind="class"):
             self.statements(n.body, nid, nid)
+        self.class_stack.pop()
         self.class_depth -= 1
         return nid
 
@@ -297,6 +307,12 @@ class _PyWalker(PyExpressions):
             g.define(key, tid, v, strong=strong, const=isinstance(value, ast.Constant))
             if const_value is not UNKNOWN and strong and isinstance(t, ast.Name):
                 g.const_val[tid] = const_value
+            if isinstance(t, ast.Name):
+                made = value.func.id if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) else ""
+                if made in self.file_classes:
+                    self.local_types[t.id] = made
+                else:
+                    self.local_types.pop(t.id, None)
             if strong and _normalises_path(value):
                 self.normalised_defs.add(tid)
             if key in self.global_names:
