@@ -423,3 +423,80 @@ def test_helpers_in_other_classes_of_the_file_are_linked(what, language, safe, v
     assert g["parse_ok"] is True
     assert hit is False, what
     assert _verdict(vuln, language)[0] is True, what
+
+
+# ------------------------------------------------------------------------------ taint through strings and wrappers
+def _js(body: str, sink_expr: str) -> str:
+    return ("class A { void f(HttpServletRequest request, Connection conn) throws Exception {\n"
+            '  String param = request.getParameter("id");\n' + body +
+            f"  conn.createStatement().executeQuery({sink_expr});\n}}}}")
+
+
+def _ps(body: str, sink_expr: str) -> str:
+    return "def view(request):\n    param = request.args.get('id')\n" + body + f"    cursor.execute({sink_expr})\n"
+
+
+STRING_TWINS = [
+    ("StringBuilder append/insert/reverse", "java",
+     _js('  StringBuilder sb = new StringBuilder("SELECT ");\n  sb.append("1").insert(0, "").reverse().reverse();\n',
+         "sb.toString()"),
+     _js('  StringBuilder sb = new StringBuilder("SELECT ");\n  sb.append(param).insert(0, "").reverse().reverse();\n',
+         "sb.toString()")),
+    ("StringBuilder replace", "java",
+     _js('  StringBuilder sb = new StringBuilder("SELECT x");\n  sb.replace(7, 8, "1");\n', "sb.toString()"),
+     _js('  StringBuilder sb = new StringBuilder("SELECT x");\n  sb.replace(7, 8, param);\n', "sb.toString()")),
+    ("String.format", "java", _js("", 'String.format("SELECT %s", "1")'), _js("", 'String.format("SELECT %s", param)')),
+    ("String.join", "java", _js("", 'String.join(",", "a", "b")'), _js("", 'String.join(",", "a", param)')),
+    ("substring and split", "java", _js('  String s = "a,b".split(",")[0].substring(0, 1);\n', '"SELECT " + s'),
+     _js('  String s = param.split(",")[0].substring(0, 1);\n', '"SELECT " + s')),
+    ("Base64 round trip", "java",
+     _js('  String e = Base64.getEncoder().encodeToString("1".getBytes());\n'
+         '  String d = new String(Base64.getDecoder().decode(e), StandardCharsets.UTF_8);\n', '"SELECT " + d'),
+     _js('  String e = Base64.getEncoder().encodeToString(param.getBytes());\n'
+         '  String d = new String(Base64.getDecoder().decode(e), StandardCharsets.UTF_8);\n', '"SELECT " + d')),
+    ("URL decoding", "java", _js('  String d = URLDecoder.decode("1", "UTF-8");\n', '"SELECT " + d'),
+     _js('  String d = URLDecoder.decode(param, "UTF-8");\n', '"SELECT " + d')),
+    ("Optional and requireNonNull", "java",
+     _js('  String d = Optional.ofNullable("1").orElse("2");\n', '"SELECT " + Objects.requireNonNull(d)'),
+     _js('  String d = Optional.ofNullable(param).orElse("2");\n', '"SELECT " + Objects.requireNonNull(d)')),
+    ("f-string", "python", _ps("", "f\"SELECT {'1'}\""), _ps("", "f'SELECT {param}'")),
+    ("percent and format", "python", _ps("    q = 'SELECT %s' % '1'\n", "'{} {}'.format(q, 2)"),
+     _ps("    q = 'SELECT %s' % param\n", "'{} {}'.format(q, 2)")),
+    ("join and split", "python", _ps("    parts = 'a b'.split()\n", "' '.join(['SELECT', parts[0]])"),
+     _ps("    parts = param.split()\n", "' '.join(['SELECT', parts[0]])")),
+    ("base64 and unquote", "python",
+     _ps("    d = base64.b64decode(base64.b64encode(b'1')).decode()\n", "'SELECT ' + urllib.parse.unquote(d)"),
+     _ps("    d = base64.b64decode(base64.b64encode(param.encode())).decode()\n",
+         "'SELECT ' + urllib.parse.unquote(d)")),
+]
+
+
+@pytest.mark.parametrize("what,language,safe,vuln", STRING_TWINS, ids=[f"{t[1]}-{t[0]}" for t in STRING_TWINS])
+def test_taint_survives_string_operations_and_wrappers(what, language, safe, vuln):
+    hit, g = _verdict(safe, language)
+    assert g["parse_ok"] is True
+    assert hit is False, what
+    assert _verdict(vuln, language)[0] is True, what
+
+
+PREPARED_TWINS = [
+    ("java", "prepareStatement with a built query",
+     J_HEAD + '  PreparedStatement ps = conn.prepareStatement("SELECT * FROM t WHERE id = ?");\n'
+              '  ps.setString(1, p);\n  ps.executeQuery();\n}}',
+     J_HEAD + '  String sql = "SELECT * FROM t WHERE id = \'" + p + "\'";\n'
+              '  PreparedStatement ps = conn.prepareStatement(sql);\n  ps.executeQuery();\n}}'),
+    ("java", "prepareCall with a built call",
+     J_HEAD + '  CallableStatement cs = conn.prepareCall("{call refresh(?)}");\n  cs.setString(1, p);\n'
+              '  cs.execute();\n}}',
+     J_HEAD + '  CallableStatement cs = conn.prepareCall("{call " + p + "(?)}");\n  cs.setInt(1, 7);\n'
+              '  cs.execute();\n}}'),
+    ("python", "execute with bound parameters",
+     P_HEAD + "    sql = 'SELECT * FROM t WHERE id = ?'\n    cursor.execute(sql, (p,))\n",
+     P_HEAD + "    sql = 'SELECT * FROM t WHERE id = ' + p\n    cursor.execute(sql, ())\n"),
+]
+
+
+@pytest.mark.parametrize("language,what,safe,vuln", PREPARED_TWINS, ids=[t[1] for t in PREPARED_TWINS])
+def test_the_query_string_of_a_prepared_statement_is_a_sink(language, what, safe, vuln):
+    assert _verdict(safe, language)[0] is False, what
+    assert _verdict(vuln, language)[0] is True, what

@@ -14,6 +14,9 @@ from .rules import (APPEND_METHODS, GET_METHODS, KEYED_STORE_METHODS, PLACEHOLDE
 
 
 _MAP_TYPES = re.compile(r"Map|Properties|Hashtable")
+# Mutating StringBuilder methods that write their last argument into the builder (besides append/insert).
+_BUILDERS = frozenset({"StringBuilder", "StringBuffer"})
+_BUILDER_STORES = frozenset({"replace", "setCharAt"})
 
 
 def _simple_type(type_name: str) -> str:
@@ -182,7 +185,8 @@ class JavaExpressions:
         if okey is not None and obj is not None and obj.type == "identifier":
             lit = self.const(arg_nodes[0]) if arg_nodes else UNKNOWN
             lit = None if lit is UNKNOWN else lit
-            if name in STORE_METHODS and vals:
+            builder_store = name in _BUILDER_STORES and self.local_types.get(text(obj)) in _BUILDERS
+            if (name in STORE_METHODS or builder_store) and vals:
                 g.define(okey, obj_v, vals[-1], strong=False)
                 if name in APPEND_METHODS and len(vals) == 1:
                     g.container_store(okey, None, vals[0], append=True)
