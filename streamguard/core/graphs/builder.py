@@ -20,7 +20,7 @@ from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
 from . import catalog
 from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
-from .taint import OTHER_CLASS, PATH_CLASS, TaintInput, flows_to_sink, reached_sinks, taint_views
+from .taint import OTHER_CLASS, PATH_CLASS, TaintInput, flow_adjacency, flows_to_sink, reached_sinks, taint_views
 from .tokens import build_token_ir
 from .vocab import EDGE_INDEX, FEATURE_INDEX, KIND_INDEX, NODE_FEAT_DIM, featurizer_version
 
@@ -170,18 +170,20 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
         blocker=[u or s for u, s in zip(universal, sink)], sink=sink, dead=dead,
         sink_class=sink_class, san_mask=san_mask)
     # One view per sink class present; each sink is judged in its own class's view.
-    views = taint_views(t_in)
+    adj, radj = flow_adjacency(t_in)
+    live = t_in.live_classes()
+    views = taint_views(t_in, adj, live)
     tainted = views[None][0]
     to_sink = [False] * n
     on_path = [False] * n
-    for cls in t_in.live_classes():
-        to_c = flows_to_sink(t_in, cls)
+    for cls in live:
+        to_c = flows_to_sink(t_in, cls, radj)
         tainted_c = views[cls][0]
-        for i in range(n):
-            if to_c[i]:
-                to_sink[i] = True
-                if tainted_c[i]:
-                    on_path[i] = True
+        if len(live) == 1:
+            to_sink, on_path = to_c, [a and b for a, b in zip(to_c, tainted_c)]
+            break
+        to_sink = [a or b for a, b in zip(to_sink, to_c)]
+        on_path = [p or (a and b) for p, a, b in zip(on_path, to_c, tainted_c)]
     reached = reached_sinks(t_in, views)
     for s in reached:
         on_path[s] = True

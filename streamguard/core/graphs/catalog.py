@@ -84,6 +84,39 @@ class Entry:
         return self._receiver_ok(recv, recv.rsplit(".", 1)[-1])
 
 
+class EntryList(tuple):
+    """Entries in catalog order, indexed by name so that a call is tested against few of them."""
+
+    def __new__(cls, entries):
+        self = super().__new__(cls, entries)
+        self.by_name: dict[str, list[int]] = {}
+        self.patterns: list[int] = []
+        for i, e in enumerate(self):
+            for name in e.methods | e.functions | {q.rsplit(".", 1)[-1] for q in e.qualified} | e.types:
+                self.by_name.setdefault(name, []).append(i)
+            if e.name_pattern is not None:
+                self.patterns.append(i)
+        return self
+
+    def _candidates(self, *names: str) -> list[int]:
+        found = set(self.patterns)
+        for n in names:
+            found.update(self.by_name.get(n, ()))
+        return sorted(found)
+
+    def first_java(self, name: str, recv: str, base: str) -> Entry | None:
+        for i in self._candidates(name):
+            if self[i].matches_java(name, recv, base):
+                return self[i]
+        return None
+
+    def first_python(self, dotted: str, method: str, has_receiver: bool, recv: str) -> Entry | None:
+        for i in self._candidates(dotted, method):
+            if self[i].matches_python(dotted, method, has_receiver, recv):
+                return self[i]
+        return None
+
+
 @dataclass(frozen=True)
 class JavaTables:
     sources: tuple[Entry, ...]
@@ -197,7 +230,7 @@ def _entries(docs: list[tuple[str, dict]], lang: str, key: str, role: str) -> tu
         if not isinstance(items, list):
             raise _err(f"{name} {lang}.{key}", "must be a list of entries")
         out += [_entry(e, f"{name} {lang}.{key}[{i}]", role) for i, e in enumerate(items)]
-    return tuple(out)
+    return EntryList(out)
 
 
 def _union(docs: list[tuple[str, dict]], lang: str | None, key: str) -> frozenset[str]:

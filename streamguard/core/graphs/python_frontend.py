@@ -37,7 +37,8 @@ def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
         graph.truncated = True
         graph.truncation.add("depth")
     walker = _PyWalker(graph, _module_constants(tree), _module_collections(tree))
-    walker.file_classes = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    if "class" in code:
+        walker.file_classes = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
     try:
         walker.node(tree, -1)
     except IR.BudgetExceeded:

@@ -67,15 +67,14 @@ def classify_java_call(name: str, receiver: str | None) -> CallRule:
     cat = _catalog.active().java
     recv = receiver or ""
     base = recv.rsplit(".", 1)[-1]
-    for e in cat.sources:
-        if e.matches_java(name, recv, base):
-            return CallRule(source=True)
-    for e in cat.sanitizers:
-        if e.matches_java(name, recv, base):
-            return _sanitizer_rule(e)
-    for e in cat.sinks:
-        if e.matches_java(name, recv, base):
-            return _sink_rule(e)
+    if cat.sources.first_java(name, recv, base) is not None:
+        return CallRule(source=True)
+    e = cat.sanitizers.first_java(name, recv, base)
+    if e is not None:
+        return _sanitizer_rule(e)
+    e = cat.sinks.first_java(name, recv, base)
+    if e is not None:
+        return _sink_rule(e)
     if name in cat.concat_methods and (base in cat.concat_receivers or name not in cat.receiver_only_concat):
         return CallRule(concat=True)
     return PLAIN
@@ -108,14 +107,13 @@ def classify_python_call(dotted: str, nargs: int, keywords: tuple[str, ...], rec
     if (dotted in cat.source_functions or any(dotted.endswith(x) for x in cat.source_function_suffixes)
             or (has_receiver and method in cat.source_methods)):
         return CallRule(source=True)
-    for e in cat.sanitizers:
-        if e.matches_python(dotted, method, has_receiver, receiver):
-            return _sanitizer_rule(e)
+    e = cat.sanitizers.first_python(dotted, method, has_receiver, receiver)
+    if e is not None:
+        return _sanitizer_rule(e)
     if has_receiver and method in cat.format_methods and receiver_is_str:
         return CallRule(concat=True)
-    for e in cat.sinks:
-        if not e.matches_python(dotted, method, has_receiver, receiver):
-            continue
+    e = cat.sinks.first_python(dotted, method, has_receiver, receiver)
+    if e is not None:
         if e.wrapper:
             # A project wrapper (queryDB(conn, sql), execute_query(sql, params)): the statement may be
             # any argument; the frontend leaves out arguments that are parameter containers.

@@ -67,17 +67,28 @@ class TaintInput:
         return bool(self.san_mask) and any(m >> cls & 1 for m in self.san_mask)
 
 
-def propagate(t: TaintInput, cls: int | None = None) -> tuple[list[bool], list[int]]:
+def flow_adjacency(t: TaintInput) -> tuple[list[list[int]], list[list[int]]]:
+    """(successors, predecessors) of every node over the taint-carrying edges (computed once per graph)."""
+    n = t.num_nodes
+    adj: list[list[int]] = [[] for _ in range(n)]
+    radj: list[list[int]] = [[] for _ in range(n)]
+    for s, d, e in zip(t.src, t.dst, t.etype):
+        if e in FLOW_EDGE_TYPES:
+            adj[s].append(d)
+            radj[d].append(s)
+    return adj, radj
+
+
+def propagate(t: TaintInput, cls: int | None = None, adj: list[list[int]] | None = None) -> tuple[list[bool], list[int]]:
     """Forward taint propagation. Returns (tainted flags, BFS parent of each tainted node or -1).
 
     Args:
         cls: the sink class whose view to compute (its sanitizers block); None: the widest view.
+        adj: `flow_adjacency` successors, when the caller has them already.
     """
     n = t.num_nodes
-    adj: list[list[int]] = [[] for _ in range(n)]
-    for s, d, e in zip(t.src, t.dst, t.etype):
-        if e in FLOW_EDGE_TYPES:
-            adj[s].append(d)
+    if adj is None:
+        adj = flow_adjacency(t)[0]
     tainted = [False] * n
     parent = [-1] * n
     queue = deque()
@@ -95,12 +106,15 @@ def propagate(t: TaintInput, cls: int | None = None) -> tuple[list[bool], list[i
     return tainted, parent
 
 
-def taint_views(t: TaintInput) -> dict[int | None, tuple[list[bool], list[int]]]:
+def taint_views(t: TaintInput, adj: list[list[int]] | None = None,
+                classes: list[int] | None = None) -> dict[int | None, tuple[list[bool], list[int]]]:
     """(tainted, parent) per live sink class, plus the widest view under key None."""
-    wide = propagate(t)
+    if adj is None:
+        adj = flow_adjacency(t)[0]
+    wide = propagate(t, None, adj)
     views: dict[int | None, tuple[list[bool], list[int]]] = {None: wide}
-    for cls in t.live_classes():
-        views[cls] = propagate(t, cls) if t.class_specific(cls) else wide
+    for cls in (t.live_classes() if classes is None else classes):
+        views[cls] = propagate(t, cls, adj) if t.class_specific(cls) else wide
     return views
 
 
@@ -116,26 +130,26 @@ def reached_sinks(t: TaintInput, views: dict[int | None, tuple[list[bool], list[
     return out
 
 
-def flows_to_sink(t: TaintInput, cls: int | None = None) -> list[bool]:
+def flows_to_sink(t: TaintInput, cls: int | None = None, radj: list[list[int]] | None = None) -> list[bool]:
     """Nodes whose value reaches a live sink argument over data flow (tainted or not).
 
     Args:
         cls: only sinks of this class, whose sanitizers stop the flow; None: every class (union).
+        radj: `flow_adjacency` predecessors, when the caller has them already.
     """
+    if radj is None:
+        radj = flow_adjacency(t)[1]
     if cls is None:
         out = [False] * t.num_nodes
         for c in t.live_classes():
-            out = [a or b for a, b in zip(out, flows_to_sink(t, c))]
+            out = [a or b for a, b in zip(out, flows_to_sink(t, c, radj))]
         return out
     n = t.num_nodes
-    radj: list[list[int]] = [[] for _ in range(n)]
     queue = deque()
     hit = [False] * n
     for s, d, e in zip(t.src, t.dst, t.etype):
-        if e in FLOW_EDGE_TYPES:
-            radj[d].append(s)
-        elif (e == SINK_EDGE_TYPE and t.sink[d] and not t.dead[d] and not t.dead[s] and not hit[s]
-              and t.class_of(d) == cls):
+        if (e == SINK_EDGE_TYPE and t.sink[d] and not t.dead[d] and not t.dead[s] and not hit[s]
+                and t.class_of(d) == cls):
             hit[s] = True
             queue.append(s)
     while queue:
