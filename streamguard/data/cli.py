@@ -39,6 +39,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--language", action="append", dest="languages", metavar="LANG",
                    help="keep only these languages (python, java); repeatable")
     p.add_argument("--no-graphs", action="store_true", help="do not attach program graphs")
+    p.add_argument("--graph-workers", type=int, default=None, metavar="N",
+                   help="processes that build graphs (default: one per available core)")
     p.add_argument("--no-auto-counterfactuals", action="store_true",
                    help="do not generate automatic SQL counterfactuals")
     p.set_defaults(func=run_prepare)
@@ -68,7 +70,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         report = prepare(args.input, args.out, seed=args.seed, ratios=(1 - val - test, val, test),
                          max_code_bytes=args.max_code_bytes, with_graphs=not args.no_graphs,
                          auto_counterfactuals=not args.no_auto_counterfactuals,
-                         allowed_languages=args.languages, progress=progress)
+                         allowed_languages=args.languages, progress=progress, graph_workers=args.graph_workers)
     except PrepareError as exc:
         raise CLIError(str(exc), exc.hint) from exc
     finally:
@@ -84,7 +86,11 @@ def run_prepare(args: argparse.Namespace) -> int:
     for name, c in report.splits.items():
         print(f"{name}: {c['total']} ({c['label_1']} vulnerable, {c['label_0']} safe, {c['groups']} groups)")
     if report.graphs:
-        print(f"graphs: {report.graphs['built']} built, {report.graphs['parse_failures']} parse failure(s)")
+        gr = report.graphs
+        print(f"graphs: {gr['built']} built, {gr['parse_failures']} parse failure(s)"
+              + (f", {sum(gr['truncated'].values())} truncated ({gr['truncated']})" if gr.get("truncated") else "")
+              + (f"; {gr['workers']} worker(s), {gr['seconds']} s, speed-up {gr['speedup']}x over one core"
+                 if "workers" in gr else ""))
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"data hash: {report.data_hash}")
