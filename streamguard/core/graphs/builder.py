@@ -152,7 +152,11 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     sink = [bool(f & IR.SINK) for f in flags]
 
     # Forward edges; any edge between live and dead code becomes dead_branch (never carries taint).
-    fwd = [(s, d, _DEAD_BRANCH if dead[s] != dead[d] else t) for s, d, t in g.edges]
+    fwd_arr = np.asarray(g.edges, dtype=np.int64).reshape(-1, 3)
+    if len(fwd_arr):
+        dead_arr = np.asarray(dead, dtype=bool)
+        fwd_arr[dead_arr[fwd_arr[:, 0]] != dead_arr[fwd_arr[:, 1]], 2] = _DEAD_BRANCH
+    e_src, e_dst, e_type = fwd_arr[:, 0].tolist(), fwd_arr[:, 1].tolist(), fwd_arr[:, 2].tolist()
     # Sink classes and class-specific sanitizers (see taint.py): a sink without a class from the
     # catalog is a path sink or "other"; PATH_SANITIZER set by the frontends (basename checks,
     # getFileName) adds the path class.
@@ -165,7 +169,7 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
             san_mask[node] |= 1 << SINK_CLASS_INDEX[c]
     universal = [bool(f & IR.SANITIZER) and i not in g.sanitizes for i, f in enumerate(flags)]
     t_in = TaintInput(
-        num_nodes=n, src=[e[0] for e in fwd], dst=[e[1] for e in fwd], etype=[e[2] for e in fwd],
+        num_nodes=n, src=e_src, dst=e_dst, etype=e_type,
         seed=[bool(f & (IR.SOURCE | IR.PARAM_SOURCE)) for f in flags],
         blocker=[u or s for u, s in zip(universal, sink)], sink=sink, dead=dead,
         sink_class=sink_class, san_mask=san_mask)
@@ -204,20 +208,7 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     kind = [KIND_INDEX.get(g.kinds[old], 0) for old in keep]
     feat = _features(g, keep, flags, tainted, to_sink, on_path, overwritten, num_uses, truncated)
 
-    src, dst, etype = [], [], []
-    for s, d, t in fwd:
-        a, b = index.get(s), index.get(d)
-        if a is None or b is None:
-            continue
-        src.append(a)
-        dst.append(b)
-        etype.append(t)
-        rev = (_DEAD_BRANCH if t == _DEAD_BRANCH else _AST_PARENT if t == _AST_CHILD
-               else _FLOW_REV if t in _REVERSED_FLOW else -1)
-        if rev >= 0:
-            src.append(b)
-            dst.append(a)
-            etype.append(rev)
+    src, dst, etype = _output_edges(fwd_arr, keep, n)
     classes = {"sinks": [[index[i], SINK_CLASSES[sink_class[i]]] for i in keep if sink[i]],
                "sanitizers": [[index[i], list(g.sanitizes.get(i, ())) + (
                    ["path"] if flags[i] & IR.PATH_SANITIZER and "path" not in g.sanitizes.get(i, ()) else [])]
@@ -230,6 +221,37 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     return {"v": featurizer_version(catalog.active().digest), "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
             "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype,
             "truncated": sorted(reasons), "classes": classes}
+
+
+# Reverse edge type of each edge type (-1: none): ast_child -> ast_parent, flows -> flow_rev,
+# dead_branch -> dead_branch.
+_REVERSE = np.full(len(EDGE_INDEX), -1, dtype=np.int64)
+_REVERSE[_AST_CHILD] = _AST_PARENT
+_REVERSE[_DEAD_BRANCH] = _DEAD_BRANCH
+for _t in _REVERSED_FLOW:
+    _REVERSE[_t] = _FLOW_REV
+
+
+def _output_edges(fwd: np.ndarray, keep: list[int], n: int) -> tuple[list[int], list[int], list[int]]:
+    """Edges among the kept nodes, renumbered; each followed by its reverse edge where it has one."""
+    if not len(fwd):
+        return [], [], []
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
+    a, b = remap[fwd[:, 0]], remap[fwd[:, 1]]
+    ok = (a >= 0) & (b >= 0)
+    a, b, t = a[ok], b[ok], fwd[ok, 2]
+    rt = _REVERSE[t]
+    # Interleave: edge i at 2i, its reverse at 2i + 1 (kept only where a reverse type exists).
+    src = np.empty(2 * len(a), dtype=np.int64)
+    dst = np.empty_like(src)
+    typ = np.empty_like(src)
+    src[0::2], src[1::2] = a, b
+    dst[0::2], dst[1::2] = b, a
+    typ[0::2], typ[1::2] = t, rt
+    mask = np.ones(2 * len(a), dtype=bool)
+    mask[1::2] = rt >= 0
+    return src[mask].tolist(), dst[mask].tolist(), typ[mask].tolist()
 
 
 def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool], to_sink: list[bool],
