@@ -89,7 +89,8 @@ def run_prepare(args: argparse.Namespace) -> int:
         gr = report.graphs
         print(f"graphs: {gr['built']} built, {gr['parse_failures']} parse failure(s)"
               + (f", {sum(gr['truncated'].values())} truncated ({gr['truncated']})" if gr.get("truncated") else "")
-              + (f"; {gr['workers']} worker(s), {gr['seconds']} s, speed-up {gr['speedup']}x over one core"
+              + (f"; {gr['workers']} worker(s), {gr['seconds']} s wall, {gr['cpu_seconds']} CPU-s "
+                 f"({gr['speedup']}x one core)"
                  if "workers" in gr else ""))
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
