@@ -28,7 +28,9 @@ ALL_SNIPPETS = [(name, code, "java", want) for name, (code, want) in JAVA.items(
 
 def assert_valid(g: dict) -> None:
     """Every record invariant the GNN input conversion relies on."""
-    assert set(g) == {"v", "language", "parse_ok", "num_nodes", "kind", "feat", "edge_index", "edge_type"}
+    assert set(g) == {"v", "language", "parse_ok", "num_nodes", "kind", "feat", "edge_index", "edge_type", "truncated",
+                      "classes"}
+    assert g["truncated"] == sorted(g["truncated"]) and set(g["truncated"]) <= {"budget", "depth", "size"}
     assert g["v"] == FEATURIZER_VERSION
     n = g["num_nodes"]
     assert isinstance(n, int) and n > 0
@@ -39,6 +41,10 @@ def assert_valid(g: dict) -> None:
     assert len(src) == len(dst) == len(g["edge_type"])
     assert all(0 <= s < n for s in src) and all(0 <= d < n for d in dst)
     assert all(isinstance(t, int) and 0 <= t < NUM_EDGE_TYPES for t in g["edge_type"])
+    cls = g["classes"]
+    assert set(cls) == {"sinks", "sanitizers"}
+    assert all(0 <= i < n and g["feat"][i][F["is_sink"]] == 1.0 for i, _ in cls["sinks"])
+    assert all(0 <= i < n and names for i, names in cls["sanitizers"])
     json.dumps(g)  # records are written as JSON lines
 
 

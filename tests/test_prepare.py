@@ -296,21 +296,24 @@ def test_with_graphs(tmp_path):
 
 
 def test_graph_wiring_with_stand_in_featurizer(tmp_path, monkeypatch):
-    """Every written record gets the featurizer's graph; parse failures are counted."""
+    """Every written record gets the featurizer's graph; parse failures and truncations are counted."""
     import sys
     import types
 
     fake = types.ModuleType("streamguard.core.graphs")
     fake.FEATURIZER_VERSION = "stand-in"
     fake.build_graph = lambda code, language: {"v": "stand-in", "language": language,
-                                               "parse_ok": "f3" not in code, "num_nodes": 1}
+                                               "parse_ok": "f3" not in code, "num_nodes": 1,
+                                               "truncated": ["depth"] if "f5" in code else []}
     monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake)
     f = write_jsonl(tmp_path / "a.jsonl", [rec(i, i % 2) for i in range(8)])
     report = prepare([str(f)], str(tmp_path / "out"), auto_counterfactuals=False)
     recs = [r for recs in split_records(tmp_path / "out").values() for r in recs]
     assert all(r["graph"]["v"] == "stand-in" and r["graph"]["language"] == "python" for r in recs)
-    assert report.graphs == {"featurizer_version": "stand-in", "built": 8, "parse_failures": 1,
-                             "parse_failures_by_language": {"python": 1}, "errors": 0}
+    assert {k: report.graphs[k] for k in ("featurizer_version", "built", "parse_failures",
+                                          "parse_failures_by_language", "truncated", "workers", "errors")} == {
+        "featurizer_version": "stand-in", "built": 8, "parse_failures": 1,
+        "parse_failures_by_language": {"python": 1}, "truncated": {"depth": 1}, "workers": 1, "errors": 0}
     monkeypatch.setitem(sys.modules, "streamguard.core.graphs", None)   # featurizer missing
     with pytest.raises(PrepareError, match="featurizer") as info:
         prepare([str(f)], str(tmp_path / "out2"))
@@ -350,3 +353,21 @@ def test_cli_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["prepare", "--help"])
     assert "examples:" in capsys.readouterr().out
+
+
+def test_graphs_from_a_process_pool_equal_the_serial_ones(tmp_path, monkeypatch):
+    """Two graph workers give byte-identical channels to one; the report says how it went."""
+    from streamguard.data import prepare as prep
+
+    monkeypatch.setattr(prep, "_POOL_MIN_RECORDS", 1)
+    monkeypatch.setattr(prep, "_CHUNK", 8)
+    sample = tmp_path / "s.jsonl"
+    write_samples(sample, generate_samples(n_pairs=20, seed=5))
+    one = prepare([str(sample)], str(tmp_path / "one"), graph_workers=1)
+    two = prepare([str(sample)], str(tmp_path / "two"), graph_workers=2)
+    assert one.graphs["workers"] == 1 and two.graphs["workers"] == 2
+    assert two.graphs["built"] == one.graphs["built"] > 40
+    assert two.graphs["cpu_seconds"] > 0 and two.graphs["speedup"] > 0
+    assert one.data_hash == two.data_hash
+    for name in ("train", "validation", "test"):
+        assert (tmp_path / "one" / name / "data.jsonl").read_bytes() == (tmp_path / "two" / name / "data.jsonl").read_bytes()

@@ -49,6 +49,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-raw", action="store_true",
                    help="quarantine lines that are not records by length and sha256, without their text")
     p.add_argument("--no-graphs", action="store_true", help="do not attach program graphs")
+    p.add_argument("--graph-workers", type=int, default=None, metavar="N",
+                   help="processes that build graphs (default: one per available core)")
     p.add_argument("--no-auto-counterfactuals", action="store_true",
                    help="do not generate automatic SQL counterfactuals")
     p.set_defaults(func=run_prepare)
@@ -84,7 +86,7 @@ def run_prepare(args: argparse.Namespace) -> int:
                          auto_counterfactuals=not args.no_auto_counterfactuals,
                          allowed_languages=args.languages, progress=progress,
                          keep_raw=not args.no_raw, max_line_bytes=args.max_line_bytes,
-                         max_gzip_ratio=args.max_gzip_ratio)
+                         max_gzip_ratio=args.max_gzip_ratio, graph_workers=args.graph_workers)
     except PrepareError as exc:
         raise CLIError(str(exc), exc.hint) from exc
     finally:
@@ -100,7 +102,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     for name, c in report.splits.items():
         print(f"{name}: {c['total']} ({c['label_1']} vulnerable, {c['label_0']} safe, {c['groups']} groups)")
     if report.graphs:
-        print(f"graphs: {report.graphs['built']} built, {report.graphs['parse_failures']} parse failure(s)")
+        gr = report.graphs
+        print(f"graphs: {gr['built']} built, {gr['parse_failures']} parse failure(s)"
+              + (f", {sum(gr['truncated'].values())} truncated ({gr['truncated']})" if gr.get("truncated") else "")
+              + (f"; {gr['workers']} worker(s), {gr['seconds']} s wall, {gr['cpu_seconds']} CPU-s "
+                 f"({gr['speedup']}x one core)"
+                 if "workers" in gr else ""))
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"data hash: {report.data_hash}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -82,7 +83,8 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
             auto_counterfactuals: bool = True, with_graphs: bool = True,
             allowed_languages: Iterable[str] | None = None,
             progress: Callable[[str], None] | None = None, keep_raw: bool = False,
-            max_line_bytes: int | None = None, max_gzip_ratio: int | None = None) -> PrepareReport:
+            max_line_bytes: int | None = None, max_gzip_ratio: int | None = None,
+            graph_workers: int | None = None) -> PrepareReport:
     """Prepare training channels from JSON-lines inputs.
 
     Args:
@@ -131,14 +133,16 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
         return _prepare(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
                         auto_counterfactuals=auto_counterfactuals, with_graphs=with_graphs, allowed=allowed,
                         say=say, started=started, keep_raw=keep_raw,
-                        limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
+                        limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio},
+                        graph_workers=graph_workers)
     finally:
         spool.close()
 
 
 def _prepare(files: list[str], out: str, report: PrepareReport, spool: Spool, *, seed: int, ratios,
              max_code_bytes: int, auto_counterfactuals: bool, with_graphs: bool, allowed: set[str] | None,
-             say: Callable[[str], None], started: float, keep_raw: bool, limits: dict) -> PrepareReport:
+             say: Callable[[str], None], started: float, keep_raw: bool, limits: dict,
+             graph_workers: int | None = None) -> PrepareReport:
     items = _read_all(files, report, max_code_bytes, allowed, spool, keep_raw, limits)
     report.records_valid = len(items)
     report.languages = dict(sorted(Counter(i.record["language"] for i in items).items()))
@@ -182,7 +186,7 @@ def _prepare(files: list[str], out: str, report: PrepareReport, spool: Spool, *,
             "the record is kept without one", extra={"id": failure["id"]}))
     if with_graphs:
         say(f"building graphs for {sum(len(v) for v in splits.values())} record(s)")
-        report.graphs = _add_graphs(splits, later, where)
+        report.graphs = _add_graphs(splits, later, where, graph_workers, say)
 
     say(f"writing {out}")
     report.splits = _split_counts(splits)
@@ -273,9 +277,49 @@ def _unique_ids(items: list[Sourced]) -> tuple[list[Sourced], list[QuarantineEnt
     return kept, clashes
 
 
+# Below this many records the graphs are built in this process: starting workers costs more.
+_POOL_MIN_RECORDS = 400
+_CHUNK = 64
+
+
+def _graph_chunk(items: list[tuple[str, str]]) -> tuple[list[dict], float]:
+    """Worker: graphs of ``(code, language)`` pairs, and the CPU seconds they took."""
+    from streamguard.core.graphs import build_graph
+
+    t0 = time.process_time()
+    graphs = [_graph_or_error(build_graph, code, language) for code, language in items]
+    return graphs, time.process_time() - t0
+
+
+def _graph_or_error(build_graph, code: str, language: str) -> dict:
+    """The graph, or ``{"error": "<type>: <message>"}``: one record never stops the others."""
+    try:
+        return build_graph(code, language)
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError: quarantined by the caller
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry],
-                where: dict[str, tuple[str, int]]) -> dict:
-    """Attach a graph to every record; a record whose graph cannot be built is quarantined."""
+                where: dict[str, tuple[str, int]], workers: int | None = None,
+                say: Callable[[str], None] = lambda _msg: None) -> dict:
+    """Attach a graph to every record: in a process pool over the available cores for large inputs.
+
+    A record whose graph cannot be built (an exception in the featurizer) is quarantined with the
+    reason and left out of its split; the others are unaffected.
+
+    Graphs are deterministic and come back in input order, so the output does not depend on the
+    number of workers. The report carries the wall time, the summed CPU time of the builds and
+    their ratio ``speedup``: the speed-up over building on one fully available core (on a machine
+    busy with other work it is lower than the number of workers; `benchmarks/bench_prepare_graphs.py`
+    times one worker against several on the same records).
+    """
     # Imported here: the featurizer is heavy-ish (tree-sitter) and only needed with graphs.
     try:
         from streamguard.core.graphs import FEATURIZER_VERSION, build_graph
@@ -283,30 +327,66 @@ def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry]
         raise PrepareError(f"the graph featurizer cannot be imported ({exc})",
                            "prepare without graphs (--no-graphs / with_graphs=False)") from exc
 
+    records = [rec for name in SPLITS for rec in splits[name]]
+    n_workers = _default_workers() if workers is None else max(1, int(workers))
+    if len(records) < _POOL_MIN_RECORDS:
+        n_workers = 1
+    wall0, cpu_total = time.monotonic(), 0.0
+    graphs: list[dict] | None = None
+    if n_workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = [[(r["code"], r["language"]) for r in records[i:i + _CHUNK]]
+                  for i in range(0, len(records), _CHUNK)]
+        try:
+            # spawn: workers never inherit the threads or locks of the calling process (Airflow tasks).
+            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                graphs = []
+                for part, cpu in pool.map(_graph_chunk, chunks):
+                    graphs += part
+                    cpu_total += cpu
+        except (OSError, RuntimeError, ImportError) as exc:  # BrokenProcessPool is a RuntimeError
+            say(f"graph workers unavailable ({type(exc).__name__}: {exc}); building graphs in this process")
+            graphs, cpu_total, n_workers = None, 0.0, 1
+    if graphs is None:
+        t0 = time.process_time()
+        graphs = [_graph_or_error(build_graph, r["code"], r["language"]) for r in records]
+        cpu_total = time.process_time() - t0
+    wall = time.monotonic() - wall0
+
     built = failures = errors = 0
     failed_by_language: Counter = Counter()
-    for records in splits.values():
-        keep = []
-        for rec in records:
-            try:
-                graph = build_graph(rec["code"], rec["language"])
-            except Exception as exc:  # noqa: BLE001 - e.g. RecursionError: quarantine, do not stop
-                errors += 1
-                file, line = where.get(rec["id"]) or where.get(rec.get("parent_id") or "", ("", 0))
-                quarantine.append(QuarantineEntry(
-                    file, line, "graph_failed",
-                    f"graph of record {rec['id']!r} could not be built: {type(exc).__name__}: {exc}",
-                    record=_output_record(rec)))
-                continue
-            rec["graph"] = graph
-            keep.append(rec)
-            built += 1
-            if not graph.get("parse_ok", False):
-                failures += 1
-                failed_by_language[rec["language"]] += 1
-        records[:] = keep
+    truncated: Counter = Counter()  # graphs cut, by reason: depth (deep nesting), budget, size (max_nodes)
+    broken: set[int] = set()
+    for rec, graph in zip(records, graphs):
+        if "error" in graph:
+            errors += 1
+            broken.add(id(rec))
+            file, line = where.get(rec["id"]) or where.get(rec.get("parent_id") or "", ("", 0))
+            quarantine.append(QuarantineEntry(
+                file, line, "graph_failed", f"graph of record {rec['id']!r} could not be built: {graph['error']}",
+                record=_output_record(rec)))
+            continue
+        rec["graph"] = graph
+        built += 1
+        if not graph.get("parse_ok", False):
+            failures += 1
+            failed_by_language[rec["language"]] += 1
+        for reason in graph.get("truncated") or ():
+            truncated[reason] += 1
+    if broken:
+        for name in SPLITS:
+            splits[name][:] = [rec for rec in splits[name] if id(rec) not in broken]
+    speedup = cpu_total / wall if wall > 0 else 1.0
+    if built:
+        say(f"graphs: {built} in {wall:.1f} s with {n_workers} worker(s), {built / max(wall, 1e-9):.0f} functions/s; "
+            f"{cpu_total:.1f} CPU-s of building, so {speedup:.2f}x the rate of one fully available core")
     return {"featurizer_version": FEATURIZER_VERSION, "built": built, "parse_failures": failures,
-            "parse_failures_by_language": dict(sorted(failed_by_language.items())), "errors": errors}
+            "parse_failures_by_language": dict(sorted(failed_by_language.items())),
+            "truncated": dict(sorted(truncated.items())), "errors": errors,
+            "workers": n_workers, "seconds": round(wall, 3), "cpu_seconds": round(cpu_total, 3),
+            "speedup": round(speedup, 2)}
 
 
 def _output_record(rec: dict) -> dict:
@@ -340,6 +420,10 @@ def _warnings(report: PrepareReport) -> list[str]:
     if report.graphs and report.graphs["parse_failures"]:
         out.append(f"{report.graphs['parse_failures']} record(s) did not parse cleanly; "
                    "their graphs come from an error-tolerant parse")
+    cut = (report.graphs or {}).get("truncated") or {}
+    if cut.get("depth"):
+        out.append(f"{cut['depth']} graph(s) were cut at a statement nested too deeply to follow "
+                   "(the statements after it are kept; see graph['truncated'])")
     return out
 
 

@@ -9,6 +9,8 @@ goes to the earliest nodes in pre-order. A truncated graph says so in ``graph_tr
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 
 import numpy as np
 
@@ -16,9 +18,11 @@ from . import ir as IR
 from .ir import GraphIR
 from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
-from .taint import TaintInput, flows_to_sink, reached_sinks, taint_views
+from . import catalog
+from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
+from .taint import OTHER_CLASS, PATH_CLASS, TaintInput, flow_adjacency, flows_to_sink, reached_sinks, taint_views
 from .tokens import build_token_ir
-from .vocab import EDGE_INDEX, FEATURE_INDEX, FEATURIZER_VERSION, KIND_INDEX, NODE_FEAT_DIM
+from .vocab import EDGE_INDEX, FEATURE_INDEX, KIND_INDEX, NODE_FEAT_DIM, featurizer_version
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +31,16 @@ DEFAULT_MAX_NODES = 2000
 _BUDGET_FACTOR = 10
 _MIN_BUDGET = 5000
 
+# Code nested deeper than the default recursion limit allows is rebuilt on a thread with this
+# stack and recursion limit (about 100,000 levels of nesting); only such code pays for it.
+_DEEP_STACK_BYTES = 512 * 1024 * 1024
+_DEEP_RECURSION_LIMIT = 400_000
+_DEEP_LOCK = threading.Lock()
+
 _LANGUAGE_ALIASES = {"python": "python", "py": "python", "python3": "python", "python2": "python",
                      "java": "java"}
 
+_PATH_BIT = 1 << PATH_CLASS
 _AST_CHILD, _AST_PARENT = EDGE_INDEX["ast_child"], EDGE_INDEX["ast_parent"]
 _DEAD_BRANCH, _FLOW_REV = EDGE_INDEX["dead_branch"], EDGE_INDEX["flow_rev"]
 _REVERSED_FLOW = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "sink_arg", "param_flow", "return_flow"))
@@ -37,7 +48,8 @@ _REVERSED_FLOW = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "sin
 # (feature column, IR flag bit) for the flags the frontends set directly.
 _FLAG_COLUMNS = tuple((FEATURE_INDEX[name], bit) for name, bit in (
     ("is_source", IR.SOURCE), ("is_param_source", IR.PARAM_SOURCE), ("is_sink", IR.SINK),
-    ("is_path_sink", IR.PATH_SINK), ("is_sanitizer", IR.SANITIZER), ("is_path_sanitizer", IR.PATH_SANITIZER), ("is_literal", IR.LITERAL), ("is_sql_literal", IR.SQL_LITERAL),
+    ("is_path_sink", IR.PATH_SINK), ("is_sanitizer", IR.SANITIZER | IR.SANITIZER_SOME),
+    ("is_path_sanitizer", IR.PATH_SANITIZER), ("is_literal", IR.LITERAL), ("is_sql_literal", IR.SQL_LITERAL),
     ("has_placeholder", IR.PLACEHOLDER), ("is_string_concat", IR.CONCAT), ("is_call", IR.CALL),
     ("is_local_call", IR.LOCAL_CALL), ("is_identifier", IR.IDENT), ("is_def", IR.DEF), ("is_use", IR.USE),
     ("dead", IR.DEAD), ("const_true", IR.CONST_TRUE), ("const_false", IR.CONST_FALSE), ("in_loop", IR.IN_LOOP),
@@ -75,17 +87,62 @@ def build_graph(code: str, language: str, max_nodes: int = DEFAULT_MAX_NODES) ->
         raise ValueError(f"build_graph: max_nodes must be >= 1, got {max_nodes}")
     code = "" if code is None else str(code)
     budget = max(_MIN_BUDGET, max_nodes * _BUDGET_FACTOR)
+    frontend = build_java_ir if lang == "java" else build_python_ir
     try:
-        graph, parse_ok = (build_java_ir if lang == "java" else build_python_ir)(code, budget)
+        try:
+            graph, parse_ok = frontend(code, budget)
+            deep = graph.depth_errors > 0
+        except RecursionError:  # the Python parser itself ran out of depth
+            deep = True
+        if deep:
+            # Nested deeper than the default recursion limit: build again with a deep stack, so
+            # that nothing is cut unless the nesting is beyond even that.
+            graph, parse_ok = _deep_call(frontend, code, budget)
     except Exception as exc:  # noqa: BLE001 - one odd record must not stop a 20k-record preparation
         # A construct the frontend does not handle: keep the record with a token-chain graph,
         # marked as not parsed, and say which construct it was.
         log.warning("build_graph: %s frontend failed (%s: %s); using a token graph", lang, type(exc).__name__, exc)
         graph, parse_ok = build_token_ir(code, lang, budget), False
+        if isinstance(exc, RecursionError):
+            graph.truncated = True
+            graph.truncation.add("depth")
     if not graph.kinds:  # empty input: one root node so that every graph has a node
         graph = build_token_ir(code, lang, budget)
         parse_ok = parse_ok and bool(code.strip())
     return _assemble(graph, lang, parse_ok, max_nodes)
+
+
+def _deep_call(fn, *args):
+    """``fn(*args)`` on a thread with a 512 MiB stack and a high recursion limit.
+
+    The recursion limit is interpreter-wide: it is raised for the duration of the call (one deep
+    build at a time) and restored afterwards. Exceptions are re-raised in the caller.
+    """
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            out["error"] = exc
+
+    with _DEEP_LOCK:
+        old_limit = sys.getrecursionlimit()
+        old_stack = threading.stack_size()
+        try:
+            threading.stack_size(_DEEP_STACK_BYTES)
+            sys.setrecursionlimit(max(old_limit, _DEEP_RECURSION_LIMIT))
+            t = threading.Thread(target=run, name="build_graph-deep", daemon=True)
+            try:
+                t.start()
+            finally:
+                threading.stack_size(old_stack)
+            t.join()
+        finally:
+            sys.setrecursionlimit(old_limit)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
@@ -95,19 +152,43 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     sink = [bool(f & IR.SINK) for f in flags]
 
     # Forward edges; any edge between live and dead code becomes dead_branch (never carries taint).
-    fwd = [(s, d, _DEAD_BRANCH if dead[s] != dead[d] else t) for s, d, t in g.edges]
+    fwd_arr = np.asarray(g.edges, dtype=np.int64).reshape(-1, 3)
+    if len(fwd_arr):
+        dead_arr = np.asarray(dead, dtype=bool)
+        fwd_arr[dead_arr[fwd_arr[:, 0]] != dead_arr[fwd_arr[:, 1]], 2] = _DEAD_BRANCH
+    e_src, e_dst, e_type = fwd_arr[:, 0].tolist(), fwd_arr[:, 1].tolist(), fwd_arr[:, 2].tolist()
+    # Sink classes and class-specific sanitizers (see taint.py): a sink without a class from the
+    # catalog is a path sink or "other"; PATH_SANITIZER set by the frontends (basename checks,
+    # getFileName) adds the path class.
+    sink_class = [PATH_CLASS if f & IR.PATH_SINK else OTHER_CLASS for f in flags]
+    for node, cls in g.sink_class.items():
+        sink_class[node] = SINK_CLASS_INDEX[cls]
+    san_mask = [_PATH_BIT if f & IR.PATH_SANITIZER else 0 for f in flags]
+    for node, classes in g.sanitizes.items():
+        for c in classes:
+            san_mask[node] |= 1 << SINK_CLASS_INDEX[c]
+    universal = [bool(f & IR.SANITIZER) and i not in g.sanitizes for i, f in enumerate(flags)]
     t_in = TaintInput(
-        num_nodes=n, src=[e[0] for e in fwd], dst=[e[1] for e in fwd], etype=[e[2] for e in fwd],
+        num_nodes=n, src=e_src, dst=e_dst, etype=e_type,
         seed=[bool(f & (IR.SOURCE | IR.PARAM_SOURCE)) for f in flags],
-        blocker=[bool(f & IR.SANITIZER) or s for f, s in zip(flags, sink)], sink=sink, dead=dead,
-        path_sink=[bool(f & IR.PATH_SINK) and s for f, s in zip(flags, sink)],
-        path_sanitizer=[bool(f & IR.PATH_SANITIZER) for f in flags])
-    # Two views (see taint.py): taint headed for path sinks stops at path sanitizers as well.
-    tainted, _, tainted_p, _ = taint_views(t_in)
-    to_path, to_other = flows_to_sink(t_in, "path"), flows_to_sink(t_in, "other")
-    to_sink = [a or b for a, b in zip(to_path, to_other)]
-    reached = reached_sinks(t_in, tainted, tainted_p)
-    on_path = [(a and b) or (c and d) for a, b, c, d in zip(tainted, to_other, tainted_p, to_path)]
+        blocker=[u or s for u, s in zip(universal, sink)], sink=sink, dead=dead,
+        sink_class=sink_class, san_mask=san_mask)
+    # One view per sink class present; each sink is judged in its own class's view.
+    adj, radj = flow_adjacency(t_in)
+    live = t_in.live_classes()
+    views = taint_views(t_in, adj, live)
+    tainted = views[None][0]
+    to_sink = [False] * n
+    on_path = [False] * n
+    for cls in live:
+        to_c = flows_to_sink(t_in, cls, radj)
+        tainted_c = views[cls][0]
+        if len(live) == 1:
+            to_sink, on_path = to_c, [a and b for a, b in zip(to_c, tainted_c)]
+            break
+        to_sink = [a or b for a, b in zip(to_sink, to_c)]
+        on_path = [p or (a and b) for p, a, b in zip(on_path, to_c, tainted_c)]
+    reached = reached_sinks(t_in, views)
     for s in reached:
         on_path[s] = True
 
@@ -127,22 +208,50 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     kind = [KIND_INDEX.get(g.kinds[old], 0) for old in keep]
     feat = _features(g, keep, flags, tainted, to_sink, on_path, overwritten, num_uses, truncated)
 
-    src, dst, etype = [], [], []
-    for s, d, t in fwd:
-        a, b = index.get(s), index.get(d)
-        if a is None or b is None:
-            continue
-        src.append(a)
-        dst.append(b)
-        etype.append(t)
-        rev = (_DEAD_BRANCH if t == _DEAD_BRANCH else _AST_PARENT if t == _AST_CHILD
-               else _FLOW_REV if t in _REVERSED_FLOW else -1)
-        if rev >= 0:
-            src.append(b)
-            dst.append(a)
-            etype.append(rev)
-    return {"v": FEATURIZER_VERSION, "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
-            "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype}
+    src, dst, etype = _output_edges(fwd_arr, keep, n)
+    classes = {"sinks": [[index[i], SINK_CLASSES[sink_class[i]]] for i in keep if sink[i]],
+               "sanitizers": [[index[i], list(g.sanitizes.get(i, ())) + (
+                   ["path"] if flags[i] & IR.PATH_SANITIZER and "path" not in g.sanitizes.get(i, ()) else [])]
+                   for i in keep if i in g.sanitizes or flags[i] & IR.PATH_SANITIZER]}
+    reasons = set(g.truncation)
+    if len(keep) < n:
+        reasons.add("size")
+    if truncated and not reasons:
+        reasons.add("budget")
+    return {"v": featurizer_version(catalog.active().digest), "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
+            "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype,
+            "truncated": sorted(reasons), "classes": classes}
+
+
+# Reverse edge type of each edge type (-1: none): ast_child -> ast_parent, flows -> flow_rev,
+# dead_branch -> dead_branch.
+_REVERSE = np.full(len(EDGE_INDEX), -1, dtype=np.int64)
+_REVERSE[_AST_CHILD] = _AST_PARENT
+_REVERSE[_DEAD_BRANCH] = _DEAD_BRANCH
+for _t in _REVERSED_FLOW:
+    _REVERSE[_t] = _FLOW_REV
+
+
+def _output_edges(fwd: np.ndarray, keep: list[int], n: int) -> tuple[list[int], list[int], list[int]]:
+    """Edges among the kept nodes, renumbered; each followed by its reverse edge where it has one."""
+    if not len(fwd):
+        return [], [], []
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
+    a, b = remap[fwd[:, 0]], remap[fwd[:, 1]]
+    ok = (a >= 0) & (b >= 0)
+    a, b, t = a[ok], b[ok], fwd[ok, 2]
+    rt = _REVERSE[t]
+    # Interleave: edge i at 2i, its reverse at 2i + 1 (kept only where a reverse type exists).
+    src = np.empty(2 * len(a), dtype=np.int64)
+    dst = np.empty_like(src)
+    typ = np.empty_like(src)
+    src[0::2], src[1::2] = a, b
+    dst[0::2], dst[1::2] = b, a
+    typ[0::2], typ[1::2] = t, rt
+    mask = np.ones(2 * len(a), dtype=bool)
+    mask[1::2] = rt >= 0
+    return src[mask].tolist(), dst[mask].tolist(), typ[mask].tolist()
 
 
 def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool], to_sink: list[bool],
@@ -173,7 +282,7 @@ def _select(n: int, max_nodes: int, flags: list[int], on_path: list[bool]) -> li
     """Node ids to keep, in original order: all of them, or the important ones plus a pre-order prefix."""
     if n <= max_nodes:
         return list(range(n))
-    important = IR.SOURCE | IR.PARAM_SOURCE | IR.SINK | IR.SANITIZER | IR.PATH_SANITIZER
+    important = IR.SOURCE | IR.PARAM_SOURCE | IR.SINK | IR.SANITIZER | IR.PATH_SANITIZER | IR.SANITIZER_SOME
     chosen = [i for i in range(n) if on_path[i] or flags[i] & important][:max_nodes]
     picked = set(chosen)
     for i in range(n):

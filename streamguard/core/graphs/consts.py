@@ -61,6 +61,66 @@ def fold_unary(op: str, value: object) -> object:
     return UNKNOWN
 
 
+MAX_STR = 4096  # folded strings longer than this are left unknown (bounds time and memory)
+_REGEX_META = frozenset(".$|()[]{}^?*+\\")
+
+
+def _java_split(s: str, sep: str) -> object:
+    if not sep or any(c in _REGEX_META for c in sep):
+        return UNKNOWN  # a real regular expression: not folded
+    parts = s.split(sep)
+    while parts and parts[-1] == "":  # String.split drops trailing empty strings
+        parts.pop()
+    return tuple(parts)
+
+
+def _index(seq: object, i: object) -> object:
+    if isinstance(seq, (str, tuple)) and isinstance(i, int) and not isinstance(i, bool) and -len(seq) <= i < len(seq):
+        return seq[i]
+    return UNKNOWN
+
+
+def fold_subscript(seq: object, index: object) -> object:
+    """``seq[index]`` for a folded string or tuple and an integer index."""
+    return _index(seq, index)
+
+
+# String methods folded on constants (Java names, then Python names); each takes (receiver, *args).
+_JAVA_STR: dict[str, Callable[..., object]] = {
+    "charAt": _index, "length": len, "isEmpty": lambda s: not s, "equals": lambda s, o: s == o,
+    "equalsIgnoreCase": lambda s, o: isinstance(o, str) and s.lower() == o.lower(),
+    "contains": lambda s, o: isinstance(o, str) and o in s, "startsWith": lambda s, o: s.startswith(o),
+    "endsWith": lambda s, o: s.endswith(o), "indexOf": lambda s, o: s.find(o), "toUpperCase": str.upper,
+    "toLowerCase": str.lower, "trim": str.strip, "strip": str.strip, "concat": lambda s, o: s + o,
+    "substring": lambda s, a, b=None: s[a:b] if b is not None else s[a:], "split": _java_split,
+    "replace": lambda s, a, b: s.replace(a, b), "toString": lambda s: s, "intern": lambda s: s,
+    "hashCode": lambda s: UNKNOWN,
+}
+_PY_STR: dict[str, Callable[..., object]] = {
+    "upper": str.upper, "lower": str.lower, "strip": str.strip, "lstrip": str.lstrip, "rstrip": str.rstrip,
+    "startswith": lambda s, o: s.startswith(o), "endswith": lambda s, o: s.endswith(o),
+    "find": lambda s, o: s.find(o), "replace": lambda s, a, b: s.replace(a, b),
+    "split": lambda s, sep=None: tuple(s.split(sep)), "isdigit": str.isdigit, "isalpha": str.isalpha,
+    "title": str.title, "casefold": str.casefold,
+}
+
+
+def fold_str_method(language: str, name: str, recv: object, args: list) -> object:
+    """Fold ``recv.name(*args)`` for a constant string ``recv`` and constant ``args``; else UNKNOWN."""
+    if not isinstance(recv, str) or any(a is UNKNOWN for a in args):
+        return UNKNOWN
+    fn = (_JAVA_STR if language == "java" else _PY_STR).get(name)
+    if fn is None:
+        return UNKNOWN
+    try:
+        out = fn(recv, *args)
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return UNKNOWN
+    if isinstance(out, str) and len(out) > MAX_STR:
+        return UNKNOWN
+    return out
+
+
 def fold_binary(op: str, left: object, right: Callable[[], object]) -> object:
     """Fold ``left op right``; ``right`` is evaluated lazily so that ``false && x`` folds."""
     if op in ("&&", "and"):
@@ -84,7 +144,9 @@ def fold_binary(op: str, left: object, right: Callable[[], object]) -> object:
     if fn is None and op in _ARITH:
         # Only numbers, and small shifts: folding must never allocate huge values.
         if not (isinstance(left, (int, float)) and isinstance(r, (int, float))):
-            return "".join((left, r)) if op == "+" and isinstance(left, str) and isinstance(r, str) else UNKNOWN
+            if op == "+" and isinstance(left, str) and isinstance(r, str) and len(left) + len(r) <= MAX_STR:
+                return left + r
+            return UNKNOWN
         if op in ("<<", ">>") and not (isinstance(r, int) and 0 <= r <= 64):
             return UNKNOWN
         fn = _ARITH[op]

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
+from .consts import UNKNOWN
 from .rules import PLAIN, CallRule
 from .vocab import EDGE_INDEX
 
@@ -38,6 +39,7 @@ CONST_FALSE = 1 << 15
 IN_LOOP = 1 << 16
 PATH_SINK = 1 << 17       # with SINK: the dangerous argument is a file path
 PATH_SANITIZER = 1 << 18  # safe for path sinks only (basename, confined canonical path)
+SANITIZER_SOME = 1 << 19  # safe for some sink classes other than path (an HTML encoder: html only)
 
 AST_CHILD = EDGE_INDEX["ast_child"]
 NEXT_STMT = EDGE_INDEX["next_stmt"]
@@ -156,6 +158,8 @@ class FuncInfo:
     is_method: bool
     params: list[tuple[str, int, bool]] = field(default_factory=list)  # (name, def node, may be a source)
     returns: list[int] = field(default_factory=list)
+    owner: str = ""        # enclosing class ("" at module level)
+    static: bool = False   # Python @staticmethod: no implicit first parameter
 
 
 @dataclass
@@ -170,6 +174,8 @@ class CallInfo:
     rule: CallRule = PLAIN
     nparams_hint: int = -1
     skip_self: bool = False  # Python self.m(...): the first parameter of a method is the receiver
+    owner_hint: str = ""  # class of the receiver when the file shows it (new Helper().m(), Helper.m(), h.m())
+    static_call: bool = False  # called on the class itself (Helper.m(x)), not on an instance
 
 
 class GraphIR:
@@ -186,6 +192,8 @@ class GraphIR:
         self._edge_set: set[tuple[int, int, int]] = set()
         self.use_defs: dict[int, set[int]] = {}
         self.const_defs: set[int] = set()
+        # Definitions whose value folded to a constant (locals bound to 86, "ABC", 7 * 42 ...).
+        self.const_val: dict[int, object] = {}
         self.env: Env | None = Env()
         self.dead = False
         self.loop_depth = 0
@@ -198,6 +206,14 @@ class GraphIR:
         self.calls: list[CallInfo] = []
         self.pending_uses: list[tuple[int, str, Scope | None]] = []
         self.truncated = False
+        # Why the graph is incomplete: "budget" (node budget spent), "depth" (a statement nested
+        # deeper than the walk can follow was cut at that statement; the rest was kept).
+        self.truncation: set[str] = set()
+        self.depth_errors = 0  # statements cut by RecursionError (see walk_statements)
+        # Sink class of each sink node (name, see catalog.SINK_CLASSES) and the sink classes each
+        # class-specific sanitizer covers; universal sanitizers carry only the SANITIZER flag.
+        self.sink_class: dict[int, str] = {}
+        self.sanitizes: dict[int, tuple[str, ...]] = {}
         self._placeholder = 0  # last loop-head placeholder id handed out (negative)
 
     # ----------------------------------------------------------------------------- nodes, edges
@@ -206,6 +222,7 @@ class GraphIR:
         nid = len(self.kinds)
         if nid >= self.budget:
             self.truncated = True
+            self.truncation.add("budget")
             raise BudgetExceeded
         if self.dead:
             flags |= DEAD
@@ -296,6 +313,24 @@ class GraphIR:
             self.env.slots.pop(key, None)
             self.env.lens.pop(key, None)
 
+    def local_const(self, key: str) -> object:
+        """The constant value of local ``key`` on this path, or UNKNOWN.
+
+        Known when every reaching definition assigned the same folded constant (a loop-head
+        placeholder, a partial update or any other definition makes it unknown).
+        """
+        env = self.env
+        defs = env.vars.get(key) if env is not None else None
+        if not defs:
+            return UNKNOWN
+        value = UNKNOWN
+        for d in defs:
+            v = self.const_val.get(d, UNKNOWN)
+            if v is UNKNOWN or (value is not UNKNOWN and (v != value or type(v) is not type(value))):
+                return UNKNOWN
+            value = v
+        return value
+
     def is_local(self, key: str) -> bool:
         return self.env is not None and key in self.env.vars
 
@@ -314,13 +349,26 @@ class GraphIR:
         return s
 
     # ------------------------------------------------------------------ literal-index containers
-    def container_new(self, key: str, items: dict[object, int] | None) -> None:
-        """``key`` now holds a fresh container whose elements at literal positions are known."""
+    def container_new(self, key: str, items: dict[object, int] | None, *, sequence: bool = True) -> None:
+        """``key`` now holds a fresh container whose elements at literal positions are known.
+
+        ``sequence``: a list/array (integer positions that shift on insert/remove, a known
+        length); otherwise a map (keys).
+        """
         if self.env is None:
             return
         self.env.slots[key] = {k: frozenset((v,)) for k, v in (items or {}).items()}
-        if items is None or all(isinstance(k, int) for k in items):
+        if sequence and (items is None or all(isinstance(k, int) for k in items)):
             self.env.lens[key] = len(items or {})
+        else:
+            self.env.lens.pop(key, None)
+
+    def _position(self, key: str, index: object) -> object:
+        """Negative list positions count from the end (``lst[-1]``); None when that is unknown."""
+        if isinstance(index, int) and not isinstance(index, bool) and index < 0:
+            n = self.env.lens.get(key) if self.env is not None else None
+            return None if n is None else index + n
+        return index
 
     def container_store(self, key: str, index: object, value: int, *, append: bool = False) -> None:
         """Record a store into container ``key``; a non-literal index drops the precise tracking."""
@@ -334,11 +382,51 @@ class GraphIR:
                 return
             index = n
             env.lens[key] = n + 1
+        index = self._position(key, index)
         if index is None:
             env.slots.pop(key, None)
             env.lens.pop(key, None)
             return
         env.slots[key][index] = frozenset((value,))
+
+    def container_insert(self, key: str, index: object, value: int) -> None:
+        """``list.add(i, v)`` / ``lst.insert(i, v)``: later elements move up one position."""
+        env = self.env
+        if env is None or key not in env.slots:
+            return
+        n = env.lens.get(key)
+        index = self._position(key, index)
+        if n is None or not isinstance(index, int) or isinstance(index, bool):
+            self.container_forget(key)
+            return
+        index = min(index, n)
+        old = env.slots[key]
+        env.slots[key] = {(j + 1 if isinstance(j, int) and j >= index else j): d for j, d in old.items()}
+        env.slots[key][index] = frozenset((value,))
+        env.lens[key] = n + 1
+
+    def container_remove(self, key: str, index: object) -> None:
+        """``list.remove(i)`` / ``lst.pop(i)`` (later elements move down) or ``map.remove(k)``."""
+        env = self.env
+        if env is None or key not in env.slots:
+            return
+        if index is None:
+            self.container_forget(key)
+            return
+        n = env.lens.get(key)
+        if n is None:  # a map: the key is gone
+            env.slots[key].pop(index, None)
+            return
+        index = self._position(key, index)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < n:
+            self.container_forget(key)
+            return
+        old = env.slots[key]
+        env.slots[key] = {(j - 1 if isinstance(j, int) and j > index else j): d for j, d in old.items() if j != index}
+        env.lens[key] = n - 1
+
+    def container_length(self, key: str) -> int | None:
+        return self.env.lens.get(key) if self.env is not None else None
 
     def container_forget(self, key: str) -> None:
         if self.env is not None:
@@ -346,14 +434,21 @@ class GraphIR:
             self.env.lens.pop(key, None)
 
     def container_read(self, key: str, index: object) -> frozenset[int] | None:
-        """Definitions of element ``index`` of ``key`` when tracked precisely, else None."""
+        """Definitions of element ``index`` of ``key`` when tracked precisely, else None.
+
+        A tracked container saw only literal-index stores since it was created empty or from a
+        literal, so an index nothing was stored at holds nothing (``frozenset()``).
+        """
         env = self.env
         if env is None or index is None:
             return None
         slots = env.slots.get(key)
         if slots is None:
             return None
-        return slots.get(index)
+        index = self._position(key, index)
+        if index is None:
+            return None
+        return slots.get(index, frozenset())
 
     # ----------------------------------------------------------------------------- control flow
     def walk_statements(self, stmts: list, node_fn, parent: int, head: int = -1) -> None:
@@ -361,17 +456,31 @@ class GraphIR:
 
         Once the environment is gone (after return/break/raise/throw), the rest is unreachable and
         is walked in dead mode.
+
+        A statement nested deeper than the interpreter's recursion limit allows (a 5,000-term
+        string concatenation, thousands of nested blocks) is cut where the limit hit, and the
+        walk goes on with the next statement: the cut is recorded (``truncation``), never silent,
+        and it never hides the statements after it. The builder retries such code on a thread
+        with a deep stack first (see ``builder.build_graph``).
         """
         prev = head
         for stmt in stmts:
-            if self.env is None and not self.dead:
-                with self.dead_mode():
+            start = len(self.kinds)
+            try:
+                if self.env is None and not self.dead:
+                    with self.dead_mode():
+                        sid = node_fn(stmt, parent)
+                else:
                     sid = node_fn(stmt, parent)
-            else:
-                sid = node_fn(stmt, parent)
-            if prev >= 0:
+            except RecursionError:
+                self.depth_errors += 1
+                self.truncated = True
+                self.truncation.add("depth")
+                sid = start if start < len(self.kinds) else -1
+            if prev >= 0 and sid >= 0:
                 self.edge(prev, sid, NEXT_STMT)
-            prev = sid
+            if sid >= 0:
+                prev = sid
 
     @contextmanager
     def dead_mode(self, dead: bool = True) -> Iterator[None]:
@@ -478,6 +587,12 @@ class GraphIR:
                                   | (PATH_SINK if r.sink and r.path_sink else 0)
                                   | (SANITIZER if r.sanitizer else 0) | (PATH_SANITIZER if r.path_sanitizer else 0)
                                   | (CONCAT if r.concat else 0))
+        if r.sink and r.sink_class:
+            self.sink_class[info.node] = r.sink_class
+        if r.sanitizes and not r.sanitizer:
+            self.sanitizes[info.node] = r.sanitizes
+            if any(c != "path" for c in r.sanitizes):
+                self.flags[info.node] |= SANITIZER_SOME
         self.calls.append(info)
 
     def unsink(self, node: int) -> None:
@@ -485,6 +600,7 @@ class GraphIR:
         if node < 0:
             return
         self.flags[node] &= ~(SINK | PATH_SINK)
+        self.sink_class.pop(node, None)
         for c in reversed(self.calls):
             if c.node == node:
                 c.rule = replace(c.rule, sink=False, path_sink=False, sink_positions=(), sink_keywords=())
@@ -543,9 +659,13 @@ class GraphIR:
                 self.flow(d, use)
 
     def _targets(self, c: CallInfo) -> list[FuncInfo]:
-        if not c.via_self:
+        if c.via_self:
+            cands = self.functions.get(c.name, [])
+        elif c.owner_hint:
+            # A method of another class of this file: new Helper().m(x), Helper.m(x), h.m(x).
+            cands = [f for f in self.functions.get(c.name, []) if f.owner == c.owner_hint]
+        else:
             return []
-        cands = self.functions.get(c.name, [])
         if len(cands) > 1 and c.nparams_hint >= 0:  # Java overloads: prefer matching arity
             exact = [f for f in cands if len(f.params) == c.nparams_hint]
             cands = exact or cands
@@ -553,9 +673,16 @@ class GraphIR:
 
     def _link_local_call(self, c: CallInfo, targets: list[FuncInfo]) -> None:
         # The helper's own body decides; library-name guesses would double count.
-        self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | PATH_SINK | SANITIZER | PATH_SANITIZER)) | LOCAL_CALL
+        self.flags[c.node] = (self.flags[c.node] & ~(SOURCE | SINK | PATH_SINK | SANITIZER | PATH_SANITIZER
+                                                     | SANITIZER_SOME)) | LOCAL_CALL
+        self.sink_class.pop(c.node, None)
+        self.sanitizes.pop(c.node, None)
         for t in targets:
-            params = t.params[1:] if c.skip_self and t.is_method else t.params
+            if c.static_call:  # Helper.m(x): only a classmethod gets an implicit first argument
+                skip = c.skip_self and t.is_method and not t.static and bool(t.params) and t.params[0][0] == "cls"
+            else:
+                skip = c.skip_self and t.is_method and not t.static
+            params = t.params[1:] if skip else t.params
             for i, a in enumerate(c.args):
                 if i < len(params):
                     self.edge(a, params[i][1], PARAM_FLOW)

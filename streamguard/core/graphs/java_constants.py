@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .consts import JULIET_CONSTANTS, JULIET_METHODS, UNKNOWN, fold_binary, fold_unary
+from .consts import JULIET_CONSTANTS, JULIET_METHODS, UNKNOWN, fold_binary, fold_str_method, fold_subscript, fold_unary
 from .java_syntax import CONTAINER_TYPES, TYPE_DECLS, named, text
 
 # Every alternative starts at a word start (lookbehind), which keeps the scan linear in the input.
@@ -54,6 +54,9 @@ class JavaConstants:
             n = stack.pop()
             for c in n.named_children:
                 if c.type in TYPE_DECLS:
+                    cname = c.child_by_field_name("name")
+                    if cname is not None:
+                        self.file_classes.add(text(cname))
                     body = c.child_by_field_name("body")
                     if body is not None:
                         stack.append(body)
@@ -181,10 +184,13 @@ class JavaConstants:
             if op is None or left is None or right is None:
                 return UNKNOWN
             return fold_binary(op.type, self.const(left), lambda: self.const(right))
+        if t == "character_literal":
+            s = text(n)[1:-1]
+            return s if len(s) == 1 else UNKNOWN
         if t == "identifier":
             name = text(n)
             if self.g.is_local(name):
-                return UNKNOWN
+                return self.g.local_const(name)
             if name in self.consts:
                 return self.consts[name]
             return UNKNOWN if name in self.declared else JULIET_CONSTANTS.get(name, UNKNOWN)
@@ -195,8 +201,25 @@ class JavaConstants:
             if obj.type == "this":
                 return self.consts.get(text(fld), UNKNOWN)
             return JULIET_CONSTANTS.get(f"{text(obj)}.{text(fld)}", UNKNOWN)
+        if t == "array_access":
+            arr, idx = n.child_by_field_name("array"), n.child_by_field_name("index")
+            if arr is None or idx is None:
+                return UNKNOWN
+            return fold_subscript(self.const(arr), self.const(idx))
+        if t == "ternary_expression":
+            cond = n.child_by_field_name("condition")
+            c = self.const(cond) if cond is not None else UNKNOWN
+            if c is UNKNOWN:
+                return UNKNOWN
+            arm = n.child_by_field_name("consequence" if c else "alternative")
+            return self.const(arm) if arm is not None else UNKNOWN
         if t == "method_invocation":
             args = n.child_by_field_name("arguments")
+            obj, name_n = n.child_by_field_name("object"), n.child_by_field_name("name")
+            if args is not None and obj is not None and obj.type != "this" and name_n is not None:
+                recv = self.const(obj)
+                if isinstance(recv, str):  # "ABC".charAt(2), guess.equals("x") on a constant local
+                    return fold_str_method("java", text(name_n), recv, [self.const(a) for a in named(args)])
             if args is None or named(args):
                 return UNKNOWN
             obj, name = n.child_by_field_name("object"), text(n.child_by_field_name("name"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from . import ir as IR
@@ -10,6 +11,12 @@ from .ir import CallInfo
 from .java_syntax import CONTAINER_TYPES, LITERALS, named, text
 from .rules import (APPEND_METHODS, GET_METHODS, KEYED_STORE_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT,
                     STORE_METHODS, CallRule, classify_java_call, classify_java_constructor, is_shell_program)
+
+
+_MAP_TYPES = re.compile(r"Map|Properties|Hashtable")
+# Mutating StringBuilder methods that write their last argument into the builder (besides append/insert).
+_BUILDERS = frozenset({"StringBuilder", "StringBuffer"})
+_BUILDER_STORES = frozenset({"replace", "setCharAt"})
 
 
 def _simple_type(type_name: str) -> str:
@@ -50,11 +57,16 @@ class JavaExpressions:
         """A new collection/array assigned to ``key`` starts literal-index tracking."""
         t = value_n.type
         if t == "object_creation_expression":
-            typ = value_n.child_by_field_name("type")
-            if typ is not None and CONTAINER_TYPES.search(text(typ)):
-                self.g.container_new(key, {})
+            typ, args = value_n.child_by_field_name("type"), value_n.child_by_field_name("arguments")
+            argv = named(args) if args is not None else []
+            # Only an empty new collection (no arguments, or an initial capacity) starts empty.
+            empty = not argv or (len(argv) == 1 and isinstance(self.const(argv[0]), int))
+            if typ is not None and CONTAINER_TYPES.search(text(typ)) and empty:
+                self.g.container_new(key, {}, sequence=not _MAP_TYPES.search(text(typ)))
         elif value_id in self.array_elems:  # new T[]{a, b} / {a, b}: elements at literal indices
             self.g.container_new(key, dict(enumerate(self.array_elems[value_id])))
+        elif t == "array_creation_expression" and value_n.child_by_field_name("value") is None:
+            self.g.container_new(key, {})  # new T[n]: every element null until stored
 
     def expression_statement(self, n, parent: int) -> int:
         nid = self.g.add("java.expression_statement", parent)
@@ -101,6 +113,8 @@ class JavaExpressions:
         left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
         op = n.child_by_field_name("operator")
         plain = op is None or op.type == "="
+        cv = self.const(right) if plain and right is not None and left is not None and left.type == "identifier" \
+            and self.g.is_local(text(left)) else UNKNOWN
         v = self.node(right, nid) if right is not None else -1
         if left is None:
             return nid
@@ -111,6 +125,8 @@ class JavaExpressions:
                 g.use(key, lid)
                 g.flags[lid] |= IR.CONCAT if op is not None and op.type == "+=" else 0
             g.define(key, lid, v, strong=plain, const=plain and right is not None and right.type in LITERALS)
+            if cv is not UNKNOWN:
+                g.const_val[lid] = cv
             if plain and right is not None:
                 self.track_container(key, right, v)
             return lid
@@ -162,24 +178,47 @@ class JavaExpressions:
         if precise is not None:  # list.get(1) reads exactly what was stored at index 1
             for d in precise:
                 g.flow(d, nid)
+            if not precise and name == "getOrDefault" and len(vals) == 2:
+                g.flow(vals[1], nid)  # nothing stored under that key: the default
         elif obj_v >= 0:
             g.flow(obj_v, nid)
         if okey is not None and obj is not None and obj.type == "identifier":
-            if name in STORE_METHODS and vals:
+            lit = self.const(arg_nodes[0]) if arg_nodes else UNKNOWN
+            lit = None if lit is UNKNOWN else lit
+            builder_store = name in _BUILDER_STORES and self.local_types.get(text(obj)) in _BUILDERS
+            if (name in STORE_METHODS or builder_store) and vals:
                 g.define(okey, obj_v, vals[-1], strong=False)
                 if name in APPEND_METHODS and len(vals) == 1:
                     g.container_store(okey, None, vals[0], append=True)
                 elif name in KEYED_STORE_METHODS and len(vals) == 2:
-                    key_v = self.const(arg_nodes[0])
-                    g.container_store(okey, None if key_v is UNKNOWN else key_v, vals[1])
+                    g.container_store(okey, lit, vals[1])
+                elif name == "add" and len(vals) == 2:  # list.add(i, v): inserts, later ones shift
+                    g.container_insert(okey, lit, vals[1])
+                elif name == "set" and len(vals) == 2:
+                    g.container_store(okey, lit, vals[1])
                 else:
                     g.container_forget(okey)
+            elif name == "remove" and len(vals) == 1:  # list.remove(i) shifts; map.remove(k) drops k
+                g.container_remove(okey, lit)
             elif name not in READ_METHODS:
                 g.container_forget(okey)
         if rule.concat or (name == "append" and obj_v >= 0):
             g.flags[nid] |= IR.CONCAT
         via_self = obj is None or obj.type == "this"
-        g.call(CallInfo(nid, name, vals, {}, via_self, rule, nparams_hint=len(vals)))
+        owner, static = "", False
+        if obj is not None and obj.type == "object_creation_expression":  # new Helper().m(x)
+            typ = obj.child_by_field_name("type")
+            owner = _simple_type(text(typ)) if typ is not None else ""
+        elif obj is not None and obj.type == "identifier":
+            oname = text(obj)
+            if g.is_local(oname):  # Helper h = new Helper(); h.m(x)
+                owner = self.local_types.get(oname, "")
+            elif oname in self.file_classes:  # Helper.m(x)
+                owner, static = oname, True
+        if owner not in self.file_classes:
+            owner = ""
+        g.call(CallInfo(nid, name, vals, {}, via_self, rule, nparams_hint=len(vals), owner_hint=owner,
+                        static_call=static))
         return nid
 
     def object_creation_expression(self, n, parent: int) -> int:

@@ -14,6 +14,11 @@ from .ir import FuncInfo, GraphIR
 from .java_constants import JavaConstants
 from .java_expressions import JavaExpressions
 from .java_syntax import LEAF, LITERALS, STRINGY_PARAM, named, parser, text
+from .rules import java_source_annotation
+
+# Expression kinds whose value may fold to a constant (worth trying when a local is bound).
+FOLDABLE = LITERALS | {"binary_expression", "parenthesized_expression", "unary_expression", "identifier",
+                       "method_invocation", "array_access", "ternary_expression", "field_access"}
 
 
 def build_java_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
@@ -27,8 +32,10 @@ def build_java_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
         walker.node(root, -1)
     except IR.BudgetExceeded:
         pass
-    except RecursionError:  # absurdly deep nesting: keep what was built
+    except RecursionError:  # deeper than the statement-level recovery could catch: keep what was built
         graph.truncated = True
+        graph.truncation.add("depth")
+        graph.depth_errors += 1
     graph.finish()
     return graph, not root.has_error
 
@@ -46,6 +53,9 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         self.const_collections: set[str] = set()  # final fields holding a collection of literals
         self.array_elems: dict[int, list[int]] = {}  # array initializer/creation node -> element values
         self.watch: dict[tuple, int] = {}  # span of condition sub-expressions -> node id (see guards)
+        self.file_classes: set[str] = set()  # names of the classes/interfaces/enums declared in the file
+        self.class_stack: list[str] = []
+        self.local_types: dict[str, str] = {}  # local variable -> simple name of its declared/created type
 
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n, parent: int) -> int:
@@ -365,7 +375,17 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         typ = n.child_by_field_name("type")
         if typ is not None:
             g.add("java." + typ.type, nid)
+        tname = text(typ).split("<", 1)[0].rsplit(".", 1)[-1].strip() if typ is not None else ""
         for d in n.children_by_field_name("declarator"):
+            if n.type == "local_variable_declaration":
+                dname, dval = d.child_by_field_name("name"), d.child_by_field_name("value")
+                if dname is not None:
+                    if tname == "var" and dval is not None and dval.type == "object_creation_expression":
+                        vt = dval.child_by_field_name("type")
+                        tname_d = text(vt).split("<", 1)[0].rsplit(".", 1)[-1].strip() if vt is not None else ""
+                    else:
+                        tname_d = tname
+                    self.local_types[text(dname)] = tname_d
             self.declarator(d, nid, field=(n.type != "local_variable_declaration"))
         return nid
 
@@ -384,25 +404,39 @@ class _JavaWalker(JavaConstants, JavaExpressions):
             else:
                 g.declare(key)
             return
+        cv = self.const(value_n) if not field and value_n.type in FOLDABLE else UNKNOWN
         v = self.node(value_n, did)
         g.define(key, var, v, const=value_n.type in LITERALS)
+        if cv is not UNKNOWN:
+            g.const_val[var] = cv
         self.track_container(key, value_n, v)
 
     # ----------------------------------------------------------------------------- declarations
     def type_declaration(self, n, parent: int) -> int:
         g = self.g
         nid = g.add("java." + n.type, parent)
+        name_n = n.child_by_field_name("name")
+        self.class_stack.append(text(name_n) if name_n is not None else "")
+        try:
+            self._type_body(n, nid)
+        finally:
+            self.class_stack.pop()
+        return nid
+
+    def _type_body(self, n, nid: int) -> None:
+        g = self.g
         for c in named(n):
             if c.type in ("class_body", "interface_body", "enum_body", "annotation_type_body"):
                 bid = g.add("java." + c.type, nid)
                 with g.function(None, scope_kind="class"):
+                    saved_types, self.local_types = self.local_types, {}
                     for m in named(c):
                         self.member(m, bid)
+                    self.local_types = saved_types
             elif c.type == "identifier":
                 g.add("java.identifier", nid)
             else:
                 self.node(c, nid)
-        return nid
 
     def member(self, m, parent: int) -> None:
         t = m.type
@@ -419,7 +453,9 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         g = self.g
         nid = g.add("java." + n.type, parent)
         name_n = n.child_by_field_name("name")
-        info = FuncInfo(text(name_n) if name_n is not None else "<anon>", nid, True)
+        info = FuncInfo(text(name_n) if name_n is not None else "<anon>", nid, True,
+                        owner=self.class_stack[-1] if self.class_stack else "")
+        saved_types, self.local_types = self.local_types, {}
         with g.function(info):
             for c in named(n):
                 if c.type == "formal_parameters":
@@ -431,6 +467,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                     g.add("java.identifier", nid)
                 else:
                     self.node(c, nid)
+        self.local_types = saved_types
         return nid
 
     def formal_parameters(self, n, parent: int, info: FuncInfo | None) -> None:
@@ -449,7 +486,10 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                 g.add("java." + typ.type, fid)
             if name is None:
                 continue
-            var = g.add("java.identifier", fid, IR.IDENT)
+            annotated = any(m.type == "modifiers" and any(
+                a.type in ("annotation", "marker_annotation") and java_source_annotation(text(a)) for a in m.children)
+                for m in p.children)
+            var = g.add("java.identifier", fid, IR.IDENT | (IR.SOURCE if annotated and info is not None else 0))
             pname = text(name)
             g.define(pname, var)
             if info is not None:

@@ -6,15 +6,14 @@ import ast
 from dataclasses import replace
 
 from . import ir as IR
-from .consts import UNKNOWN, fold_binary, fold_unary
+from .consts import UNKNOWN, fold_binary, fold_str_method, fold_subscript, fold_unary
 from .ir import CallInfo
-from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, PY_ARGV_FUNCS, READ_METHODS, SQL_TEXT,
-                    STORE_METHODS, classify_python_call, is_python_source_attribute, is_shell_program)
+from .rules import (APPEND_METHODS, GET_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT, STORE_METHODS,
+                    classify_python_call, is_python_source_attribute, is_shell_program, python_argv_functions,
+                    python_path_types)
 
 _BINOPS = {"Add": "+", "Sub": "-", "Mult": "*", "Mod": "%", "Div": "/", "FloorDiv": "/", "BitAnd": "&",
            "BitOr": "|", "BitXor": "^", "LShift": "<<", "RShift": ">>"}
-_PATH_TYPES = frozenset({"Path", "pathlib.Path", "PurePath", "pathlib.PurePath", "PurePosixPath",
-                         "pathlib.PurePosixPath", "PureWindowsPath", "pathlib.PureWindowsPath"})
 _CMPOPS = {"Eq": "==", "NotEq": "!=", "Lt": "<", "Gt": ">", "LtE": "<=", "GtE": ">=", "Is": "==", "IsNot": "!="}
 
 
@@ -62,7 +61,22 @@ class PyExpressions:
         if isinstance(n, ast.Constant):
             return n.value
         if isinstance(n, ast.Name):
-            return self.consts.get(n.id, UNKNOWN) if not self.g.is_local(n.id) else UNKNOWN
+            return self.consts.get(n.id, UNKNOWN) if not self.g.is_local(n.id) else self.g.local_const(n.id)
+        if isinstance(n, ast.Subscript):
+            return fold_subscript(self.const(n.value), self.const(n.slice))
+        if isinstance(n, ast.IfExp):
+            c = self.const(n.test)
+            return UNKNOWN if c is UNKNOWN else self.const(n.body if c else n.orelse)
+        if isinstance(n, ast.Call) and not n.keywords and not any(isinstance(a, ast.Starred) for a in n.args):
+            if isinstance(n.func, ast.Attribute):  # "a-b".split("-"), mode.upper() on a constant local
+                recv = self.const(n.func.value)
+                return fold_str_method("python", n.func.attr, recv, [self.const(a) for a in n.args]) \
+                    if isinstance(recv, str) else UNKNOWN
+            if isinstance(n.func, ast.Name) and n.func.id == "len" and len(n.args) == 1 \
+                    and not self.g.is_local("len"):
+                v = self.const(n.args[0])
+                return len(v) if isinstance(v, (str, tuple)) else UNKNOWN
+            return UNKNOWN
         if isinstance(n, ast.UnaryOp):
             op = {"Not": "!", "USub": "-", "UAdd": "+"}.get(type(n.op).__name__)
             return fold_unary(op, self.const(n.operand)) if op else UNKNOWN
@@ -172,9 +186,12 @@ class PyExpressions:
             g.add("py.Name", nid, IR.IDENT)
             g.use(key, nid)
             return nid
-        g.flow(self.node(n.value, nid), nid)
-        if n.attr in ("name", "stem") and isinstance(n.value, ast.Call) and dotted(n.value.func) in _PATH_TYPES:
-            g.flags[nid] |= IR.PATH_SANITIZER  # pathlib.Path(x).name: the last component only
+        vid = self.node(n.value, nid)
+        g.flow(vid, nid)
+        if n.attr in ("name", "stem") and isinstance(n.value, ast.Call) and dotted(n.value.func) in python_path_types():
+            # pathlib.Path(x).name: the path object is built only to take its last component
+            g.unsink(vid)
+            g.flags[nid] |= IR.PATH_SANITIZER
         return nid
 
     def Subscript(self, n: ast.Subscript, parent: int) -> int:
@@ -327,18 +344,26 @@ class PyExpressions:
         rule = classify_python_call(callee, len(vals), tuple(kwargs), recv is not None and self.stringy(recv, -1))
         if rule.wrapper:
             rule = replace(rule, sink_positions=self.statement_positions(n.args, vals))
-        if rule.sink and callee in PY_ARGV_FUNCS and n.args and not _shell_may_be_on(n) and self.fixed_program(n.args[0]):
+        if rule.sink and callee in python_argv_functions() and n.args and not _shell_may_be_on(n) and self.fixed_program(n.args[0]):
             # subprocess.run(["ping", "-c", "1", host]) without a shell: the arguments are not a
             # command line and the program is a literal, so nothing tainted picks what runs.
             rule = replace(rule, sink_positions=(), sink_keywords=())
         base = self_key(recv) if recv is not None else None
         precise = None
-        if base is not None and name in GET_METHODS and n.args:
+        lit = None
+        if base is not None and n.args:
             index = self.const(n.args[0])
-            precise = g.container_read(base, None if index is UNKNOWN else hashable(index))
+            lit = None if index is UNKNOWN else hashable(index)
+        elif base is not None and name == "pop" and not n.args:
+            length = g.container_length(base)
+            lit = None if length is None else length - 1  # lst.pop(): the last element
+        if base is not None and (name in GET_METHODS or name == "pop") and lit is not None:
+            precise = g.container_read(base, lit)
         if precise is not None:  # d.get("k") reads exactly what was stored under "k"
             for d in precise:
                 g.flow(d, nid)
+            if not precise and len(vals) >= 2:
+                g.flow(vals[1], nid)  # d.get("k", default) / d.pop("k", default) with nothing under "k"
         elif fv >= 0:
             g.flow(fv, nid)
         if base is not None and isinstance(recv, ast.Name):
@@ -346,12 +371,25 @@ class PyExpressions:
                 g.define(base, rv, vals[-1], strong=False)
                 if name in APPEND_METHODS and len(vals) == 1:
                     g.container_store(base, None, vals[0], append=True)
+                elif name == "insert" and len(vals) == 2:  # lst.insert(i, v): later ones shift
+                    g.container_insert(base, lit, vals[1])
                 else:
                     g.container_forget(base)
+            elif name == "pop" and len(vals) <= 2:
+                g.container_remove(base, lit)
             elif name not in READ_METHODS:
                 g.container_forget(base)
         if rule.concat:
             g.flags[nid] |= IR.CONCAT
         via_self = isinstance(func, ast.Name) or (callee.count(".") == 1 and callee.split(".")[0] in ("self", "cls"))
-        g.call(CallInfo(nid, name, vals, kwargs, via_self, rule, skip_self=not isinstance(func, ast.Name)))
+        owner, static = "", False
+        if not via_self and recv is not None:
+            if isinstance(recv, ast.Call) and isinstance(recv.func, ast.Name) and recv.func.id in self.file_classes:
+                owner = recv.func.id  # Helper().m(x)
+            elif isinstance(recv, ast.Name) and recv.id in self.file_classes and not g.is_local(recv.id):
+                owner, static = recv.id, True  # Helper.m(x)
+            elif isinstance(recv, ast.Name):
+                owner = self.local_types.get(recv.id, "")  # h = Helper(); h.m(x)
+        g.call(CallInfo(nid, name, vals, kwargs, via_self, rule, skip_self=not isinstance(func, ast.Name),
+                        owner_hint=owner, static_call=static))
         return nid

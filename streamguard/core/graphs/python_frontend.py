@@ -13,24 +13,40 @@ from . import ir as IR
 from .consts import UNKNOWN
 from .ir import FuncInfo, GraphIR
 from .python_expressions import PyExpressions, dotted, hashable, self_key
-from .rules import PY_PATH_NORMALISER_METHODS, PY_PATH_NORMALISERS
+from .rules import python_path_normaliser_methods, python_path_normalisers
 from .python_repair import tolerant_parse
 from .tokens import build_token_ir
 
 
+# Expression kinds whose value may fold to a constant (worth trying when a local is bound).
+_FOLDABLE = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Name, ast.Subscript, ast.IfExp,
+             ast.Call)
+
+
 def build_python_ir(code: str, budget: int) -> tuple[GraphIR, bool]:
     """Build the graph IR of Python source. Returns (ir, parse_ok); never raises on bad code."""
-    tree, clean = tolerant_parse(code)
+    tree, clean, cut = tolerant_parse(code)
     if tree is None:
-        return build_token_ir(code, "python", budget), False
+        graph = build_token_ir(code, "python", budget)
+        if cut:
+            graph.truncated = True
+            graph.truncation.add("depth")
+        return graph, False
     graph = GraphIR(budget)
+    if cut:
+        graph.truncated = True
+        graph.truncation.add("depth")
     walker = _PyWalker(graph, _module_constants(tree), _module_collections(tree))
+    if "class" in code:
+        walker.file_classes = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
     try:
         walker.node(tree, -1)
     except IR.BudgetExceeded:
         pass
-    except RecursionError:
+    except RecursionError:  # deeper than the statement-level recovery could catch
         graph.truncated = True
+        graph.truncation.add("depth")
+        graph.depth_errors += 1
     graph.finish()
     return graph, clean
 
@@ -117,6 +133,9 @@ class _PyWalker(PyExpressions):
         self.class_depth = 0
         self.global_names: set[str] = set()  # names declared global/nonlocal in the current function
         self.statement_defs: set[int] = set()  # definitions bound to a string literal or built string
+        self.file_classes: set[str] = set()    # classes defined anywhere in the file
+        self.class_stack: list[str] = []
+        self.local_types: dict[str, str] = {}  # local name -> class of the file it was bound to an instance of
 
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n: ast.AST, parent: int) -> int:
@@ -178,7 +197,10 @@ class _PyWalker(PyExpressions):
         params = list(a.posonlyargs) + list(a.args) + ([a.vararg] if a.vararg else []) + list(a.kwonlyargs) + (
             [a.kwarg] if a.kwarg else [])
         is_method = self.class_depth > 0 or bool(params and params[0].arg in ("self", "cls"))
-        info = FuncInfo(n.name, nid, is_method)
+        static = any(dotted(d) in ("staticmethod", "functools.staticmethod") for d in n.decorator_list)
+        info = FuncInfo(n.name, nid, is_method, owner=self.class_stack[-1] if self.class_depth > 0 else "",
+                        static=static)
+        saved_types, self.local_types = self.local_types, {}
         saved_depth, saved_globals = self.class_depth, self.global_names
         self.class_depth, self.global_names = 0, set()
         with g.function(info):
@@ -190,6 +212,7 @@ class _PyWalker(PyExpressions):
                 info.params.append((p.arg, pid, p.arg not in ("self", "cls")))
             self.statements(n.body, nid, nid)
         self.class_depth, self.global_names = saved_depth, saved_globals
+        self.local_types = saved_types
         return nid
 
     def Global(self, n, parent: int) -> int:
@@ -207,8 +230,10 @@ class _PyWalker(PyExpressions):
         for e in list(n.decorator_list) + list(n.bases) + [k.value for k in n.keywords]:
             self.node(e, nid)
         self.class_depth += 1
+        self.class_stack.append(n.name)
         with g.function(None, scope_kind="class"):
             self.statements(n.body, nid, nid)
+        self.class_stack.pop()
         self.class_depth -= 1
         return nid
 
@@ -248,10 +273,11 @@ class _PyWalker(PyExpressions):
         value = n.value
         if value is None:  # bare annotation: binds nothing
             return nid
+        cv = self.const(value) if isinstance(value, _FOLDABLE) else UNKNOWN
         v = self.node(value, nid)
         targets = n.targets if isinstance(n, ast.Assign) else [n.target]
         for t in targets:
-            self.assign(t, nid, v, value)
+            self.assign(t, nid, v, value, const_value=cv)
         return nid
 
     AnnAssign = Assign
@@ -271,13 +297,23 @@ class _PyWalker(PyExpressions):
         g.define(key, tid, v)
         return nid
 
-    def assign(self, t: ast.AST, parent: int, v: int, value: ast.AST | None, *, strong: bool = True) -> None:
-        """Bind target ``t`` to the value node ``v`` (``value`` is its syntax, when known)."""
+    def assign(self, t: ast.AST, parent: int, v: int, value: ast.AST | None, *, strong: bool = True,
+               const_value: object = UNKNOWN) -> None:
+        """Bind target ``t`` to the value node ``v`` (``value`` is its syntax, when known;
+        ``const_value`` its folded value, recorded for a plain local)."""
         g = self.g
         key = self_key(t)
         if key is not None:
             tid = g.add("py." + type(t).__name__, parent, IR.IDENT)
             g.define(key, tid, v, strong=strong, const=isinstance(value, ast.Constant))
+            if const_value is not UNKNOWN and strong and isinstance(t, ast.Name):
+                g.const_val[tid] = const_value
+            if isinstance(t, ast.Name):
+                made = value.func.id if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) else ""
+                if made in self.file_classes:
+                    self.local_types[t.id] = made
+                else:
+                    self.local_types.pop(t.id, None)
             if strong and _normalises_path(value):
                 self.normalised_defs.add(tid)
             if key in self.global_names:
@@ -288,7 +324,7 @@ class _PyWalker(PyExpressions):
             if v in self.seq_elems:
                 g.container_new(key, dict(enumerate(self.seq_elems[v])))
             elif v in self.dict_elems:
-                g.container_new(key, self.dict_elems[v])
+                g.container_new(key, self.dict_elems[v], sequence=False)
             return
         if isinstance(t, (ast.Tuple, ast.List)):
             tid = g.add("py." + type(t).__name__, parent)
@@ -321,6 +357,42 @@ class _PyWalker(PyExpressions):
                 g.define(base, aid, -1, strong=False)
             return
         self.node(t, parent)
+
+    def Match(self, n, parent: int) -> int:
+        """``match``: cases are alternatives; with a constant subject only the first case that
+        surely matches is live (earlier ones that surely fail and later ones are dead)."""
+        g = self.g
+        nid = g.add("py.Match", parent)
+        subject = self.const(n.subject)
+        sv = self.node(n.subject, nid)
+        g.flow(sv, nid)
+        before = g.env
+        outs = []
+        settled = False  # an earlier case matches for sure: the rest cannot run
+        for case in n.cases:
+            verdict = _case_matches(case, subject, self.const)
+            dead = settled or verdict is False
+            cid = g.add("py.match_case", nid)
+            g.env = before.copy() if before is not None else None
+            with g.dead_mode(dead):
+                self.node(case.pattern, cid)
+                for sub in ast.walk(case.pattern):
+                    name = getattr(sub, "name", None)
+                    if isinstance(sub, (ast.MatchAs, ast.MatchStar)) and name:
+                        g.define(name, g.add("py.Name", cid, IR.IDENT), sv)
+                if case.guard is not None:
+                    self.node(case.guard, cid)
+                bound = g.env
+            end = self.branch(case.body, cid, bound, dead)
+            g.edge(nid, cid, IR.NEXT_STMT)
+            if not dead:
+                outs.append(end)
+            if verdict is True and case.guard is None:
+                settled = True
+        if not settled:
+            outs.append(before)  # no case matched
+        g.env = IR.join(*outs) if outs else None
+        return nid
 
     def If(self, n: ast.If, parent: int) -> int:
         g = self.g
@@ -462,20 +534,43 @@ class _PyWalker(PyExpressions):
     TryStar = Try
 
 
+def _case_matches(case, subject: object, const) -> bool | None:
+    """Whether a ``match`` case surely matches (True), surely not (False) or may (None)."""
+    return _pattern_matches(case.pattern, subject, const)
+
+
+def _pattern_matches(p, subject: object, const) -> bool | None:
+    if isinstance(p, ast.MatchAs) and p.pattern is None:
+        return True  # `case _` / `case x`: irrefutable
+    if isinstance(p, ast.MatchAs):
+        return _pattern_matches(p.pattern, subject, const)
+    if subject is UNKNOWN:
+        return None
+    if isinstance(p, ast.MatchValue):
+        v = const(p.value)
+        return None if v is UNKNOWN else (v == subject and type(v) is type(subject))
+    if isinstance(p, ast.MatchSingleton):
+        return p.value is subject
+    if isinstance(p, ast.MatchOr):
+        verdicts = [_pattern_matches(q, subject, const) for q in p.patterns]
+        return True if True in verdicts else False if all(v is False for v in verdicts) else None
+    return None
+
+
 def _normalises_path(value: ast.AST | None) -> bool:
     """``os.path.realpath(...)``, ``abspath``, ``normpath``, ``Path(...).resolve()``: no ``..`` left."""
     if not isinstance(value, ast.Call):
         return False
     callee = dotted(value.func)
-    return callee in PY_PATH_NORMALISERS or (
-        isinstance(value.func, ast.Attribute) and value.func.attr in PY_PATH_NORMALISER_METHODS)
+    return callee in python_path_normalisers() or (
+        isinstance(value.func, ast.Attribute) and value.func.attr in python_path_normaliser_methods())
 
 
 _LEAVES = ("Import", "ImportFrom", "Pass")
 _HANDLERS = {name: getattr(_PyWalker, name) for name in (
     "Module", "Global", "Nonlocal", "FunctionDef", "AsyncFunctionDef", "ClassDef", "Return", "Raise", "Break",
     "Continue", "Expr",
-    "Assign", "AnnAssign", "AugAssign", "If", "While", "For", "AsyncFor", "With", "AsyncWith", "Try", "TryStar",
+    "Assign", "AnnAssign", "AugAssign", "If", "Match", "While", "For", "AsyncFor", "With", "AsyncWith", "Try", "TryStar",
     "Name", "Constant", "JoinedStr", "BinOp", "BoolOp", "UnaryOp", "IfExp", "Attribute", "Subscript", "List",
     "Tuple", "Set", "Dict", "Lambda", "ListComp", "SetComp", "GeneratorExp", "DictComp", "NamedExpr", "Call")}
 _HANDLERS.update({name: _PyWalker.Leaf for name in _LEAVES})

@@ -1,17 +1,20 @@
 """Source -> sink reachability over the data-flow edges of a graph, and graph statistics.
 
-Semantics (the same in the builder's ``is_tainted`` column and in `taint_reaches_sink`):
-a live node is tainted when it is a source (API or entry-function parameter), or when it is
-neither a sanitizer nor a sink and a tainted node flows into it over a ``data_flow``,
-``call_arg``, ``param_flow`` or ``return_flow`` edge. Dead nodes are never tainted, and
-``dead_branch`` edges never carry taint. A sink is reached when a tainted node flows into it
-over a ``sink_arg`` edge, i.e. into an argument position that matters for that sink.
+Semantics (the same in the builder's columns and in `taint_reaches_sink`): a live node is
+tainted when it is a source (API or entry-function parameter), or when it is neither a sanitizer
+nor a sink and a tainted node flows into it over a ``data_flow``, ``call_arg``, ``param_flow`` or
+``return_flow`` edge. Dead nodes are never tainted, and ``dead_branch`` edges never carry taint. A
+sink is reached when a tainted node flows into it over a ``sink_arg`` edge, i.e. into an argument
+position that matters for that sink.
 
-Sanitizers are sink-class aware in one respect: a *path sanitizer* (``os.path.basename``,
-``Paths.get(x).getFileName()``, a canonical path confined to a constant base directory) makes a
-value safe for *path sinks* only. Taint is therefore propagated twice: once for path sinks (path
-sanitizers block) and once for every other sink (they do not). ``is_tainted`` is the second,
-wider view: the value still carries attacker data that matters to some sink.
+Sanitizers are sink-class specific. Every sink has a class (``sql``, ``command``, ``path``,
+``ldap``, ``xpath``, ``html``, ``header``, ``redirect``, ``code``, ``url``, ``other``; see
+``catalog.SINK_CLASSES``), and a sanitizer makes a value safe either for every class (parameter
+binding, numeric parsing, a constant allow-list) or for the classes it lists (an HTML encoder for
+``html`` only, a basename for ``path`` only). Taint is propagated once per sink class present in
+the graph, with that class's sanitizers blocking; each sink is judged in its own class's view.
+``is_tainted`` is the widest view, where only universal sanitizers block: the value still
+carries attacker data that matters to some sink.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
+from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
 from .vocab import EDGE_INDEX, FEATURE_INDEX, FLOW_EDGE_TYPES, SINK_EDGE_TYPE
+
+PATH_CLASS = SINK_CLASS_INDEX["path"]
+OTHER_CLASS = SINK_CLASS_INDEX["other"]
 
 
 @dataclass(frozen=True)
@@ -32,31 +39,56 @@ class TaintInput:
     dst: Sequence[int]
     etype: Sequence[int]
     seed: Sequence[bool]      # source or entry parameter
-    blocker: Sequence[bool]   # sanitizer or sink: its result does not carry its inputs' taint
+    blocker: Sequence[bool]   # sink or universal sanitizer: its result does not carry its inputs' taint
     sink: Sequence[bool]
     dead: Sequence[bool]
-    path_sink: Sequence[bool] = ()       # sink whose dangerous argument is a file path (empty: none)
-    path_sanitizer: Sequence[bool] = ()  # blocks taint on its way to path sinks only (empty: none)
+    sink_class: Sequence[int] = ()  # class id of each sink node (empty: every sink is "other")
+    san_mask: Sequence[int] = ()    # bit c set: the node makes values safe for class c (empty: none)
 
-    def blocks(self, node: int, for_path: bool) -> bool:
-        """Whether ``node`` stops taint headed for a path sink (``for_path``) or for any other sink."""
-        return self.blocker[node] or (for_path and bool(self.path_sanitizer) and self.path_sanitizer[node])
+    def blocks(self, node: int, cls: int | None) -> bool:
+        """Whether ``node`` stops taint headed for a sink of class ``cls`` (None: the widest view)."""
+        if self.blocker[node]:
+            return True
+        return cls is not None and bool(self.san_mask) and bool(self.san_mask[node] >> cls & 1)
 
-    def is_path_sink(self, node: int) -> bool:
-        return bool(self.path_sink) and self.path_sink[node]
+    def class_of(self, node: int) -> int:
+        return self.sink_class[node] if self.sink_class else OTHER_CLASS
+
+    def live_classes(self) -> list[int]:
+        """Classes of the live sinks that some sink_arg edge enters, in id order."""
+        found = set()
+        for d, e in zip(self.dst, self.etype):
+            if e == SINK_EDGE_TYPE and self.sink[d] and not self.dead[d]:
+                found.add(self.class_of(d))
+        return sorted(found)
+
+    def class_specific(self, cls: int) -> bool:
+        """Whether any node sanitizes for ``cls`` only (else the class view is the widest view)."""
+        return bool(self.san_mask) and any(m >> cls & 1 for m in self.san_mask)
 
 
-def propagate(t: TaintInput, for_path: bool = False) -> tuple[list[bool], list[int]]:
-    """Forward taint propagation. Returns (tainted flags, BFS parent of each tainted node or -1).
-
-    Args:
-        for_path: the view of path sinks, in which path sanitizers block as well.
-    """
+def flow_adjacency(t: TaintInput) -> tuple[list[list[int]], list[list[int]]]:
+    """(successors, predecessors) of every node over the taint-carrying edges (computed once per graph)."""
     n = t.num_nodes
     adj: list[list[int]] = [[] for _ in range(n)]
+    radj: list[list[int]] = [[] for _ in range(n)]
     for s, d, e in zip(t.src, t.dst, t.etype):
         if e in FLOW_EDGE_TYPES:
             adj[s].append(d)
+            radj[d].append(s)
+    return adj, radj
+
+
+def propagate(t: TaintInput, cls: int | None = None, adj: list[list[int]] | None = None) -> tuple[list[bool], list[int]]:
+    """Forward taint propagation. Returns (tainted flags, BFS parent of each tainted node or -1).
+
+    Args:
+        cls: the sink class whose view to compute (its sanitizers block); None: the widest view.
+        adj: `flow_adjacency` successors, when the caller has them already.
+    """
+    n = t.num_nodes
+    if adj is None:
+        adj = flow_adjacency(t)[0]
     tainted = [False] * n
     parent = [-1] * n
     queue = deque()
@@ -67,54 +99,62 @@ def propagate(t: TaintInput, for_path: bool = False) -> tuple[list[bool], list[i
     while queue:
         u = queue.popleft()
         for v in adj[u]:
-            if not tainted[v] and not t.dead[v] and not t.blocks(v, for_path):
+            if not tainted[v] and not t.dead[v] and not t.blocks(v, cls):
                 tainted[v] = True
                 parent[v] = u
                 queue.append(v)
     return tainted, parent
 
 
-def reached_sinks(t: TaintInput, tainted: Sequence[bool], tainted_path: Sequence[bool] | None = None) -> dict[int, int]:
-    """Live sinks reached by taint -> the smallest tainted node flowing into them over sink_arg.
+def taint_views(t: TaintInput, adj: list[list[int]] | None = None,
+                classes: list[int] | None = None) -> dict[int | None, tuple[list[bool], list[int]]]:
+    """(tainted, parent) per live sink class, plus the widest view under key None."""
+    if adj is None:
+        adj = flow_adjacency(t)[0]
+    wide = propagate(t, None, adj)
+    views: dict[int | None, tuple[list[bool], list[int]]] = {None: wide}
+    for cls in (t.live_classes() if classes is None else classes):
+        views[cls] = propagate(t, cls, adj) if t.class_specific(cls) else wide
+    return views
 
-    Args:
-        tainted: the general view (`propagate` with ``for_path=False``).
-        tainted_path: the path-sink view; None when the graph has no path sanitizers (same as ``tainted``).
-    """
+
+def reached_sinks(t: TaintInput, views: dict[int | None, tuple[list[bool], list[int]]]) -> dict[int, int]:
+    """Live sinks reached by taint (each in its class's view) -> the smallest tainted node entering it."""
     out: dict[int, int] = {}
     for s, d, e in zip(t.src, t.dst, t.etype):
         if e != SINK_EDGE_TYPE or not t.sink[d] or t.dead[d]:
             continue
-        view = tainted_path if tainted_path is not None and t.is_path_sink(d) else tainted
+        view = views.get(t.class_of(d), views[None])[0]
         if view[s] and (d not in out or s < out[d]):
             out[d] = s
     return out
 
 
-def flows_to_sink(t: TaintInput, sink_class: str = "all") -> list[bool]:
+def flows_to_sink(t: TaintInput, cls: int | None = None, radj: list[list[int]] | None = None) -> list[bool]:
     """Nodes whose value reaches a live sink argument over data flow (tainted or not).
 
     Args:
-        sink_class: ``"path"`` (path sinks; path sanitizers stop the flow), ``"other"`` (every other
-            sink) or ``"all"`` (the union of both).
+        cls: only sinks of this class, whose sanitizers stop the flow; None: every class (union).
+        radj: `flow_adjacency` predecessors, when the caller has them already.
     """
-    if sink_class == "all":
-        return [a or b for a, b in zip(flows_to_sink(t, "path"), flows_to_sink(t, "other"))]
-    for_path = sink_class == "path"
+    if radj is None:
+        radj = flow_adjacency(t)[1]
+    if cls is None:
+        out = [False] * t.num_nodes
+        for c in t.live_classes():
+            out = [a or b for a, b in zip(out, flows_to_sink(t, c, radj))]
+        return out
     n = t.num_nodes
-    radj: list[list[int]] = [[] for _ in range(n)]
     queue = deque()
     hit = [False] * n
     for s, d, e in zip(t.src, t.dst, t.etype):
-        if e in FLOW_EDGE_TYPES:
-            radj[d].append(s)
-        elif (e == SINK_EDGE_TYPE and t.sink[d] and not t.dead[d] and not t.dead[s] and not hit[s]
-              and t.is_path_sink(d) == for_path):
+        if (e == SINK_EDGE_TYPE and t.sink[d] and not t.dead[d] and not t.dead[s] and not hit[s]
+                and t.class_of(d) == cls):
             hit[s] = True
             queue.append(s)
     while queue:
         u = queue.popleft()
-        if t.blocks(u, for_path):  # a sanitizer's (or sink's) inputs do not pass through it
+        if t.blocks(u, cls):  # a sanitizer's (or sink's) inputs do not pass through it
             continue
         for v in radj[u]:
             if not hit[v] and not t.dead[v]:
@@ -123,50 +163,68 @@ def flows_to_sink(t: TaintInput, sink_class: str = "all") -> list[bool]:
     return hit
 
 
-def taint_views(t: TaintInput) -> tuple[list[bool], list[int], list[bool], list[int]]:
-    """Both propagations: (tainted, parent) for non-path sinks, then for path sinks."""
-    tainted, parent = propagate(t)
-    if not any(t.path_sanitizer):
-        return tainted, parent, tainted, parent
-    tainted_p, parent_p = propagate(t, for_path=True)
-    return tainted, parent, tainted_p, parent_p
-
-
 # ------------------------------------------------------------------------------- graph dicts
 _SRC, _PSRC = FEATURE_INDEX["is_source"], FEATURE_INDEX["is_param_source"]
 _SINK, _SAN, _DEAD = FEATURE_INDEX["is_sink"], FEATURE_INDEX["is_sanitizer"], FEATURE_INDEX["dead"]
 _PSINK, _PSAN = FEATURE_INDEX["is_path_sink"], FEATURE_INDEX["is_path_sanitizer"]
+_PATH_BIT = 1 << PATH_CLASS
+
+
+def _mask(classes) -> int:
+    m = 0
+    for c in classes:
+        m |= 1 << SINK_CLASS_INDEX[c]
+    return m
 
 
 def taint_input_from_graph(graph: dict) -> TaintInput:
-    """Read the roles back from a graph record's feature columns."""
+    """Read the roles back from a graph record: feature columns plus its ``classes`` entry.
+
+    ``classes`` = ``{"sinks": [[node, class], ...], "sanitizers": [[node, [class, ...]], ...]}``
+    names the class of every sink and the classes of every class-specific sanitizer; records
+    without it (older featurizers) read as path / other sinks and path sanitizers.
+    """
     feat = graph["feat"]
     src, dst = graph["edge_index"]
+    n = graph["num_nodes"]
     sink = [row[_SINK] > 0.5 for row in feat]
+    sink_class = [PATH_CLASS if row[_PSINK] > 0.5 else OTHER_CLASS for row in feat]
+    san_mask = [_PATH_BIT if row[_PSAN] > 0.5 else 0 for row in feat]
+    universal = [row[_SAN] > 0.5 for row in feat]
+    classes = graph.get("classes") or {}
+    for node, cls in classes.get("sinks", ()):
+        sink_class[node] = SINK_CLASS_INDEX.get(cls, OTHER_CLASS)
+    for node, names in classes.get("sanitizers", ()):
+        san_mask[node] |= _mask(c for c in names if c in SINK_CLASS_INDEX)
+        universal[node] = False
     return TaintInput(
-        num_nodes=graph["num_nodes"], src=src, dst=dst, etype=graph["edge_type"],
+        num_nodes=n, src=src, dst=dst, etype=graph["edge_type"],
         seed=[row[_SRC] > 0.5 or row[_PSRC] > 0.5 for row in feat],
-        blocker=[row[_SAN] > 0.5 or s for row, s in zip(feat, sink)],
-        sink=sink, dead=[row[_DEAD] > 0.5 for row in feat],
-        path_sink=[row[_PSINK] > 0.5 for row in feat], path_sanitizer=[row[_PSAN] > 0.5 for row in feat])
+        blocker=[u or s for u, s in zip(universal, sink)], sink=sink, dead=[row[_DEAD] > 0.5 for row in feat],
+        sink_class=sink_class, san_mask=san_mask)
 
 
 def taint_reaches_sink(graph: dict) -> bool:
     """True when tainted data reaches a live sink over data-flow edges (see module docstring)."""
     t = taint_input_from_graph(graph)
-    tainted, _, tainted_p, _ = taint_views(t)
-    return bool(reached_sinks(t, tainted, tainted_p))
+    return bool(reached_sinks(t, taint_views(t)))
+
+
+def reached_sink_classes(graph: dict) -> list[str]:
+    """The classes of the sinks that tainted data reaches (sorted, no repeats)."""
+    t = taint_input_from_graph(graph)
+    return sorted({SINK_CLASSES[t.class_of(s)] for s in reached_sinks(t, taint_views(t))})
 
 
 def taint_paths(graph: dict, max_paths: int = 10) -> list[list[int]]:
     """Up to ``max_paths`` source -> sink node paths (shortest per sink, sinks in node order)."""
     t = taint_input_from_graph(graph)
-    tainted, parent, tainted_p, parent_p = taint_views(t)
+    views = taint_views(t)
     paths = []
-    for sink, last in sorted(reached_sinks(t, tainted, tainted_p).items()):
+    for sink, last in sorted(reached_sinks(t, views).items()):
         if len(paths) >= max_paths:
             break
-        up = parent_p if t.is_path_sink(sink) else parent
+        up = views.get(t.class_of(sink), views[None])[1]
         path = [sink, last]
         while up[path[-1]] >= 0:
             path.append(up[path[-1]])

@@ -66,6 +66,7 @@ def build_token_ir(code: str, language: str, budget: int) -> GraphIR:
         for i, (kind, text) in enumerate(toks):
             flags = 0
             length = -1
+            rule = None
             if kind == "tok.STRING":
                 flags |= IR.LITERAL
                 length = len(text)
@@ -87,6 +88,13 @@ def build_token_ir(code: str, language: str, budget: int) -> GraphIR:
                               | (IR.SANITIZER if rule.sanitizer else 0)
                               | (IR.PATH_SANITIZER if rule.path_sanitizer else 0))
             nid = g.add(kind, root, flags, length)
+            if rule is not None:
+                if rule.sink and rule.sink_class:
+                    g.sink_class[nid] = rule.sink_class
+                if rule.sanitizes and not rule.sanitizer:
+                    g.sanitizes[nid] = rule.sanitizes
+                    if any(c != "path" for c in rule.sanitizes):
+                        g.flags[nid] |= IR.SANITIZER_SOME
             g.edge(prev, nid, IR.NEXT_STMT)
             prev = nid
             # Remember a.b. prefixes so that "os . system (" classifies as os.system.

@@ -7,7 +7,16 @@ trained model sees: bump ``FEATURIZER_VERSION`` whenever one of them changes.
 
 from __future__ import annotations
 
-FEATURIZER_VERSION = "sg-graph-2"
+from .catalog import DEFAULT_DIGEST
+
+# The graph format's own version, then the hash of the API catalog(s) in use (see catalog.py).
+GRAPH_FORMAT_VERSION = "sg-graph-3"
+FEATURIZER_VERSION = f"{GRAPH_FORMAT_VERSION}+{DEFAULT_DIGEST[:12]}"
+
+
+def featurizer_version(catalog_digest: str) -> str:
+    """``FEATURIZER_VERSION`` for graphs built with the catalog of this digest."""
+    return f"{GRAPH_FORMAT_VERSION}+{catalog_digest[:12]}"
 
 UNK_KIND = "<unk>"
 
