@@ -273,7 +273,9 @@ def test_huge_input_is_truncated_deterministically_and_keeps_the_taint_path():
         build_graph("x = 1", "python", max_nodes=0)
 
 
-def test_pathological_inputs_finish_quickly():
+def test_pathological_inputs_finish_and_stay_bounded():
+    # A hang guard, not a speed target (speed is measured by benchmarks/bench_featurizer.py): each
+    # case takes well under a second on an idle core, so a minute means the walk has gone quadratic.
     cases = [("a" * 100_000, "java"), ("x++;" * 20_000, "java"), ("if (c) { x = 1; }\n" * 5000, "java"),
              ("x = " + "+".join(["a"] * 20_000), "python"), ("(" * 5000 + ")" * 5000, "python"),
              ("if c:\n    x = 1\n" * 5000 + "y = x\n", "python")]
@@ -282,7 +284,7 @@ def test_pathological_inputs_finish_quickly():
         g = build_graph(code, language)
         assert_valid(g)
         assert g["num_nodes"] <= graphs.DEFAULT_MAX_NODES
-        assert time.perf_counter() - start < 5.0, (code[:20], language)
+        assert time.perf_counter() - start < 60.0, (code[:20], language)
 
 
 # ------------------------------------------------------------------------------ vocabulary
