@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,9 +14,20 @@ from tests.scan_project import EXPECTED_SINKS, SAFE_FUNCTIONS, make_project
 from tests.serving_fixtures import GNN_NAME
 
 pytestmark = pytest.mark.slow
-SARIF_SCHEMA = Path("/work/shared/schemas/sarif-schema-2.1.0.json")
-if not SARIF_SCHEMA.is_file():  # a checkout beside the shared folder
-    SARIF_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sarif_schema_path() -> Path:
+    """$SARIF_SCHEMA, else `shared/schemas/sarif-schema-2.1.0.json` beside the checkout or any folder
+    above it (a clean clone may sit deeper), else the workplace's copy (the official OASIS schema)."""
+    if os.environ.get("SARIF_SCHEMA"):
+        return Path(os.environ["SARIF_SCHEMA"])
+    relative = Path("shared") / "schemas" / "sarif-schema-2.1.0.json"
+    candidates = [parent / relative for parent in REPO.parents] + [Path("/work") / relative]
+    return next((c for c in candidates if c.is_file()), REPO.parent / relative)
+
+
+SARIF_SCHEMA = sarif_schema_path()
 
 
 def scan(*argv: str, capsys) -> tuple[int, str, str]:
@@ -82,7 +94,7 @@ def test_exit_codes_and_formats_with_the_registry_champion(trained_models, proje
     reg = trained_models["registry"]
     rc, out, _ = scan("src", "--registry", reg, capsys=capsys)
     assert rc == 1, out
-    assert f"src/app.py:9: " in out and f"[{GNN_NAME}@1]" in out and "(7 -> 8 -> 9)" in out
+    assert "src/app.py:9: " in out and f"[{GNN_NAME}@1]" in out and "(7 -> 8 -> 9)" in out
     rc, out, _ = scan("src", "--registry", reg, "--format", "json", "--fail-on", "none", capsys=capsys)
     assert rc == 0
     report = json.loads(out)

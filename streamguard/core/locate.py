@@ -30,13 +30,12 @@ def _python_nodes(code: str) -> list[tuple[str, int | None]] | None:
         return None
     out: list[tuple[str, int | None]] = []
 
-    def walk(node: ast.AST, parent_line: int | None) -> None:
-        line = getattr(node, "lineno", None) or parent_line
+    def walk(node: ast.AST) -> None:
         out.append(("py." + type(node).__name__, getattr(node, "lineno", None)))
         for child in ast.iter_child_nodes(node):
-            walk(child, line)
+            walk(child)
 
-    walk(tree, None)
+    walk(tree)
     return out
 
 
@@ -80,7 +79,10 @@ def node_lines(code: str, graph: dict, node_kinds: Sequence[str], edge_types: Se
         return lines
     if truncated_column is not None and feat and feat[0][truncated_column] > 0.5:
         return lines
-    walked = _python_nodes(code) if graph.get("language") == "python" else _java_nodes(code)
+    try:
+        walked = _python_nodes(code) if graph.get("language") == "python" else _java_nodes(code)
+    except RecursionError:  # absurdly deep nesting: no lines rather than no answer
+        walked = None
     if walked is None:
         return lines
     by_kind: dict[str, list[int | None]] = defaultdict(list)
