@@ -239,14 +239,15 @@ def test_sagemaker_operator_and_sensor_refuse_an_invalid_request_before_create()
 
 
 # ---------------------------------------------------------------------------------- image accounts
-@pytest.mark.parametrize("region,host", [
-    ("us-east-1", "763104351884.dkr.ecr.us-east-1.amazonaws.com"),
-    ("ap-southeast-3", "907027046896.dkr.ecr.ap-southeast-3.amazonaws.com"),
-    ("me-central-1", "914824155844.dkr.ecr.me-central-1.amazonaws.com"),
-    ("eu-south-2", "503227376785.dkr.ecr.eu-south-2.amazonaws.com"),
-    ("cn-north-1", "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+@pytest.mark.parametrize("region,account,domain", [
+    ("us-east-1", "763104351884", "amazonaws.com"),
+    ("ap-southeast-3", "907027046896", "amazonaws.com"),
+    ("me-central-1", "914824155844", "amazonaws.com"),
+    ("eu-south-2", "503227376785", "amazonaws.com"),
+    ("cn-north-1", "727897471807", "amazonaws.com.cn"),
 ])
-def test_images_come_from_the_region_s_dlc_account(region, host):
+def test_images_come_from_the_region_s_dlc_account(region, account, domain):
+    host = ".".join([account, "dkr", "ecr", region, domain])
     assert dlc_registry(region) == host
     assert pytorch_training_image(region, gpu=False).startswith(host + "/pytorch-training:")
     assert pytorch_inference_image(region).startswith(host + "/pytorch-inference:")
@@ -263,8 +264,8 @@ def test_image_overrides_are_read_on_their_own_and_apply_to_training_and_inferen
     from streamguard.pipeline.training import build_evaluate_job, build_training_job
 
     _sagemaker_env(monkeypatch)  # role and region in the environment: the Variables are read anyway
-    mirror = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/mirror/pytorch-training:2.9.0-cpu"
-    serving = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/mirror/pytorch-inference:2.6.0-cpu"
+    mirror = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/pytorch-training:2.9.0-cpu"
+    serving = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/pytorch-inference:2.6.0-cpu"
     # Airflow Variables from the environment (AIRFLOW_VAR_<NAME>), as a deployment sets them.
     monkeypatch.setenv("AIRFLOW_VAR_STREAMGUARD_TRAINING_IMAGE", mirror)
     monkeypatch.setenv("AIRFLOW_VAR_STREAMGUARD_INFERENCE_IMAGE", serving)
@@ -330,7 +331,7 @@ def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, t
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
         "conn_type": "aws", "login": "testing", "password": "testing",
         "extra": {"region_name": "us-east-1", "endpoint_url": moto_server}}))
-    serving = "111122223333.dkr.ecr.us-east-1.amazonaws.com/mirror/pytorch-inference:2.6.0-cpu"
+    serving = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/pytorch-inference:2.6.0-cpu"
     monkeypatch.setenv("STREAMGUARD_INFERENCE_IMAGE", serving)
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="sg-metrics")
