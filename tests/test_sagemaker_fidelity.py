@@ -353,3 +353,32 @@ def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, t
         "ContentType": "application/json", "S3Uri": metrics_uri}
     # The inference image override reaches the package's container too.
     assert package["InferenceSpecification"]["Containers"][0]["Image"] == serving
+
+
+@pytest.mark.parametrize("reason,final", [
+    ("StreamGuardInputError: EntryError: test input /opt/ml/input/data/test has no records", True),
+    ('AlgorithmError: ExecuteUserScriptError:\nExitCode 3\nErrorMessage "EntryError: x"', True),
+    ('AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage "RuntimeError: x"', False),
+])
+def test_evaluate_jobs_are_not_retried_after_a_deterministic_failure(monkeypatch, reason, final):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from streamguard.pipeline import training
+
+    class Backend:
+        def create_training_job(self, request):
+            return {}
+
+        def describe_training_job(self, name):
+            return {"TrainingJobName": name, "TrainingJobStatus": "Failed", "FailureReason": reason}
+
+    monkeypatch.setattr(training, "_local_backend", Backend)
+    monkeypatch.delenv("STREAMGUARD_ARTIFACT_ROOT", raising=False)
+    config, data, source = _inputs()
+    data = dict(data, channels={n: f"file:///tmp/d/{n}" for n in ("train", "validation", "test")})
+    source = dict(source, uri="file:///tmp/code/sourcedir.tar.gz")
+    request = training.build_evaluate_job(config, "gnn", data, source, "d", "r", "local",
+                                          model_channel_uri="file:///tmp/m/")
+    with pytest.raises(AirflowFailException if final else RuntimeError) as err:
+        training.run_job_and_wait(request, "local", poll_s=0.01)
+    assert isinstance(err.value, AirflowFailException) is final

@@ -233,7 +233,15 @@ def run_job_and_wait(request: dict, backend: str, *, poll_s: float = 2.0, timeou
             raise RuntimeError(f"job {name} still {status} after {timeout_s:.0f}s")
         time.sleep(poll_s)
     if status != "Completed":
-        raise RuntimeError(f"job {name} {status}: {desc.get('FailureReason', 'no reason given')}")
+        from streamguard.core.job_errors import is_deterministic_failure
+
+        reason = desc.get("FailureReason") or "no reason given"
+        if status == "Failed" and is_deterministic_failure(reason):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            # Bad input or a failed integrity check: a task retry would only bill the same failure.
+            raise AirflowFailException(f"job {name} Failed: {reason} (not retried: this failure would recur)")
+        raise RuntimeError(f"job {name} {status}: {reason}")
     return desc
 
 
