@@ -52,23 +52,42 @@ class SageMakerSettings:
     region: str
     aws_conn_id: str = "aws_default"
     image_uri: str | None = None
+    inference_image_uri: str | None = None
+
+
+def _setting(env: str | None, variable: str) -> str | None:
+    """$``env``, else the Airflow Variable ``variable`` (None when neither is set or Airflow is absent)."""
+    value = os.environ.get(env) if env else None
+    if value:
+        return value
+    try:
+        from airflow.sdk import Variable
+    except ImportError:  # the library outside Airflow: environment only
+        return None
+    return Variable.get(variable, default=None) or None
+
+
+def inference_image_override() -> str | None:
+    """$STREAMGUARD_INFERENCE_IMAGE / Variable `streamguard_inference_image` (None: the region's DLC)."""
+    return _setting("STREAMGUARD_INFERENCE_IMAGE", "streamguard_inference_image")
 
 
 def resolve_sagemaker_settings() -> SageMakerSettings:
-    """Read role and region from env or Airflow Variables (call inside a task only).
+    """Read role, region and image overrides from env or Airflow Variables (call inside a task only).
 
-    Role: $STREAMGUARD_SAGEMAKER_ROLE_ARN or Variable `streamguard_sagemaker_role_arn`.
-    Region: $AWS_DEFAULT_REGION / $AWS_REGION or Variable `streamguard_aws_region`.
+    Each is read on its own, env first:
+    role: $STREAMGUARD_SAGEMAKER_ROLE_ARN / Variable `streamguard_sagemaker_role_arn`;
+    region: $AWS_DEFAULT_REGION / $AWS_REGION / Variable `streamguard_aws_region`;
+    training image: $STREAMGUARD_TRAINING_IMAGE / Variable `streamguard_training_image` (default: the
+    PyTorch training DLC of the region); inference image: $STREAMGUARD_INFERENCE_IMAGE / Variable
+    `streamguard_inference_image` (default: the PyTorch inference DLC of the region). The overrides
+    serve a private mirror of the images or a region outside the DLC account table.
     """
-    role = os.environ.get("STREAMGUARD_SAGEMAKER_ROLE_ARN")
-    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
-    image = os.environ.get("STREAMGUARD_TRAINING_IMAGE")
-    if not role or not region:
-        from airflow.sdk import Variable
-
-        role = role or Variable.get("streamguard_sagemaker_role_arn", default=None)
-        region = region or Variable.get("streamguard_aws_region", default=None)
-        image = image or Variable.get("streamguard_training_image", default=None)
+    role = _setting("STREAMGUARD_SAGEMAKER_ROLE_ARN", "streamguard_sagemaker_role_arn")
+    region = (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+              or _setting(None, "streamguard_aws_region"))
+    image = _setting("STREAMGUARD_TRAINING_IMAGE", "streamguard_training_image")
+    inference_image = inference_image_override()
     if not role:
         raise ValueError(
             "SageMaker backend needs an execution role: set the Airflow Variable "
@@ -78,4 +97,4 @@ def resolve_sagemaker_settings() -> SageMakerSettings:
         raise ValueError(
             "SageMaker backend needs a region: set AWS_DEFAULT_REGION or the Airflow Variable `streamguard_aws_region`"
         )
-    return SageMakerSettings(role_arn=role, region=region, image_uri=image or None)
+    return SageMakerSettings(role_arn=role, region=region, image_uri=image, inference_image_uri=inference_image)

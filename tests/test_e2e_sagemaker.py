@@ -170,7 +170,7 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
         assert request["TrainingJobName"].startswith(f"sg-{model_type}-")
         assert request["RoleArn"] == ROLE_ARN
         assert request["AlgorithmSpecification"] == {
-            "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-cpu-py311",
+            "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.9.0-cpu-py312-ubuntu22.04-sagemaker",
             "TrainingInputMode": "File",
             "MetricDefinitions": METRIC_DEFINITIONS,
             "EnableSageMakerMetricsTimeSeries": True,
@@ -211,7 +211,7 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
 
 
 def test_evaluation_requests_run_evaluate_mode_on_the_trained_model(success_run):
-    from streamguard.pipeline.training import build_training_job, run_key, run_uri
+    from streamguard.pipeline.training import build_evaluate_job, build_training_job, run_key, run_uri
     from streamguard.sagemaker_jobs import validate_request
 
     dr, requests = success_run
@@ -225,13 +225,13 @@ def test_evaluation_requests_run_evaluate_mode_on_the_trained_model(success_run)
         model_type = hyperparameter(request, "model-type")
         trained = build_training_job(config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker")
         model_prefix = f"{run_uri(key, 'jobs')}/{trained['TrainingJobName']}/output/"
-        expected = build_training_job(
-            config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker",
-            extra_hyperparameters={"mode": "evaluate"}, channels={"test": data["channels"]["test"]},
-            model_channel_uri=model_prefix, name_suffix="-eval")
-        expected.pop("EnableManagedSpotTraining", None)
-        expected.pop("CheckpointConfig", None)
-        expected["HyperParameters"].pop("threshold", None)  # evaluation uses the model's own threshold
+        expected = build_evaluate_job(config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker",
+                                      model_channel_uri=model_prefix)
+        # One on-demand instance without checkpoints, whatever the training jobs used.
+        assert request["EnableManagedSpotTraining"] is False and "CheckpointConfig" not in request
+        assert set(request["StoppingCondition"]) == {"MaxRuntimeInSeconds"}
+        assert request["ResourceConfig"]["InstanceCount"] == 1
+        assert "threshold" not in request["HyperParameters"]  # evaluation uses the model's own threshold
         assert request == expected
         assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["test", "model"]
 

@@ -134,3 +134,13 @@ def test_the_form_is_grouped_into_sections_with_units_and_ranges():
     assert "Range: (0, 1]" in fields["gnn_learning_rate"][1]["description"]
     assert "(minutes)" in fields["max_runtime_minutes"][1]["description"]
     assert all(kw.get("section") for _d, kw in form_params(RETRAINING_PARAMS).values())
+
+
+def test_multi_instance_training_on_cpu_instance_types_is_refused():
+    """SageMaker's torch_distributed (torchrun across instances) is for GPU/Trainium instance types."""
+    from streamguard.pipeline.params import ParamError, resolve_training_config
+
+    with pytest.raises(ParamError, match="multi-instance .* needs a GPU instance type"):
+        resolve_training_config({"instance_count": 2, "instance_type": "ml.m5.xlarge"})
+    assert resolve_training_config({"instance_count": 2, "instance_type": "ml.g5.12xlarge"}).instance_count == 2
+    assert resolve_training_config({"instance_count": 1, "instance_type": "ml.c5.xlarge"}).instance_count == 1

@@ -36,6 +36,14 @@ from streamguard.sagemaker_jobs import JOB_NAME_MAX, LOCAL_REGION, build_trainin
 BASE = "sg-gnn-manual-1-0123456789"
 
 
+def _sagemaker_request() -> dict:
+    return build_training_request(
+        job_name=BASE, model_type="gnn", channels={"train": "s3://b/runs/k/data/train"},
+        output_uri="s3://b/runs/k/jobs", source_dir_uri="s3://b/runs/k/code/sourcedir.tar.gz",
+        hyperparameters={"model-type": "gnn"}, role_arn="arn:aws:iam::123456789012:role/sg",
+        region="us-east-1", checkpoint_uri="s3://b/runs/k/checkpoints/gnn")
+
+
 def context(task_id: str, try_number: int, *, reschedules: int = 0, max_tries: int = 2) -> dict:
     ti = SimpleNamespace(dag_id="streamguard_training", task_id=task_id, run_id="manual__1",
                          map_index=-1, try_number=try_number, max_tries=max_tries)
@@ -279,7 +287,7 @@ def test_sagemaker_operator_replaces_a_failed_job_and_returns_its_name(monkeypat
 
     monkeypatch.setattr(SageMakerTrainingOperator, "execute", create)
     monkeypatch.setattr(ReconnectingSageMakerTrainingOperator, "hook", Hook())
-    config = {"TrainingJobName": BASE, "CheckpointConfig": {"S3Uri": "s3://b/runs/k/checkpoints/gnn"}}
+    config = _sagemaker_request()  # a valid request: both classes validate it before any create
 
     first = ReconnectingSageMakerTrainingOperator(task_id="train", config=dict(config)).execute(context("train", 1))
     assert first["job_name"] == BASE and first["Training"]["TrainingJobStatus"] == "Failed" and created == []
@@ -314,7 +322,7 @@ def test_sagemaker_sensor_fails_with_the_reason_and_its_retry_starts_the_next_at
                                                "TrainingJobStatus": "InProgress"}
 
     monkeypatch.setattr(ResumingSageMakerTrainingSensor, "hook", Hook())
-    config = {"TrainingJobName": BASE, "CheckpointConfig": {"S3Uri": "s3://b/runs/k/checkpoints/gnn"}}
+    config = _sagemaker_request()  # a valid request: both classes validate it before any create
 
     def sensor():
         return ResumingSageMakerTrainingSensor(task_id="wait", job_name=BASE, config=config, print_log=False,

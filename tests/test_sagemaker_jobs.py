@@ -90,11 +90,11 @@ def test_distribution_and_images():
     assert multi["HyperParameters"]["sagemaker_instance_type"] == '"ml.g5.12xlarge"'
     assert multi["ResourceConfig"]["InstanceCount"] == 4
     assert multi["AlgorithmSpecification"]["TrainingImage"] == (
-        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311")
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.9.0-gpu-py312-cu130-ubuntu22.04-sagemaker")
     assert request(distributed=True, instance_type="ml.g5.12xlarge")["HyperParameters"][DISTRIBUTED_KEY] == "true"
-    assert request()["AlgorithmSpecification"]["TrainingImage"].endswith("pytorch-training:2.5.1-cpu-py311")
-    assert pytorch_training_image("eu-west-1", gpu=False, version="2.6.0", py="py312") == (
-        "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312")
+    assert request()["AlgorithmSpecification"]["TrainingImage"].endswith("pytorch-training:2.9.0-cpu-py312-ubuntu22.04-sagemaker")
+    assert pytorch_training_image("eu-west-1", gpu=False, tag="2.6.0-cpu-py312-ubuntu22.04-sagemaker") == (
+        "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312-ubuntu22.04-sagemaker")
     assert is_gpu_instance("ml.p4d.24xlarge") and not is_gpu_instance("ml.c5.xlarge")
     with pytest.raises(ValueError, match="region"):
         pytorch_training_image("nowhere", gpu=True)

@@ -153,7 +153,7 @@ def test_sagemaker_style_hyperparameters_are_accepted():
 ])
 def test_bad_arguments_fail_with_a_clear_message_in_the_failure_file(argv, message, capsys, tmp_path):
     rc, _, err = run_main(argv, capsys)
-    assert rc == 1
+    assert rc == entry.DETERMINISTIC_EXIT_CODE  # a retry would fail the same way
     assert message in err
     assert message in (tmp_path / "sm_output" / "failure").read_text()
 
@@ -386,7 +386,7 @@ def test_fine_tune_rejects_a_model_of_the_other_type(gnn_run, tmp_path, capsys):
     rc, _, err = run_main(["--model-type", "transformer", "--epochs", "1", "--fine-tune", "--train", ch["train"],
                            "--validation", ch["validation"], "--model", gnn_run["model_dir"],
                            "--model-dir", tmp_path / "model", *TINY_TRANSFORMER], capsys)
-    assert rc == 1
+    assert rc == entry.DETERMINISTIC_EXIT_CODE  # a retry would fail the same way
     assert "holds a gnn model, not transformer" in (tmp_path / "sm_output" / "failure").read_text()
 
 
@@ -404,7 +404,7 @@ def test_model_sha256_is_checked_before_the_model_is_loaded(gnn_run, tmp_path, c
     rc, out, err = run_main([*evaluate, "--model-sha256", good, "--output-data-dir", tmp_path / "ok"], capsys)
     assert rc == 0, out + err
     rc, _, _ = run_main([*evaluate, "--model-sha256", "0" * 64, "--output-data-dir", tmp_path / "bad"], capsys)
-    assert rc == 1
+    assert rc == entry.DETERMINISTIC_EXIT_CODE  # a retry would fail the same way
     failure = (tmp_path / "sm_output" / "failure").read_text()
     assert "differs from the registry's" in failure and "0" * 64 in failure
     assert not (tmp_path / "bad" / "predictions.jsonl").exists()
@@ -412,7 +412,7 @@ def test_model_sha256_is_checked_before_the_model_is_loaded(gnn_run, tmp_path, c
     rc, _, _ = run_main(["--model-type", "gnn", "--epochs", "1", "--fine-tune", "--model", channel,
                          "--model-sha256", "f" * 64, "--train", ch["train"], "--validation", ch["validation"],
                          "--model-dir", tmp_path / "ft"], capsys)
-    assert rc == 1
+    assert rc == entry.DETERMINISTIC_EXIT_CODE  # a retry would fail the same way
     assert "differs from the registry's" in (tmp_path / "sm_output" / "failure").read_text()
     assert not (tmp_path / "ft" / "model.safetensors").exists()
 
@@ -424,7 +424,7 @@ def test_empty_train_channel_fails_with_a_clear_failure_file(tmp_path, capsys):
     val = write_jsonl(tmp_path / "val" / "data.jsonl", make_records(4))
     rc, _, err = run_main(["--model-type", "gnn", "--epochs", "1", "--train", tmp_path / "train",
                            "--validation", val, "--model-dir", tmp_path / "model"], capsys)
-    assert rc == 1
+    assert rc == entry.DETERMINISTIC_EXIT_CODE  # a retry would fail the same way
     failure = (tmp_path / "sm_output" / "failure").read_text()
     assert "train channel" in failure and "has no records" in failure
     assert "has no records" in err
@@ -436,7 +436,7 @@ def test_bad_training_record_names_file_and_line(tmp_path, capsys):
     train = write_jsonl(tmp_path / "train" / "data.jsonl", recs)
     rc, _, _ = run_main(["--model-type", "gnn", "--epochs", "1", "--train", train, "--validation", train,
                          "--model-dir", tmp_path / "model"], capsys)
-    assert rc == 1
+    assert rc == entry.DETERMINISTIC_EXIT_CODE  # a retry would fail the same way
     failure = (tmp_path / "sm_output" / "failure").read_text()
     assert f"{train}:5" in failure and "label 7" in failure
 
@@ -446,7 +446,7 @@ def test_single_class_training_data_is_rejected(tmp_path, capsys):
     train = write_jsonl(tmp_path / "train.jsonl", recs)
     rc, _, _ = run_main(["--model-type", "gnn", "--epochs", "1", "--train", train, "--validation", train,
                          "--model-dir", tmp_path / "model"], capsys)
-    assert rc == 1
+    assert rc == entry.DETERMINISTIC_EXIT_CODE  # a retry would fail the same way
     assert "only one class" in (tmp_path / "sm_output" / "failure").read_text()
 
 

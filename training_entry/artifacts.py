@@ -27,6 +27,11 @@ WEIGHTS = "model.safetensors"
 
 
 # ------------------------------------------------------------------------------ atomic writes
+
+class ArtifactError(ValueError):
+    """A model archive or directory that cannot be used as given (integrity, layout, unsafe member)."""
+
+
 def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
@@ -66,7 +71,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load safetensors weights into `model` (strict: every key must match)."""
     missing, unexpected = load_model(model, str(path), strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, "
+        raise ArtifactError(f"{path}: weights do not fit the model (missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]})")
 
 
@@ -81,11 +86,11 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
             name = m.name
             parts = Path(name).parts
             if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in parts:
-                raise ValueError(f"{archive}: refusing member {name!r} (absolute path or '..')")
+                raise ArtifactError(f"{archive}: refusing member {name!r} (absolute path or '..')")
             if not (m.isfile() or m.isdir()):
-                raise ValueError(f"{archive}: refusing member {name!r} (link or special file)")
+                raise ArtifactError(f"{archive}: refusing member {name!r} (link or special file)")
             if not (dest / name).resolve().is_relative_to(dest):
-                raise ValueError(f"{archive}: refusing member {name!r} (escapes the target directory)")
+                raise ArtifactError(f"{archive}: refusing member {name!r} (escapes the target directory)")
         for m in members:
             target = dest / m.name
             if m.isdir():
@@ -119,7 +124,7 @@ def resolve_model_dir(path: str | Path, workdir: str | Path, expected_sha256: st
     p = Path(path)
     if p.is_dir() and (p / "config.json").is_file():
         if expected_sha256:
-            raise ValueError(f"{path}: an unpacked model directory cannot be checked against sha256 "
+            raise ArtifactError(f"{path}: an unpacked model directory cannot be checked against sha256 "
                              f"{expected_sha256}; pass the model.tar.gz")
         return p
     if p.is_dir() and (p / "model.tar.gz").is_file():
@@ -127,14 +132,14 @@ def resolve_model_dir(path: str | Path, workdir: str | Path, expected_sha256: st
     if expected_sha256 and p.is_file():
         actual = file_sha256(p)
         if actual != expected_sha256:
-            raise ValueError(f"{p}: sha256 {actual} differs from the registry's {expected_sha256}; "
+            raise ArtifactError(f"{p}: sha256 {actual} differs from the registry's {expected_sha256}; "
                              "the model was changed after registration: refusing to load it")
     if p.is_file() and (p.name.endswith((".tar.gz", ".tgz", ".tar"))):
         out = safe_extract(p, Path(workdir) / "model")
         if not (out / "config.json").is_file():
-            raise ValueError(f"{path}: the archive has no config.json at its root")
+            raise ArtifactError(f"{path}: the archive has no config.json at its root")
         return out
-    raise ValueError(f"{path}: not a model directory (no config.json) nor a model.tar.gz")
+    raise ArtifactError(f"{path}: not a model directory (no config.json) nor a model.tar.gz")
 
 
 # ---------------------------------------------------------------------------------- checkpoints

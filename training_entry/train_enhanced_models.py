@@ -33,7 +33,10 @@ language, unusable graph) are written to predictions.jsonl with `error` and null
 dropped; metrics cover the labelled rows that were scored.
 
 On any error the message goes to stderr and to the SageMaker failure file (`$SM_OUTPUT_DIR/failure`,
-else `/opt/ml/output/failure` when `/opt/ml/output` exists) and the exit status is 1.
+else `/opt/ml/output/failure` when `/opt/ml/output` exists). Errors that would recur on every attempt
+(bad arguments, unusable input, a model archive that fails its integrity check) exit with status 3
+and the message form `StreamGuardInputError: ...` (`streamguard.core.job_errors`), which both
+backends map to "do not retry"; any other error exits with status 1 and may be retried.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ import engine  # noqa: E402
 from baseline import build_baseline  # noqa: E402
 from models import build_model  # noqa: E402
 from progress import EpochProgress  # noqa: E402
+from streamguard.core.job_errors import DETERMINISTIC_EXIT_CODE, deterministic_message  # noqa: E402
 from streamguard.core.metrics import classification_metrics  # noqa: E402
 
 MODEL_TYPES = ("gnn", "transformer")
@@ -263,9 +267,17 @@ def failure_file() -> Path | None:
     return None
 
 
+def is_deterministic(exc: BaseException) -> bool:
+    """Errors that a retry would only repeat: the job's flags, its input data, a model archive."""
+    return isinstance(exc, (EntryError, datamod.DataError, artifacts.ArtifactError))
+
+
 def write_failure(exc: BaseException) -> None:
     """Report an error on stderr and in the failure file."""
-    message = f"{type(exc).__name__}: {exc}"
+    if is_deterministic(exc):
+        message = deterministic_message(f"{type(exc).__name__}: {exc}")
+    else:
+        message = f"{type(exc).__name__}: {exc}"
     print(f"StreamGuard entry failed: {message}", file=sys.stderr, flush=True)
     traceback.print_exc(file=sys.stderr)
     path = failure_file()
@@ -695,7 +707,8 @@ def evaluate(args: argparse.Namespace, rt: engine.Runtime) -> dict:
 
 # ----------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    """Run the entry; returns the process exit status (0 ok, 1 failed with the failure file written)."""
+    """Run the entry; returns the process exit status: 0 ok, 3 a deterministic failure, 1 any other
+    (the failure file written in both cases)."""
     try:
         args = parse_args(argv)
         rt = engine.setup_runtime()
@@ -708,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.teardown_runtime(rt)
     except Exception as exc:  # noqa: BLE001 - every failure must reach the failure file
         write_failure(exc)
-        return 1
+        return DETERMINISTIC_EXIT_CODE if is_deterministic(exc) else 1
     return 0
 
 

@@ -111,16 +111,22 @@ def choose_job(base: str, try_number: int | None, describe) -> tuple[str, dict |
 
 # --------------------------------------------------------------------------- sensor-driven resume
 def resumable(describe: dict) -> bool:
-    """Whether a retry should start a new attempt after this job: it Failed, not by a ClientError.
+    """Whether a retry should start a new attempt after this job: it Failed, not by a ClientError
+    nor by one of the entry's deterministic failures (`streamguard.core.job_errors`).
 
     SageMaker's ``ClientError`` reasons (a missing channel, a bad request; the local backend uses
     the same prefix) recur on every attempt. ``Stopped`` means someone or something stopped the
     job on purpose (a user, ``MaxRuntimeInSeconds``, a sensor that gave up): not restarted behind
     their back.
     """
+    from streamguard.core.job_errors import is_deterministic_failure
+
     if describe.get("TrainingJobStatus") != "Failed":
         return False
-    return not str(describe.get("FailureReason") or "").startswith("ClientError")
+    reason = str(describe.get("FailureReason") or "")
+    # The entry's deterministic failures (bad input, bad arguments, integrity), in the form the local
+    # backend shows them and in the form SageMaker does (toolkit report with `ExitCode 3`).
+    return not (reason.startswith("ClientError") or is_deterministic_failure(reason))
 
 
 def failure_message(name: str, describe: dict, *, resumes: bool) -> str:

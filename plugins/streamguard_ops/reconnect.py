@@ -25,6 +25,19 @@ from streamguard_ops.backend import choose_job, job_failure, resolve_watched_job
 _NOT_FOUND = ("ValidationException", "ResourceNotFound")
 
 
+def _validate(request: dict) -> None:
+    """The bundle's offline check of a CreateTrainingJob request (botocore's service model plus the
+    rules it leaves out), before the request reaches SageMaker; a bad request fails the task for good."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from streamguard.sagemaker_jobs import validate_request
+
+    try:
+        validate_request(request)
+    except ValueError as exc:
+        raise AirflowFailException(f"not sending {request.get('TrainingJobName')!r} to SageMaker: {exc}") from exc
+
+
 def _describe_or_none(hook, name: str) -> dict | None:
     try:
         return hook.describe_training_job(name)
@@ -66,6 +79,7 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
             self.log.info("Training job %s ended Failed or Stopped: starting %s, which resumes from its checkpoints.",
                           replaces, name)
         self.config["TrainingJobName"] = name
+        _validate(self.config)
         return self._with_name(super().execute(context), name)
 
     def serialize_result(self, job_name: str) -> dict:
@@ -121,6 +135,7 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
         return _describe_or_none(self.hook, name)
 
     def _create(self, request: dict) -> None:
+        _validate(request)
         try:
             self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
         except ClientError as exc:

@@ -229,6 +229,15 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
         raise ParamError(f"unknown param(s) {', '.join(map(repr, unknown))}; known: {', '.join(TRAINING_PARAMS)}")
     v = {name: _check(name, params.get(name, default), schema)
          for name, (default, schema, _doc) in TRAINING_PARAMS.items()}
+    if v["instance_count"] > 1:
+        from streamguard.sagemaker_jobs import is_gpu_instance
+
+        # Several instances run the entry under SageMaker's `torch_distributed` (torchrun), which AWS
+        # supports on GPU (and Trainium) instances only; one CPU instance uses its cores on its own.
+        if not is_gpu_instance(v["instance_type"]):
+            raise ParamError(f"param 'instance_count': {v['instance_count']} instances of {v['instance_type']!r}: "
+                             "multi-instance (torch_distributed) training needs a GPU instance type such as "
+                             "ml.g5.12xlarge; use instance_count 1 on CPU instance types")
     models = tuple(m for m in MODEL_TYPES if m in v["models"])
     per_model = {
         m: ModelTrainingConfig(epochs=v[f"{m}_epochs"], batch_size=v[f"{m}_batch_size"],

@@ -532,7 +532,8 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
             client.create_model(
                 ModelName=name, ExecutionRoleArn=sm.role_arn,
                 PrimaryContainer=inference_container(sm.region, version.artifact_uri,
-                                                     model_version=f"{version.model_name}@{version.version}"),
+                                                     model_version=f"{version.model_name}@{version.version}",
+                                                     image_uri=sm.inference_image_uri),
                 Tags=[{"Key": "project", "Value": "streamguard"}],
             )
     try:

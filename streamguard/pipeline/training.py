@@ -115,26 +115,31 @@ def _hyperparameters(config: TrainingConfig, model_type: str) -> dict[str, Any]:
     }
 
 
+def _account(instance_type: str, backend: str) -> tuple[str, str, str]:
+    """(role, region, training image) of a job request for ``backend``."""
+    from streamguard.sagemaker_jobs import LOCAL_IMAGE, LOCAL_REGION, is_gpu_instance, pytorch_training_image
+
+    if backend == "sagemaker":
+        sm = settings.resolve_sagemaker_settings()
+        return sm.role_arn, sm.region, sm.image_uri or pytorch_training_image(
+            sm.region, gpu=is_gpu_instance(instance_type))
+    # The local backend ignores role and image but the request keeps the same shape.
+    return "arn:aws:iam::000000000000:role/streamguard-local", LOCAL_REGION, LOCAL_IMAGE
+
+
 def build_training_job(config: TrainingConfig, model_type: str, data: dict, source: dict,
                        dag_id: str, run_id: str, backend: str, *,
                        extra_hyperparameters: dict | None = None, model_channel_uri: str | None = None,
                        channels: dict | None = None, name_suffix: str = "") -> dict:
     """The CreateTrainingJob request for one model: the same dict for both backends."""
-    from streamguard.sagemaker_jobs import build_training_request, make_job_name, pytorch_training_image
+    from streamguard.sagemaker_jobs import build_training_request, make_job_name
 
     hps = _hyperparameters(config, model_type)
     hps.update(extra_hyperparameters or {})
     key = run_key(dag_id, run_id)
     job_name = make_job_name("sg", model_type + name_suffix, f"{dag_id}/{run_id}",
                              {"hps": hps, "data": data.get("data_hash"), "src": source["sha256"]})
-    if backend == "sagemaker":
-        sm = settings.resolve_sagemaker_settings()
-        role, region = sm.role_arn, sm.region
-        gpu = not config.instance_type.split(".")[1].startswith(("m", "c", "r", "t"))
-        image = sm.image_uri or pytorch_training_image(region, gpu=gpu)
-    else:
-        # The local backend ignores role and image but the request keeps the same shape.
-        role, region, image = "arn:aws:iam::000000000000:role/streamguard-local", "local", "local"
+    role, region, image = _account(config.instance_type, backend)
     return build_training_request(
         job_name=job_name,
         model_type=model_type,
@@ -150,10 +155,37 @@ def build_training_job(config: TrainingConfig, model_type: str, data: dict, sour
         max_runtime_s=config.max_runtime_s,
         spot=config.use_spot,
         # Per run and model, not per job: a retry's new job (`<name>-a<try>`) resumes from the
-        # last epoch the failed attempt saved. `evaluate_model` drops it for evaluate jobs.
+        # last epoch the failed attempt saved. Evaluate jobs have none (`build_evaluate_job`).
         checkpoint_uri=run_uri(key, "checkpoints", model_type + name_suffix),
         model_channel_uri=model_channel_uri,
         tags={"dag_id": dag_id, "model_type": model_type},
+    )
+
+
+def build_evaluate_job(config: TrainingConfig, model_type: str, data: dict, source: dict, dag_id: str,
+                       run_id: str, backend: str, *, model_channel_uri: str, name_suffix: str = "-eval",
+                       expected_sha256: str | None = None) -> dict:
+    """The CreateTrainingJob request of the evaluate job of one trained model (see
+    `streamguard.sagemaker_jobs.build_evaluate_request`): one on-demand instance, no checkpoints.
+
+    It scores at the model's own decision threshold (saved in its config), not at this run's default.
+    """
+    from streamguard.sagemaker_jobs import build_evaluate_request, make_job_name
+
+    m = config.per_model[model_type]
+    hps: dict[str, Any] = {"model-type": model_type, "batch-size": m.batch_size, "seed": config.seed}
+    if expected_sha256:
+        hps["model-sha256"] = expected_sha256
+    job_name = make_job_name("sg", model_type + name_suffix, f"{dag_id}/{run_id}",
+                             {"hps": hps, "model": model_channel_uri, "data": data.get("data_hash"),
+                              "src": source["sha256"]})
+    role, region, image = _account(config.instance_type, backend)
+    return build_evaluate_request(
+        job_name=job_name, model_type=model_type, test_uri=data["channels"]["test"],
+        model_uri=model_channel_uri, output_uri=run_uri(run_key(dag_id, run_id), "jobs"),
+        source_dir_uri=source["uri"], hyperparameters=hps, role_arn=role, region=region,
+        image_uri=image, instance_type=config.instance_type, max_runtime_s=config.max_runtime_s,
+        tags={"dag_id": dag_id, "model_type": model_type, "job_kind": "evaluate"},
     )
 
 
@@ -170,6 +202,9 @@ def run_job_and_wait(request: dict, backend: str, *, poll_s: float = 2.0, timeou
     Used for evaluation jobs, which are short; training jobs use operator + sensor instead.
     Returns the final describe dict; raises RuntimeError with the failure reason.
     """
+    from streamguard.sagemaker_jobs import validate_request
+
+    validate_request(request)  # before any create, on both backends: the service would refuse it anyway
     name = request["TrainingJobName"]
     timeout_s = timeout_s or request["StoppingCondition"]["MaxRuntimeInSeconds"] + 600
     if backend == "local":
@@ -198,7 +233,15 @@ def run_job_and_wait(request: dict, backend: str, *, poll_s: float = 2.0, timeou
             raise RuntimeError(f"job {name} still {status} after {timeout_s:.0f}s")
         time.sleep(poll_s)
     if status != "Completed":
-        raise RuntimeError(f"job {name} {status}: {desc.get('FailureReason', 'no reason given')}")
+        from streamguard.core.job_errors import is_deterministic_failure
+
+        reason = desc.get("FailureReason") or "no reason given"
+        if status == "Failed" and is_deterministic_failure(reason):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            # Bad input or a failed integrity check: a task retry would only bill the same failure.
+            raise AirflowFailException(f"job {name} Failed: {reason} (not retried: this failure would recur)")
+        raise RuntimeError(f"job {name} {status}: {reason}")
     return desc
 
 
@@ -253,6 +296,11 @@ def check_sha256(path: Path, expected: str | None, uri: str) -> str:
     return actual
 
 
+def evaluation_metrics_uri(predictions_uri: str) -> str:
+    """Where `evaluate_model` stores the evaluate job's `metrics.json` (beside `predictions.jsonl`)."""
+    return predictions_uri.rsplit("/", 1)[0] + "/metrics.json"
+
+
 def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dict, source: dict,
                    dag_id: str, run_id: str, backend: str, *, name_suffix: str = "-eval",
                    expected_sha256: str | None = None) -> dict:
@@ -271,18 +319,9 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
             local = Path(tmp) / "model.tar.gz"
             storage.download(artifact_uri, str(local))
             check_sha256(local, expected_sha256, artifact_uri)
-    request = build_training_job(
-        config, model_type, data, source, dag_id, run_id, backend,
-        extra_hyperparameters={"mode": "evaluate", **({"model-sha256": expected_sha256} if expected_sha256 else {})},
-        channels={"test": data["channels"]["test"]},
-        model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
-        name_suffix=name_suffix,
-    )
-    # The evaluate job must not inherit the training job's checkpoints, and it scores at the
-    # model's own decision threshold (saved in its config), not at this run's default.
-    request["HyperParameters"].pop("threshold", None)
-    request.pop("CheckpointConfig", None)
-    request.pop("EnableManagedSpotTraining", None)
+    request = build_evaluate_job(config, model_type, data, source, dag_id, run_id, backend,
+                                 model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
+                                 name_suffix=name_suffix, expected_sha256=expected_sha256)
     desc = run_job_and_wait(request, backend)
     key = run_key(dag_id, run_id)
     with tempfile.TemporaryDirectory(prefix="sg-eval-") as tmp:
@@ -291,6 +330,8 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
         test_metrics = json.loads((out / "metrics.json").read_text())
         predictions_uri = run_uri(key, "eval", model_type, request["TrainingJobName"], "predictions.jsonl")
         storage.upload_file(str(out / "predictions.jsonl"), predictions_uri)
+        # The evaluate job's own metrics.json, next to its predictions: model packages reference it.
+        storage.upload_file(str(out / "metrics.json"), evaluation_metrics_uri(predictions_uri))
         model_tar = tmp_path / "model.tar.gz"
         storage.download(artifact_uri, str(model_tar))
         sha = check_sha256(model_tar, expected_sha256, artifact_uri)
@@ -435,12 +476,15 @@ def register_model_package(version: dict, *, approved: bool) -> str:
         ModelPackageDescription=(f"{version['model_name']} registry version {version['version']} "
                                  f"({version['status']}) from training job {job_name}")[:1024],
         InferenceSpecification={
-            "Containers": [inference_container(sm.meta.region_name, version["artifact_uri"],
-                                               model_version=f"{version['model_name']}@{version['version']}")],
+            "Containers": [inference_container(
+                sm.meta.region_name, version["artifact_uri"],
+                model_version=f"{version['model_name']}@{version['version']}",
+                image_uri=settings.inference_image_override())],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
         ModelApprovalStatus="Approved" if approved else "Rejected",
+        **_model_metrics(version),
         CustomerMetadataProperties={
             "registry_model_name": version["model_name"],
             "registry_version": str(version["version"]),
@@ -450,6 +494,18 @@ def register_model_package(version: dict, *, approved: bool) -> str:
         },
     )
     return response["ModelPackageArn"]
+
+
+def _model_metrics(version: dict) -> dict:
+    """``ModelMetrics`` of a package: the evaluate job's metrics.json on S3 (shown in the SageMaker
+    registry as model quality statistics); empty when the evaluation left none there."""
+    predictions = (version.get("extra") or {}).get("predictions_uri")
+    if not predictions:
+        return {}
+    uri = evaluation_metrics_uri(predictions)
+    if not uri.startswith("s3://") or not storage.exists(uri):
+        return {}
+    return {"ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": uri}}}}
 
 
 def _find_model_package(sm, group: str, job_name: str) -> str | None:
