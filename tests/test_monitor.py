@@ -54,7 +54,8 @@ def test_wait_exit_codes(finished_jobs, capsys):
 
 def test_wait_follows_a_running_job_and_its_log(world, capsys):
     be = world["backend"]
-    be.create_training_job(make_request(world, "mon-live", sleep=1))
+    # Long enough that the monitor, started after the job, sees it running even on a loaded machine.
+    be.create_training_job(make_request(world, "mon-live", sleep=4))
     code = main(["monitor", "--jobs-dir", str(be.root), "--wait", "mon-live", "--interval", "0.2", "--timeout", "60"])
     out = capsys.readouterr().out
     assert code == 0

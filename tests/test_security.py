@@ -40,7 +40,7 @@ ECR_ACCOUNT = re.compile(r"(?<!\d)(?P<account>\d{12})\.dkr\.ecr\.")
 
 # What a model directory or model.tar.gz may hold: safetensors weights, JSON, tokenizer text files.
 ALLOWED_MODEL_SUFFIXES = frozenset({".safetensors", ".json", ".jsonl", ".txt"})
-ALLOWED_CODE_SUFFIXES = {".py", ".txt", ".md"}
+ALLOWED_CODE_SUFFIXES = {".py", ".txt", ".md", ".json"}  # .json: the featurizer's API catalog (data)
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt", ".h5", ".npy", ".npz"})
 BINARY_SUFFIXES = frozenset({".safetensors", ".gz", ".tar", ".png", ".zip", ".whl"}) | PICKLE_SUFFIXES
 
