@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the whole test suite. Extra arguments go to pytest.
+# Set up (if needed) and run the whole test suite. Extra arguments go to pytest (one process).
+# Without arguments: every test but the cluster ones on two xdist workers (a test file stays on one
+# worker, so module fixtures are built once), then the cluster tests on their own, since they time
+# a real multi-process deployment and must not share the cores with the rest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
@@ -7,4 +10,15 @@ bash "$ROOT/scripts/setup.sh"
 bash "$ROOT/scripts/install-browser.sh"
 cd "$ROOT"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-exec "$ROOT/.venv/bin/python" -m pytest "$@"
+PYTEST=("$ROOT/.venv/bin/python" -m pytest)
+if [ "$#" -gt 0 ]; then
+  exec "${PYTEST[@]}" "$@"
+fi
+status=0
+"${PYTEST[@]}" -n "${STREAMGUARD_TEST_WORKERS:-2}" --dist loadfile -m "not cluster" || status=$?
+cluster=0
+"${PYTEST[@]}" -m cluster || cluster=$?
+# 5: no test carries the marker (nothing to run is not a failure here).
+[ "$cluster" -eq 5 ] && cluster=0
+[ "$status" -ne 0 ] && exit "$status"
+exit "$cluster"
