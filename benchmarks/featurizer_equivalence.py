@@ -7,7 +7,7 @@ truncation), plus ``taint_reaches_sink`` on each. Inputs: a seeded sample of ``.
 (``--records``, Java and all of SVEN's Python), the whole ``benchmarks/taint_corpus``, the test
 snippets of ``tests/_graph_snippets.py``, this repository's own Python files, and a few
 pathological inputs (5,000-term concatenations, deep nesting, a graph past ``max_nodes``).
-Baseline results are cached per revision (a digest per input) under ``--cache``.
+Baseline results are cached per revision and input (a digest each) under ``--cache``.
 
     .venv/bin/python benchmarks/featurizer_equivalence.py --baseline 2c079fd --records 3000
 
@@ -97,17 +97,22 @@ def main(argv: list[str] | None = None) -> int:
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.baseline], check=True, capture_output=True,
                          text=True).stdout.strip()
     items = inputs(Path(args.data_dir), args.records, args.seed)
-    key = hashlib.sha256(json.dumps([(i, lang, code, m) for i, lang, code, m in items]).encode()).hexdigest()[:16]
-    cache = Path(args.cache) / f"{rev}-{key}.json"
-    if cache.exists():
-        before = json.loads(cache.read_text())
-    else:
+    cache = Path(args.cache) / f"{rev}.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+
+    def key(lang: str, code: str, m: int) -> str:
+        return hashlib.sha256(f"{lang}\0{m}\0{code}".encode()).hexdigest()
+
+    missing = [(lang, code, m) for _, lang, code, m in items if key(lang, code, m) not in known]
+    if missing:
         from taint_corpus_bench import _featurizer_at
 
         base = _featurizer_at(rev, tempfile.mkdtemp(prefix="sg-equiv-"))
-        before = {i: digest(base, lang, code, m) for i, lang, code, m in items}
+        for lang, code, m in missing:
+            known[key(lang, code, m)] = digest(base, lang, code, m)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(before))
+        cache.write_text(json.dumps(known))
+    before = {i: known[key(lang, code, m)] for i, lang, code, m in items}
     import streamguard.core.graphs as now
 
     diffs = 0
