@@ -59,6 +59,11 @@ _TAINTED, _FLOWS_TO_SINK, _ON_PATH = (FEATURE_INDEX[c] for c in ("is_tainted", "
 _OVERWRITTEN, _TRUNCATED = FEATURE_INDEX["overwritten_by_const"], FEATURE_INDEX["graph_truncated"]
 _DEPTH, _LIT_LEN, _NCHILD, _POSITION, _NUM_USES = (
     FEATURE_INDEX[c] for c in ("depth", "literal_len", "num_children", "position", "num_uses"))
+_FLAG_COLS = np.array([col for col, _ in _FLAG_COLUMNS], dtype=np.int64)
+_FLAG_BITS = np.array([bit for _, bit in _FLAG_COLUMNS], dtype=np.int64)
+_BOOL_COLS = np.array([_TAINTED, _FLOWS_TO_SINK, _ON_PATH, _OVERWRITTEN], dtype=np.int64)
+_LOG_COLS = np.array([_LIT_LEN, _NCHILD, _NUM_USES], dtype=np.int64)
+_LOG_SCALE = np.array([[12.0], [5.0], [4.0]])
 
 
 def normalise_language(language: str) -> str:
@@ -305,44 +310,37 @@ def _output_edges(fwd: np.ndarray, keep: list[int], n: int) -> tuple[list[int], 
     """Edges among the kept nodes, renumbered; each followed by its reverse edge where it has one."""
     if not len(fwd):
         return [], [], []
-    remap = np.full(n, -1, dtype=np.int64)
-    remap[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
-    a, b = remap[fwd[:, 0]], remap[fwd[:, 1]]
-    ok = (a >= 0) & (b >= 0)
-    a, b, t = a[ok], b[ok], fwd[ok, 2]
+    if len(keep) == n:
+        a, b, t = fwd[:, 0], fwd[:, 1], fwd[:, 2]
+    else:
+        remap = np.full(n, -1, dtype=np.int64)
+        remap[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
+        a, b = remap[fwd[:, 0]], remap[fwd[:, 1]]
+        ok = (a >= 0) & (b >= 0)
+        a, b, t = a[ok], b[ok], fwd[ok, 2]
     rt = _REVERSE[t]
-    # Interleave: edge i at 2i, its reverse at 2i + 1 (kept only where a reverse type exists).
-    src = np.empty(2 * len(a), dtype=np.int64)
-    dst = np.empty_like(src)
-    typ = np.empty_like(src)
-    src[0::2], src[1::2] = a, b
-    dst[0::2], dst[1::2] = b, a
-    typ[0::2], typ[1::2] = t, rt
-    mask = np.ones(2 * len(a), dtype=bool)
-    mask[1::2] = rt >= 0
-    return src[mask].tolist(), dst[mask].tolist(), typ[mask].tolist()
+    # Interleave: edge i, then its reverse (kept only where a reverse type exists).
+    both = np.stack([a, b, t, b, a, rt], axis=1).reshape(-1, 3)
+    src, dst, typ = both[both[:, 2] >= 0].T.tolist()
+    return src, dst, typ
 
 
 def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool], to_sink: list[bool],
               on_path: list[bool], overwritten: list[bool], num_uses: list[int], truncated: bool) -> list[list[float]]:
     """The ``feat`` matrix of the kept nodes (column layout: ``NODE_FEATURES``)."""
     m = len(keep)
-    idx = np.asarray(keep, dtype=np.int64)
+    idx = slice(None) if m == len(flags) else np.asarray(keep, dtype=np.int64)
     out = np.zeros((m, NODE_FEAT_DIM), dtype=np.float64)
     fl = np.asarray(flags, dtype=np.int64)[idx]
-    for col, bit in _FLAG_COLUMNS:
-        out[:, col] = (fl & bit) != 0
-    out[:, _TAINTED] = np.asarray(tainted, dtype=bool)[idx]
-    out[:, _FLOWS_TO_SINK] = np.asarray(to_sink, dtype=bool)[idx]
-    out[:, _ON_PATH] = np.asarray(on_path, dtype=bool)[idx]
-    out[:, _OVERWRITTEN] = np.asarray(overwritten, dtype=bool)[idx]
+    out[:, _FLAG_COLS] = (fl[:, None] & _FLAG_BITS) != 0
+    out[:, _BOOL_COLS] = np.array([tainted, to_sink, on_path, overwritten], dtype=bool)[:, idx].T
     out[:, _TRUNCATED] = float(truncated)
-    out[:, _DEPTH] = np.minimum(1.0, np.asarray(g.depth, dtype=np.float64)[idx] / 32.0)
-    lit = np.asarray(g.lit_len, dtype=np.float64)[idx]
-    out[:, _LIT_LEN] = np.where(lit >= 0, np.minimum(1.0, np.log2(1.0 + np.maximum(lit, 0.0)) / 12.0), 0.0)
-    out[:, _NCHILD] = np.minimum(1.0, np.log2(1.0 + np.asarray(g.nchild, dtype=np.float64)[idx]) / 5.0)
+    num = np.array([g.depth, g.lit_len, g.nchild, num_uses], dtype=np.float64)[:, idx]
+    out[:, _DEPTH] = np.minimum(1.0, num[0] / 32.0)
+    # log2(1 + x) / scale, capped at 1, for literal length (0 for non-literals: lit_len -1), number
+    # of children and number of uses.
+    out[:, _LOG_COLS] = np.minimum(1.0, np.log2(1.0 + np.maximum(num[1:], 0.0)) / _LOG_SCALE).T
     out[:, _POSITION] = np.arange(m, dtype=np.float64) / m
-    out[:, _NUM_USES] = np.minimum(1.0, np.log2(1.0 + np.asarray(num_uses, dtype=np.float64)[idx]) / 4.0)
     # Rounded so that records are compact and identical across platforms.
     return np.round(out, 4).tolist()
 
