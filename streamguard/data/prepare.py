@@ -27,6 +27,9 @@ from streamguard.core.records import RecordError, normalize_language, normalize_
 from streamguard.data import io
 from streamguard.data.augment import augment_splits
 from streamguard.data.dedup import deduplicate
+from streamguard.data.graph_worker import graph_chunk as _graph_chunk
+from streamguard.data.graph_worker import gc_paused as _gc_paused
+from streamguard.data.graph_worker import graph_or_error as _graph_or_error
 from streamguard.data.quarantine import QuarantineEntry, Spool, from_line
 from streamguard.data.sourced import Sourced
 from streamguard.data.split import SPLITS, split_items, stable_hash, validate_ratios
@@ -282,23 +285,6 @@ _POOL_MIN_RECORDS = 400
 _CHUNK = 64
 
 
-def _graph_chunk(items: list[tuple[str, str]]) -> tuple[list[dict], float]:
-    """Worker: graphs of ``(code, language)`` pairs, and the CPU seconds they took."""
-    from streamguard.core.graphs import build_graph
-
-    t0 = time.process_time()
-    graphs = [_graph_or_error(build_graph, code, language) for code, language in items]
-    return graphs, time.process_time() - t0
-
-
-def _graph_or_error(build_graph, code: str, language: str) -> dict:
-    """The graph, or ``{"error": "<type>: <message>"}``: one record never stops the others."""
-    try:
-        return build_graph(code, language)
-    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError: quarantined by the caller
-        return {"error": f"{type(exc).__name__}: {exc}"}
-
-
 def _default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -341,7 +327,7 @@ def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry]
                   for i in range(0, len(records), _CHUNK)]
         try:
             # spawn: workers never inherit the threads or locks of the calling process (Airflow tasks).
-            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool, _gc_paused():
                 graphs = []
                 for part, cpu in pool.map(_graph_chunk, chunks):
                     graphs += part
@@ -351,7 +337,8 @@ def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry]
             graphs, cpu_total, n_workers = None, 0.0, 1
     if graphs is None:
         t0 = time.process_time()
-        graphs = [_graph_or_error(build_graph, r["code"], r["language"]) for r in records]
+        with _gc_paused():
+            graphs = [_graph_or_error(build_graph, r["code"], r["language"]) for r in records]
         cpu_total = time.process_time() - t0
     wall = time.monotonic() - wall0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from itertools import chain
 
 import numpy as np
 
@@ -20,9 +21,9 @@ from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
 from . import catalog
 from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
-from .taint import OTHER_CLASS, PATH_CLASS, TaintInput, flow_adjacency, flows_to_sink, reached_sinks, taint_views
+from .taint import OTHER_CLASS, PATH_CLASS
 from .tokens import build_token_ir
-from .vocab import EDGE_INDEX, FEATURE_INDEX, KIND_INDEX, NODE_FEAT_DIM, featurizer_version
+from .vocab import EDGE_INDEX, FEATURE_INDEX, FLOW_EDGE_TYPES, KIND_INDEX, NODE_FEAT_DIM, SINK_EDGE_TYPE, featurizer_version
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ _TAINTED, _FLOWS_TO_SINK, _ON_PATH = (FEATURE_INDEX[c] for c in ("is_tainted", "
 _OVERWRITTEN, _TRUNCATED = FEATURE_INDEX["overwritten_by_const"], FEATURE_INDEX["graph_truncated"]
 _DEPTH, _LIT_LEN, _NCHILD, _POSITION, _NUM_USES = (
     FEATURE_INDEX[c] for c in ("depth", "literal_len", "num_children", "position", "num_uses"))
+_FLAG_COLS = np.array([col for col, _ in _FLAG_COLUMNS], dtype=np.int64)
+_FLAG_BITS = np.array([bit for _, bit in _FLAG_COLUMNS], dtype=np.int64)
+_BOOL_COLS = np.array([_TAINTED, _FLOWS_TO_SINK, _ON_PATH, _OVERWRITTEN], dtype=np.int64)
+_LOG_COLS = np.array([_LIT_LEN, _NCHILD, _NUM_USES], dtype=np.int64)
+_LOG_SCALE = np.array([[12.0], [5.0], [4.0]])
 
 
 def normalise_language(language: str) -> str:
@@ -148,79 +154,147 @@ def _deep_call(fn, *args):
 def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     n = len(g.kinds)
     flags = g.flags
-    dead = [bool(f & IR.DEAD) for f in flags]
-    sink = [bool(f & IR.SINK) for f in flags]
+    fl = np.asarray(flags, dtype=np.int64)
+    dead = (fl & IR.DEAD) != 0
+    sink = (fl & IR.SINK) != 0
 
     # Forward edges; any edge between live and dead code becomes dead_branch (never carries taint).
-    fwd_arr = np.asarray(g.edges, dtype=np.int64).reshape(-1, 3)
+    fwd_arr = np.fromiter(chain.from_iterable(g.edges), dtype=np.int64, count=3 * len(g.edges)).reshape(-1, 3)
     if len(fwd_arr):
-        dead_arr = np.asarray(dead, dtype=bool)
-        fwd_arr[dead_arr[fwd_arr[:, 0]] != dead_arr[fwd_arr[:, 1]], 2] = _DEAD_BRANCH
-    e_src, e_dst, e_type = fwd_arr[:, 0].tolist(), fwd_arr[:, 1].tolist(), fwd_arr[:, 2].tolist()
+        fwd_arr[dead[fwd_arr[:, 0]] != dead[fwd_arr[:, 1]], 2] = _DEAD_BRANCH
     # Sink classes and class-specific sanitizers (see taint.py): a sink without a class from the
     # catalog is a path sink or "other"; PATH_SANITIZER set by the frontends (basename checks,
     # getFileName) adds the path class.
-    sink_class = [PATH_CLASS if f & IR.PATH_SINK else OTHER_CLASS for f in flags]
+    sink_class = np.where(fl & IR.PATH_SINK, PATH_CLASS, OTHER_CLASS)
     for node, cls in g.sink_class.items():
         sink_class[node] = SINK_CLASS_INDEX[cls]
-    san_mask = [_PATH_BIT if f & IR.PATH_SANITIZER else 0 for f in flags]
+    san_mask = np.where(fl & IR.PATH_SANITIZER, _PATH_BIT, 0)
     for node, classes in g.sanitizes.items():
         for c in classes:
             san_mask[node] |= 1 << SINK_CLASS_INDEX[c]
-    universal = [bool(f & IR.SANITIZER) and i not in g.sanitizes for i, f in enumerate(flags)]
-    t_in = TaintInput(
-        num_nodes=n, src=e_src, dst=e_dst, etype=e_type,
-        seed=[bool(f & (IR.SOURCE | IR.PARAM_SOURCE)) for f in flags],
-        blocker=[u or s for u, s in zip(universal, sink)], sink=sink, dead=dead,
-        sink_class=sink_class, san_mask=san_mask)
-    # One view per sink class present; each sink is judged in its own class's view.
-    adj, radj = flow_adjacency(t_in)
-    live = t_in.live_classes()
-    views = taint_views(t_in, adj, live)
-    tainted = views[None][0]
-    to_sink = [False] * n
-    on_path = [False] * n
-    for cls in live:
-        to_c = flows_to_sink(t_in, cls, radj)
-        tainted_c = views[cls][0]
-        if len(live) == 1:
-            to_sink, on_path = to_c, [a and b for a, b in zip(to_c, tainted_c)]
-            break
-        to_sink = [a or b for a, b in zip(to_sink, to_c)]
-        on_path = [p or (a and b) for p, a, b in zip(on_path, to_c, tainted_c)]
-    reached = reached_sinks(t_in, views)
-    for s in reached:
-        on_path[s] = True
+    universal = (fl & IR.SANITIZER) != 0
+    if g.sanitizes:
+        universal[list(g.sanitizes)] = False
+    tainted, to_sink, on_path = _taint_columns(n, fwd_arr, fl, dead, sink, universal | sink, sink_class, san_mask)
 
     overwritten = [False] * n
     num_uses = [0] * n
+    const_defs = g.const_defs
     for use, defs in g.use_defs.items():
-        if defs and all(d in g.const_defs for d in defs):
+        if defs and const_defs.issuperset(defs):
             overwritten[use] = True
         for d in defs:
             num_uses[d] += 1
 
-    keep = _select(n, max_nodes, flags, on_path)
+    full = n <= max_nodes
+    keep = _select(n, max_nodes, flags, None if full else on_path.tolist())
     truncated = g.truncated or len(keep) < n
-    index = {old: new for new, old in enumerate(keep)}
-    m = len(keep)
+    index = None if full else {old: new for new, old in enumerate(keep)}
 
-    kind = [KIND_INDEX.get(g.kinds[old], 0) for old in keep]
+    kind_of = KIND_INDEX.get
+    kind = [kind_of(k, 0) for k in g.kinds] if full else [kind_of(g.kinds[old], 0) for old in keep]
     feat = _features(g, keep, flags, tainted, to_sink, on_path, overwritten, num_uses, truncated)
 
     src, dst, etype = _output_edges(fwd_arr, keep, n)
-    classes = {"sinks": [[index[i], SINK_CLASSES[sink_class[i]]] for i in keep if sink[i]],
-               "sanitizers": [[index[i], list(g.sanitizes.get(i, ())) + (
+    sink_nodes = np.flatnonzero(sink).tolist()
+    san_nodes = sorted(set(g.sanitizes).union(np.flatnonzero(fl & IR.PATH_SANITIZER).tolist()))
+    if not full:
+        sink_nodes = [i for i in sink_nodes if i in index]
+        san_nodes = [i for i in san_nodes if i in index]
+    new = (lambda i: i) if full else index.__getitem__
+    sink_class_l = sink_class.tolist()
+    classes = {"sinks": [[new(i), SINK_CLASSES[sink_class_l[i]]] for i in sink_nodes],
+               "sanitizers": [[new(i), list(g.sanitizes.get(i, ())) + (
                    ["path"] if flags[i] & IR.PATH_SANITIZER and "path" not in g.sanitizes.get(i, ()) else [])]
-                   for i in keep if i in g.sanitizes or flags[i] & IR.PATH_SANITIZER]}
+                   for i in san_nodes]}
     reasons = set(g.truncation)
     if len(keep) < n:
         reasons.add("size")
     if truncated and not reasons:
         reasons.add("budget")
-    return {"v": featurizer_version(catalog.active().digest), "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
+    return {"v": featurizer_version(catalog.active().digest), "language": lang, "parse_ok": bool(parse_ok), "num_nodes": len(keep),
             "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype,
             "truncated": sorted(reasons), "classes": classes}
+
+
+# Edge types that carry taint (data_flow, call_arg, param_flow, return_flow), as a lookup table.
+_FLOW_TYPE = np.zeros(len(EDGE_INDEX), dtype=bool)
+_FLOW_TYPE[sorted(FLOW_EDGE_TYPES)] = True
+
+
+def _taint_columns(n: int, fwd: np.ndarray, fl: np.ndarray, dead: np.ndarray, sink: np.ndarray,
+                   blocker: np.ndarray, sink_class: np.ndarray,
+                   san_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``is_tainted``, ``flows_to_sink`` and ``on_taint_path`` of every node.
+
+    The same semantics as `taint.taint_views`, `taint.flows_to_sink` and `taint.reached_sinks`
+    (which recompute them from a record): one forward view per live sink class with that class's
+    sanitizers blocking (the widest view for ``is_tainted``), a backward walk from each class's
+    sink arguments, a reached sink on its own path. Only nodes reachable from a source or a sink
+    argument are visited.
+    """
+    live_node = ~dead
+    seed = ((fl & (IR.SOURCE | IR.PARAM_SOURCE)) != 0) & live_node
+    to_sink = np.zeros(n, dtype=bool)
+    on_path = np.zeros(n, dtype=bool)
+    if not len(fwd):
+        return seed, to_sink, on_path
+    es, ed, et = fwd[:, 0], fwd[:, 1], fwd[:, 2]
+    # Taint-carrying edges into live nodes (a flow edge between live and dead code is dead_branch
+    # by now, and dead nodes never carry taint).
+    fm = _FLOW_TYPE[et] & live_node[ed]
+    fs, fd = es[fm], ed[fm]
+    sm = (et == SINK_EDGE_TYPE) & sink[ed] & live_node[ed]
+    ss, sd = es[sm], ed[sm]
+    sd_class = sink_class[sd]
+    seeds = np.flatnonzero(seed).tolist()
+    fwd_csr = _csr(fs, fd, n) if seeds and len(fs) else None
+    live_ok = live_node.tolist()
+    tainted = _reach(n, seeds, fwd_csr, (live_node & ~blocker).tolist())
+    if not len(sd):
+        return tainted, to_sink, on_path
+    rev_csr = _csr(fd, fs, n) if len(fs) else None
+    for cls in sorted(set(sd_class.tolist())):
+        bit = ((san_mask >> cls) & 1).astype(bool)
+        blocked = blocker | bit if bit.any() else blocker
+        view = _reach(n, seeds, fwd_csr, (live_node & ~blocked).tolist()) if blocked is not blocker else tainted
+        of_cls = sd_class == cls
+        starts = ss[of_cls & live_node[ss]].tolist()
+        hit = _reach(n, starts, rev_csr, live_ok, (~blocked).tolist())
+        to_sink |= hit
+        on_path |= hit & view
+        on_path[sd[of_cls & view[ss]]] = True  # a reached sink lies on its own path
+    return tainted, to_sink, on_path
+
+
+def _csr(a: np.ndarray, b: np.ndarray, n: int) -> tuple[list[int], list[int]]:
+    """Adjacency of the edges ``a[i] -> b[i]``: (row pointers, neighbours), as lists."""
+    order = np.argsort(a, kind="stable")
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(a, minlength=n), out=ptr[1:])
+    return ptr.tolist(), b[order].tolist()
+
+
+def _reach(n: int, starts: list[int], csr: tuple[list[int], list[int]] | None, node_ok: list[bool],
+           expand_ok: list[bool] | None = None) -> np.ndarray:
+    """Nodes reachable from ``starts`` (always included) over ``csr`` into nodes with ``node_ok``,
+    leaving only nodes with ``expand_ok`` (all when None)."""
+    seen = bytearray(n)
+    for s in starts:
+        seen[s] = 1
+    if csr is not None:
+        ptr, nbr = csr
+        stack = list(starts)
+        pop, push = stack.pop, stack.append
+        while stack:
+            u = pop()
+            if expand_ok is not None and not expand_ok[u]:
+                continue
+            for v in nbr[ptr[u]:ptr[u + 1]]:
+                if not seen[v] and node_ok[v]:
+                    seen[v] = 1
+                    push(v)
+    return np.frombuffer(seen, dtype=bool)
 
 
 # Reverse edge type of each edge type (-1: none): ast_child -> ast_parent, flows -> flow_rev,
@@ -236,44 +310,37 @@ def _output_edges(fwd: np.ndarray, keep: list[int], n: int) -> tuple[list[int], 
     """Edges among the kept nodes, renumbered; each followed by its reverse edge where it has one."""
     if not len(fwd):
         return [], [], []
-    remap = np.full(n, -1, dtype=np.int64)
-    remap[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
-    a, b = remap[fwd[:, 0]], remap[fwd[:, 1]]
-    ok = (a >= 0) & (b >= 0)
-    a, b, t = a[ok], b[ok], fwd[ok, 2]
+    if len(keep) == n:
+        a, b, t = fwd[:, 0], fwd[:, 1], fwd[:, 2]
+    else:
+        remap = np.full(n, -1, dtype=np.int64)
+        remap[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep), dtype=np.int64)
+        a, b = remap[fwd[:, 0]], remap[fwd[:, 1]]
+        ok = (a >= 0) & (b >= 0)
+        a, b, t = a[ok], b[ok], fwd[ok, 2]
     rt = _REVERSE[t]
-    # Interleave: edge i at 2i, its reverse at 2i + 1 (kept only where a reverse type exists).
-    src = np.empty(2 * len(a), dtype=np.int64)
-    dst = np.empty_like(src)
-    typ = np.empty_like(src)
-    src[0::2], src[1::2] = a, b
-    dst[0::2], dst[1::2] = b, a
-    typ[0::2], typ[1::2] = t, rt
-    mask = np.ones(2 * len(a), dtype=bool)
-    mask[1::2] = rt >= 0
-    return src[mask].tolist(), dst[mask].tolist(), typ[mask].tolist()
+    # Interleave: edge i, then its reverse (kept only where a reverse type exists).
+    both = np.stack([a, b, t, b, a, rt], axis=1).reshape(-1, 3)
+    src, dst, typ = both[both[:, 2] >= 0].T.tolist()
+    return src, dst, typ
 
 
 def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool], to_sink: list[bool],
               on_path: list[bool], overwritten: list[bool], num_uses: list[int], truncated: bool) -> list[list[float]]:
     """The ``feat`` matrix of the kept nodes (column layout: ``NODE_FEATURES``)."""
     m = len(keep)
-    idx = np.asarray(keep, dtype=np.int64)
+    idx = slice(None) if m == len(flags) else np.asarray(keep, dtype=np.int64)
     out = np.zeros((m, NODE_FEAT_DIM), dtype=np.float64)
     fl = np.asarray(flags, dtype=np.int64)[idx]
-    for col, bit in _FLAG_COLUMNS:
-        out[:, col] = (fl & bit) != 0
-    out[:, _TAINTED] = np.asarray(tainted, dtype=bool)[idx]
-    out[:, _FLOWS_TO_SINK] = np.asarray(to_sink, dtype=bool)[idx]
-    out[:, _ON_PATH] = np.asarray(on_path, dtype=bool)[idx]
-    out[:, _OVERWRITTEN] = np.asarray(overwritten, dtype=bool)[idx]
+    out[:, _FLAG_COLS] = (fl[:, None] & _FLAG_BITS) != 0
+    out[:, _BOOL_COLS] = np.array([tainted, to_sink, on_path, overwritten], dtype=bool)[:, idx].T
     out[:, _TRUNCATED] = float(truncated)
-    out[:, _DEPTH] = np.minimum(1.0, np.asarray(g.depth, dtype=np.float64)[idx] / 32.0)
-    lit = np.asarray(g.lit_len, dtype=np.float64)[idx]
-    out[:, _LIT_LEN] = np.where(lit >= 0, np.minimum(1.0, np.log2(1.0 + np.maximum(lit, 0.0)) / 12.0), 0.0)
-    out[:, _NCHILD] = np.minimum(1.0, np.log2(1.0 + np.asarray(g.nchild, dtype=np.float64)[idx]) / 5.0)
+    num = np.array([g.depth, g.lit_len, g.nchild, num_uses], dtype=np.float64)[:, idx]
+    out[:, _DEPTH] = np.minimum(1.0, num[0] / 32.0)
+    # log2(1 + x) / scale, capped at 1, for literal length (0 for non-literals: lit_len -1), number
+    # of children and number of uses.
+    out[:, _LOG_COLS] = np.minimum(1.0, np.log2(1.0 + np.maximum(num[1:], 0.0)) / _LOG_SCALE).T
     out[:, _POSITION] = np.arange(m, dtype=np.float64) / m
-    out[:, _NUM_USES] = np.minimum(1.0, np.log2(1.0 + np.asarray(num_uses, dtype=np.float64)[idx]) / 4.0)
     # Rounded so that records are compact and identical across platforms.
     return np.round(out, 4).tolist()
 

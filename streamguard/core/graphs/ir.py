@@ -250,7 +250,12 @@ class GraphIR:
             self.edges.append(key)
 
     def flow(self, src: int, dst: int) -> None:
-        self.edge(src, dst, DATA_FLOW)
+        if src < 0 or dst < 0 or src == dst:
+            return
+        key = (src, dst, DATA_FLOW)
+        if key not in self._edge_set:
+            self._edge_set.add(key)
+            self.edges.append(key)
 
     def mark(self, node: int, bits: int) -> None:
         if node >= 0:

@@ -183,7 +183,10 @@ class JavaExpressions:
         elif obj_v >= 0:
             g.flow(obj_v, nid)
         if okey is not None and obj is not None and obj.type == "identifier":
-            lit = self.const(arg_nodes[0]) if arg_nodes else UNKNOWN
+            # The literal index/key, folded only for the calls that use it.
+            uses_lit = (len(vals) == 2 and (name in KEYED_STORE_METHODS or name in ("add", "set"))) or (
+                name == "remove" and len(vals) == 1)
+            lit = self.const(arg_nodes[0]) if uses_lit else UNKNOWN
             lit = None if lit is UNKNOWN else lit
             builder_store = name in _BUILDER_STORES and self.local_types.get(text(obj)) in _BUILDERS
             if (name in STORE_METHODS or builder_store) and vals:

@@ -46,4 +46,8 @@ def text(n) -> str:
 
 def named(n) -> list:
     """Named children without comments."""
-    return [c for c in n.named_children if c.type not in SKIP]
+    kids = n.named_children
+    for c in kids:
+        if c.is_extra:  # comments are extras; most nodes have none among their children
+            return [c for c in kids if c.type not in SKIP]
+    return kids

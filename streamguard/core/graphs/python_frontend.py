@@ -140,7 +140,7 @@ class _PyWalker(PyExpressions):
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n: ast.AST, parent: int) -> int:
         """Emit ``n``; returns the id of the node carrying its value."""
-        handler = _HANDLERS.get(type(n).__name__)
+        handler = _BY_CLASS.get(type(n))
         nid = handler(self, n, parent) if handler is not None else self.generic(n, parent)
         if self.watch and id(n) in self.watch:
             self.watch[id(n)] = nid
@@ -574,3 +574,5 @@ _HANDLERS = {name: getattr(_PyWalker, name) for name in (
     "Name", "Constant", "JoinedStr", "BinOp", "BoolOp", "UnaryOp", "IfExp", "Attribute", "Subscript", "List",
     "Tuple", "Set", "Dict", "Lambda", "ListComp", "SetComp", "GeneratorExp", "DictComp", "NamedExpr", "Call")}
 _HANDLERS.update({name: _PyWalker.Leaf for name in _LEAVES})
+# The same table keyed by the ast class itself (no name lookup per node).
+_BY_CLASS = {getattr(ast, name): fn for name, fn in _HANDLERS.items() if isinstance(getattr(ast, name, None), type)}

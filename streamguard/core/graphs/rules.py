@@ -12,6 +12,7 @@ driver, which is also why such a call is flagged as a sanitizer.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,32 @@ def _sanitizer_rule(entry) -> CallRule:
     return CallRule(sanitizes=classes)
 
 
+def _per_catalog(fn):
+    """Memoise a classifier of the active catalog (the memo starts afresh when the catalog changes).
+
+    Classification depends only on its arguments and the catalog, and a file calls the same few
+    APIs again and again.
+    """
+    memo: dict = {}
+    state: list = [None]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if kwargs:
+            return fn(*args, **kwargs)
+        cat = _catalog.active()
+        if state[0] is not cat or len(memo) > 100_000:
+            memo.clear()
+            state[0] = cat
+        try:
+            return memo[args]
+        except KeyError:
+            result = memo[args] = fn(*args)
+            return result
+
+    return wrapper
+
+
 def is_shell_program(program: str) -> bool:
     """True when ``program`` (argv[0], possibly a full path) is a shell or a command runner."""
     base = program.replace("\\", "/").rsplit("/", 1)[-1].strip().lower()
@@ -62,6 +89,7 @@ def is_shell_program(program: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- Java
+@_per_catalog
 def classify_java_call(name: str, receiver: str | None) -> CallRule:
     """Classify ``receiver.name(args)`` (receiver is the source text, None for an unqualified call)."""
     cat = _catalog.active().java
@@ -80,6 +108,7 @@ def classify_java_call(name: str, receiver: str | None) -> CallRule:
     return PLAIN
 
 
+@_per_catalog
 def classify_java_constructor(type_name: str) -> CallRule:
     """Classify ``new T(args)`` by the simple name of T."""
     simple = type_name.split("<", 1)[0].rsplit(".", 1)[-1].strip()
@@ -96,6 +125,7 @@ def java_source_annotation(annotation: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------- Python
+@_per_catalog
 def classify_python_call(dotted: str, nargs: int, keywords: tuple[str, ...], receiver_is_str: bool,
                          receiver: str = "") -> CallRule:
     """Classify a call by its dotted callee (``"os.system"``, ``"?.execute"`` for a computed receiver)."""
@@ -128,6 +158,7 @@ def classify_python_call(dotted: str, nargs: int, keywords: tuple[str, ...], rec
     return PLAIN
 
 
+@_per_catalog
 def is_python_source_attribute(dotted: str) -> bool:
     """True for attribute reads like ``request.args``, ``self.request.GET``, ``os.environ``, ``sys.argv``."""
     cat = _catalog.active().python
