@@ -8,8 +8,9 @@ exact requests SageMaker receives, the registry and SageMaker model packages the
 job that fails for good, a failed job resumed by the sensor's retry, and that a retried training
 task starts no second job.
 
-Two settings of the parsed DAG are shortened for the test only: the sensors' ``poke_interval``
-(60 s in the DAG) and every task's ``retry_delay`` (20 s).
+Three settings are shortened for the test only: the sensors' ``poke_interval`` (60 s in the DAG),
+the evaluation tasks' reschedule interval (``STREAMGUARD_SAGEMAKER_POKE_SECONDS``, 60 s) and every
+task's ``retry_delay`` (20 s).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def sagemaker_env(airflow_db, tmp_path_factory):
             "extra": {"region_name": REGION, "endpoint_url": endpoint},
         }))
         mp.setenv("STREAMGUARD_BACKEND", "sagemaker")
+        mp.setenv("STREAMGUARD_SAGEMAKER_POKE_SECONDS", "1")  # evaluation tasks reschedule every second
         mp.setenv("STREAMGUARD_GATE_THRESHOLDS", OPEN_GATE)
         mp.setenv("STREAMGUARD_ARTIFACT_ROOT", f"s3://{BUCKET}/artifacts")
         mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry")

@@ -9,7 +9,10 @@ entry resume from the last epoch checkpoint SageMaker copied out of the failed j
 
 `ResumingSageMakerTrainingSensor` makes that automatic: a job that Failed fails the sensor's try with
 the job's ``FailureReason``, and the sensor's retry starts the next attempt itself, so nobody has to
-clear the train task (see `streamguard_ops.backend.resolve_watched_job`).
+clear the train task. Both go through `streamguard_ops.backend.start_job`, which asks
+`streamguard.lifecycle.next_action`; the sensor's pokes only watch. In ``reschedule`` mode with
+``print_log`` the sensor tails CloudWatch itself (`streamguard.cloudwatch.LogTail`), with its
+offsets kept between pokes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOp
 from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
 from botocore.exceptions import ClientError
 
-from streamguard_ops.backend import choose_job, job_failure, resolve_watched_job, try_number_of
+from streamguard_ops.backend import AUTOMATIC, MANUAL, job_failure, start_job
 
 _NOT_FOUND = ("ValidationException", "ResourceNotFound")
 
@@ -67,20 +70,24 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
         return _describe_or_none(self.hook, name)
 
     def execute(self, context):
-        base = self.config["TrainingJobName"]
-        name, existing, replaces = choose_job(base, try_number_of(context), self._describe_or_none)
-        if existing is not None:
+        from streamguard.lifecycle import RECONNECT
+
+        created: list[str] = []
+
+        def create(request: dict) -> None:
+            self.config = request
+            _validate(request)
+            created.append(request["TrainingJobName"])
+
+        action = start_job(self, context, self.config, self._describe_or_none, create, who=MANUAL)
+        if action.kind == RECONNECT:
             self.log.info(
                 "Training job %s already exists (status %s): reconnecting instead of starting a second job.",
-                name, existing.get("TrainingJobStatus"),
+                action.name, action.describe.get("TrainingJobStatus"),
             )
-            return self.serialize_result(name)
-        if replaces:
-            self.log.info("Training job %s ended Failed or Stopped: starting %s, which resumes from its checkpoints.",
-                          replaces, name)
-        self.config["TrainingJobName"] = name
-        _validate(self.config)
-        return self._with_name(super().execute(context), name)
+            return self.serialize_result(action.name)
+        # The provider's execute sends self.config (renamed by `create` for a new attempt).
+        return self._with_name(super().execute(context), action.name)
 
     def serialize_result(self, job_name: str) -> dict:
         # Also what the provider's deferred `execute_complete` returns, with the event's job name.
@@ -116,7 +123,7 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
 
     def execute(self, context):
         if self.config is not None:
-            self.job_name = resolve_watched_job(self, context, self._describe, self._create)
+            self.job_name = start_job(self, context, self.config, self._describe, self._create, who=AUTOMATIC).name
         super().execute(context)
         status = (self.last_description or {}).get("TrainingJobStatus", "Completed")
         return {"job_name": self.job_name, "status": status, "backend": "sagemaker"}
@@ -128,7 +135,7 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
             self.log.info("training job %s: %s (%s)", self.job_name, state, response.get("SecondaryStatus"))
             return False
         if state in self.failed_states():
-            raise job_failure(self, context, self.job_name, response, "SageMaker")
+            raise job_failure(self, context, response, "SageMaker")
         return True
 
     def _describe(self, name: str) -> dict | None:
