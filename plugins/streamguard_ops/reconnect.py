@@ -129,7 +129,16 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
         return {"job_name": self.job_name, "status": status, "backend": "sagemaker"}
 
     def poke(self, context):
-        response = self.get_sagemaker_response()
+        # The provider's own tailing (`describe_training_job_with_log`) keeps its positions on the
+        # sensor instance: in reschedule mode each poke is a new instance and re-reads every stream
+        # from the start. Describe only, then tail with offsets kept between pokes.
+        print_log, self.print_log = self.print_log, False
+        try:
+            response = self.get_sagemaker_response()
+        finally:
+            self.print_log = print_log
+        if print_log:
+            self._tail_logs(context)
         state = self.state_from_response(response)
         if state in self.non_terminal_states():
             self.log.info("training job %s: %s (%s)", self.job_name, state, response.get("SecondaryStatus"))
@@ -137,6 +146,29 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
         if state in self.failed_states():
             raise job_failure(self, context, response, "SageMaker")
         return True
+
+    def _tail_logs(self, context) -> None:
+        """Print the job's CloudWatch events not printed by an earlier poke (of this or another try)."""
+        from streamguard.cloudwatch import LogTail
+
+        store = _offset_store(context)
+        offsets = getattr(self, "_log_offsets", None)
+        if offsets is None:
+            offsets = store.load() if store is not None else {}
+        tail = LogTail(self._logs_client(), self.job_name, offsets)
+        try:
+            events = tail.poll()
+        except Exception as exc:  # noqa: BLE001 - logs are for people; the job's state decides the task
+            self.log.warning("CloudWatch logs of %s unavailable: %s: %s", self.job_name, type(exc).__name__, exc)
+            events = []
+        for stream, message in events:
+            self.log.info("[%s] %s", stream, message)
+        self._log_offsets = tail.offsets
+        if store is not None and events:
+            store.save(tail.offsets)
+
+    def _logs_client(self):
+        return self.hook.logs_hook.get_conn()
 
     def _describe(self, name: str) -> dict | None:
         return _describe_or_none(self.hook, name)
@@ -152,3 +184,18 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
                               request["TrainingJobName"])
                 return
             raise
+
+
+def _offset_store(context):
+    """Where a sensor's CloudWatch offsets live between pokes: a small JSON file in the run's folder of
+    the artifact store (XComs are cleared at each reschedule; the next poke may run on another worker).
+    One file per task (not per try), so a retry that reconnects does not print old events again."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is None or not getattr(ti, "dag_id", None) or not getattr(ti, "run_id", None):
+        return None
+    from streamguard.cloudwatch import OffsetFile
+    from streamguard.pipeline.training import run_key, run_uri
+
+    map_index = getattr(ti, "map_index", -1)
+    name = ti.task_id + (f".{map_index}" if isinstance(map_index, int) and map_index >= 0 else "")
+    return OffsetFile(run_uri(run_key(ti.dag_id, ti.run_id), "logs", f"{name}.cloudwatch-offsets.json"))
