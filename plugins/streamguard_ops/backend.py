@@ -25,7 +25,8 @@ def training_operators(backend: str) -> tuple[type, type, dict[str, Any]]:
 
         # Reschedule mode frees the worker slot between pokes of a job that runs for hours.
         return ReconnectingSageMakerTrainingOperator, ResumingSageMakerTrainingSensor, {
-            "poke_interval": 60, "mode": "reschedule", "print_log": True}
+            "poke_interval": float(os.environ.get("STREAMGUARD_SAGEMAKER_POKE_SECONDS", "60")),
+            "mode": "reschedule", "print_log": True}
     from streamguard_ops.operators import LocalTrainingOperator
     from streamguard_ops.sensors import LocalTrainingSensor
 

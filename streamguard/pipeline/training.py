@@ -24,8 +24,6 @@ from streamguard.pipeline.params import MODEL_NAMES, TrainingConfig
 
 log = logging.getLogger(__name__)
 
-TERMINAL_STATES = ("Completed", "Failed", "Stopped")
-
 
 def run_key(dag_id: str, run_id: str) -> str:
     """A filesystem/S3-safe, deterministic key for one DAG run."""
