@@ -10,8 +10,10 @@ frozen test channel by real inference, passes them through the metric gate and w
 
 Retries: a training job that fails (the process killed, an instance lost) fails `wait` with the
 job's reason; the retry of `wait` starts the next attempt `<job>-a<n>` with the same request, which
-resumes from the last epoch checkpoint. A `ClientError` (bad input) or a job someone stopped is not
-restarted.
+resumes from the last epoch checkpoint. A failure that would recur (SageMaker's `ClientError`, the
+entry's exit code 3) or a job someone stopped is not restarted. `evaluate` runs its job with the same
+lifecycle (`streamguard.lifecycle`): it reconnects, retries a transient failure as the next attempt
+and, on SageMaker, gives its worker slot back while the job runs.
 
 Backend (`STREAMGUARD_BACKEND`): `local` (default) runs each `CreateTrainingJob` request on this
 machine with the SageMaker container contract; `sagemaker` sends the same request to SageMaker

@@ -9,7 +9,11 @@ Examples::
 
 Local jobs come from the local backend's status records (metrics update while the job runs);
 SageMaker jobs from ``ListTrainingJobs`` + ``DescribeTrainingJob`` (``FinalMetricDataList`` is
-filled when a job ends). boto3 is imported only when SageMaker is asked for.
+filled when a job ends). Following a SageMaker job prints its CloudWatch log (group
+``/aws/sagemaker/TrainingJobs``, streams ``<job>/algo-N-<ts>``, each read on from its
+``nextForwardToken``; a restarted host's new stream is picked up). Against SageMaker the monitor
+polls at most every 10 s (``STREAMGUARD_SAGEMAKER_MIN_POLL_S``), whatever ``--interval`` says.
+boto3 is imported only when SageMaker is asked for.
 """
 
 from __future__ import annotations
@@ -28,6 +32,22 @@ from streamguard.jobs import FAILED_STATES, TERMINAL_STATES
 
 CHOICES = ("local", "sagemaker", "all")
 DEFAULT_LIMIT = 20
+# Each refresh costs ListTrainingJobs + one DescribeTrainingJob per job (+ CloudWatch calls when
+# following): SageMaker's API rates are low, so no faster than this against the real service.
+SAGEMAKER_MIN_POLL_S = 10.0
+
+
+def effective_interval(interval: float, backend: str) -> float:
+    """``interval``, raised to the SageMaker floor when SageMaker jobs are polled.
+
+    The floor is ``$STREAMGUARD_SAGEMAKER_MIN_POLL_S`` (default 10 s); tests against moto lower it.
+    """
+    import os
+
+    if backend == "local":
+        return interval
+    floor = float(os.environ.get("STREAMGUARD_SAGEMAKER_MIN_POLL_S", SAGEMAKER_MIN_POLL_S))
+    return max(interval, floor)
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,12 @@ def _sagemaker_client():
     import boto3
 
     return boto3.client("sagemaker")
+
+
+def _logs_client():
+    import boto3
+
+    return boto3.client("logs")
 
 
 def sagemaker_rows(limit: int = DEFAULT_LIMIT, client=None) -> list[JobRow]:
@@ -220,6 +246,12 @@ def wait_for_job(name: str, backend: str, jobs_dir: str | Path, interval: float,
     out = out or sys.stdout
     where, handle = _describe_anywhere(name, backend, jobs_dir)
     offset = 0
+    tail = None
+    if where == "sagemaker" and not as_json:
+        from streamguard.cloudwatch import LogTail
+
+        tail = LogTail(_logs_client(), name)
+    interval = effective_interval(interval, where)
     last_state = None
     deadline = time.monotonic() + timeout if timeout else None
     while True:
@@ -231,6 +263,13 @@ def wait_for_job(name: str, backend: str, jobs_dir: str | Path, interval: float,
                     print(line, file=out)
         else:
             describe = handle.describe_training_job(TrainingJobName=name)
+            if tail is not None:
+                try:
+                    for stream, message in tail.poll():
+                        print(f"[{stream.split('/', 1)[-1]}] {message}", file=out)
+                except Exception as exc:  # noqa: BLE001 - the job's state still decides the exit code
+                    print(f"warning: CloudWatch logs unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    tail = None
         row = row_from_describe(describe, where)
         state = (row.status, row.secondary_status)
         if state != last_state and not as_json:
@@ -260,6 +299,7 @@ def run(args) -> int:
     jobs_dir = Path(args.jobs_dir).expanduser() if args.jobs_dir else settings.local_jobs_dir()
     if args.wait:
         return wait_for_job(args.wait, backend, jobs_dir, args.interval, as_json=args.json, timeout=args.timeout)
+    interval = effective_interval(args.interval, backend)
     if args.once or args.json:
         rows, warnings = collect(backend, jobs_dir, args.limit)
         for warning in warnings:
@@ -275,13 +315,13 @@ def run(args) -> int:
                 live.update(render_rich(rows))
                 for warning in warnings:
                     live.console.print(f"[yellow]warning: {warning}[/]")
-                time.sleep(args.interval)
+                time.sleep(interval)
     while True:  # not a terminal: one plain block per interval
         rows, warnings = collect(backend, jobs_dir, args.limit)
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
         print(render_plain(rows) + "\n", flush=True)
-        time.sleep(args.interval)
+        time.sleep(interval)
 
 
 def _positive(value: str) -> float:
@@ -302,7 +342,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--backend", choices=CHOICES, default=None,
                         help="which jobs to show (default: $STREAMGUARD_BACKEND, else local)")
     parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    parser.add_argument("--interval", type=_positive, default=2.0, metavar="S", help="refresh every S seconds")
+    parser.add_argument("--interval", type=_positive, default=2.0, metavar="S", help="refresh every S seconds (SageMaker: at least 10)")
     parser.add_argument("--wait", metavar="JOB", help="follow one job; exit 0 if it completes, 1 otherwise")
     parser.add_argument("--timeout", type=_positive, default=None, metavar="S", help="with --wait: give up after S s")
     parser.add_argument("--jobs-dir", metavar="DIR", help="local jobs directory (default: $STREAMGUARD_LOCAL_JOBS_DIR)")

@@ -106,7 +106,8 @@ def parse_metric_series(log_lines: Iterable[str],
 # ---------------------------------------------------------------------------------------- job names
 JOB_NAME_MAX = 63
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_HASH_LEN = 10
+# Every job name ends "-<sha256[:JOB_NAME_HASH_LEN]>"; attempt names (`streamguard.lifecycle`) keep that tail.
+JOB_NAME_HASH_LEN = 10
 
 
 def _slug(text: str) -> str:
@@ -127,7 +128,7 @@ def make_job_name(prefix: str, model_type: str, dag_run_id: str, config: Mapping
     if not head or not head[0].isalnum():
         raise ValueError(f"make_job_name: prefix {prefix!r} + model type {model_type!r} give no valid name start")
     payload = json.dumps({"run": dag_run_id, "config": config}, sort_keys=True, default=str)
-    digest = hashlib.sha256(payload.encode()).hexdigest()[:_HASH_LEN]
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:JOB_NAME_HASH_LEN]
     room = JOB_NAME_MAX - len(head) - len(digest) - 2
     if room < 0:
         raise ValueError(f"make_job_name: {head!r} is too long ({len(head)} chars) for a {JOB_NAME_MAX}-char name")

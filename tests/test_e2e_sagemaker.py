@@ -8,8 +8,9 @@ exact requests SageMaker receives, the registry and SageMaker model packages the
 job that fails for good, a failed job resumed by the sensor's retry, and that a retried training
 task starts no second job.
 
-Two settings of the parsed DAG are shortened for the test only: the sensors' ``poke_interval``
-(60 s in the DAG) and every task's ``retry_delay`` (20 s).
+Three settings are shortened for the test only: the sensors' ``poke_interval`` (60 s in the DAG),
+the evaluation tasks' reschedule interval (``STREAMGUARD_SAGEMAKER_POKE_SECONDS``, 60 s) and every
+task's ``retry_delay`` (20 s).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def sagemaker_env(airflow_db, tmp_path_factory):
             "extra": {"region_name": REGION, "endpoint_url": endpoint},
         }))
         mp.setenv("STREAMGUARD_BACKEND", "sagemaker")
+        mp.setenv("STREAMGUARD_SAGEMAKER_POKE_SECONDS", "1")  # evaluation tasks reschedule every second
         mp.setenv("STREAMGUARD_GATE_THRESHOLDS", OPEN_GATE)
         mp.setenv("STREAMGUARD_ARTIFACT_ROOT", f"s3://{BUCKET}/artifacts")
         mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry")
@@ -392,3 +394,118 @@ def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemake
     with pytest.raises(ClientError) as refused:
         _sm().create_training_job(**request)
     assert refused.value.response["Error"]["Code"] == "ResourceInUse"
+
+
+# ------------------------------------------------------------------------------- retraining DAG
+def _copy_prefix(src: str, dest: str) -> None:
+    s3 = _s3()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=src + "/"):
+        for obj in page.get("Contents", []):
+            s3.copy_object(Bucket=BUCKET, Key=dest + obj["Key"][len(src):],
+                           CopySource={"Bucket": BUCKET, "Key": obj["Key"]})
+
+
+def test_retraining_dag_fine_tunes_evaluates_promotes_and_creates_the_endpoint_config(sagemaker_env, success_run):
+    """The retraining DAG in SageMaker mode: the training run's GNN champion, fine-tuned one epoch."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
+
+    from streamguard.ab import sagemaker_model_name
+    from streamguard.pipeline.training import model_package_group_name
+    from streamguard.registry import RegistryClient
+    from streamguard.sagemaker_jobs import pytorch_inference_image
+
+    dr, _requests = success_run
+    assert dr.state == "success"
+    # A registry of its own, holding the training run's champions (the other tests read registry-ok).
+    _copy_prefix("registry-ok", "registry-retrain")
+    client = RegistryClient(f"s3://{BUCKET}/registry-retrain")
+    champion = client.get_alias("taint_flow_gnn", "champion")
+    bag = DagBag(dag_folder=str(REPO / "dags" / "streamguard_retraining.py"))
+    assert bag.import_errors == {}, bag.import_errors
+    dag = bag.dags["streamguard_retraining"]
+    for task in dag.tasks:
+        task.retry_delay = timedelta(seconds=1)
+        if isinstance(task, SageMakerTrainingSensor):
+            task.poke_interval = 1
+    sim = sagemaker_env.sim
+    sim.reset()
+    sagemaker_env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry-retrain")
+    created_models, created_configs = [], []
+    import botocore.client
+
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation, params):  # what the DAG sends SageMaker, over the wire to moto
+        if operation == "CreateModel":
+            created_models.append(params)
+        elif operation == "CreateEndpointConfig":
+            created_configs.append(params)
+        return original(self, operation, params)
+
+    sagemaker_env.mp.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    run = dag.test(run_conf={"force": True, "models": ["gnn"], "finetune_epochs": 1,
+                             "gnn_min_val_accuracy": 0.0, "transformer_min_val_accuracy": 0.0, "max_fpr": 1.0})
+    sagemaker_env.mp.setattr(botocore.client.BaseClient, "_make_api_call", original)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "success", states
+    assert states["transformer.skip"] == "success" and states["transformer.train"] == "skipped"
+
+    # One fine-tune job from the champion's verified weights, then both evaluations on the same test set.
+    (finetune,) = sim.training_requests()
+    assert finetune["TrainingJobName"].startswith("sg-gnn-ft-")
+    assert hyperparameter(finetune, "fine-tune") is True and hyperparameter(finetune, "epochs") == 1
+    assert hyperparameter(finetune, "model-sha256") == champion.artifact_sha256
+    (model_channel,) = [c for c in finetune["InputDataConfig"] if c["ChannelName"] == "model"]
+    assert model_channel["DataSource"]["S3DataSource"]["S3Uri"] == champion.artifact_uri.rsplit("/", 1)[0] + "/"
+    evaluations = {r["TrainingJobName"]: r for r in sim.training_requests(mode="evaluate")}
+    assert len(evaluations) == 2 and any("-champ-eval-" in n for n in evaluations)
+    tests = {[c for c in r["InputDataConfig"] if c["ChannelName"] == "test"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+             for r in evaluations.values()}
+    assert tests == {champion.extra["channels"]["test"]}
+    (champ_eval,) = [r for n, r in evaluations.items() if "-champ-eval-" in n]
+    assert hyperparameter(champ_eval, "model-sha256") == champion.artifact_sha256
+    for name in [finetune["TrainingJobName"], *evaluations]:
+        assert sim.status_history(name)[-1] == "Completed", name
+
+    # The promotion decision, recorded with the challenger it concerns.
+    versions = client.list_versions("taint_flow_gnn")
+    assert [v.version for v in versions] == [champion.version, champion.version + 1]
+    challenger = versions[-1]
+    assert challenger.training_job_name == finetune["TrainingJobName"] and challenger.backend == "sagemaker"
+    assert challenger.extra["fine_tuned_from"] == champion.version
+    (event,) = [e.payload for e in client.list_events() if e.kind in ("promotion", "challenger_rejected")]
+    promoted = event["promoted"]
+    assert event["challenger_version"] == challenger.version and event["champion_version"] == champion.version
+    assert client.get_alias("taint_flow_gnn", "champion").version == (challenger.version if promoted
+                                                                        else champion.version)
+    # The challenger's model package, approved only when promoted, with its evaluation metrics.
+    sm = _sm()
+    group = model_package_group_name("gnn")
+    packages = [sm.describe_model_package(ModelPackageName=p["ModelPackageArn"])
+                for p in sm.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]]
+    (package,) = [p for p in packages if p["CustomerMetadataProperties"]["training_job_name"]
+                  == challenger.training_job_name]
+    assert package["ModelApprovalStatus"] == ("Approved" if promoted else "Rejected")
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == challenger.artifact_uri
+    assert package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].endswith("/metrics.json")
+
+    # CreateModel for champion and challenger, then CreateEndpointConfig naming both; no endpoint.
+    assert sorted(m["ModelName"] for m in created_models) == sorted(
+        sagemaker_model_name(v) for v in (champion, challenger))
+    for params, version in zip(sorted(created_models, key=lambda m: m["ModelName"]),
+                               sorted((champion, challenger), key=sagemaker_model_name)):
+        container = params["PrimaryContainer"]
+        assert container["ModelDataUrl"] == version.artifact_uri
+        assert container["Image"] == pytorch_inference_image(REGION)
+        assert sm.describe_model(ModelName=params["ModelName"])["PrimaryContainer"]["ModelDataUrl"] == \
+            version.artifact_uri
+    (config,) = created_configs
+    # Promoted: an A/B split; not promoted: the challenger only shadows (moto does not echo shadow variants).
+    variants = config["ProductionVariants"] + config.get("ShadowProductionVariants", [])
+    assert sorted(v["ModelName"] for v in variants) == sorted(m["ModelName"] for m in created_models)
+    assert ("ShadowProductionVariants" in config) is not promoted
+    serving = sagemaker_model_name(challenger if promoted else champion)
+    described = sm.describe_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+    assert described["ProductionVariants"][0]["ModelName"] == serving
+    assert sm.list_endpoints()["Endpoints"] == []  # shifting live traffic stays a person's decision

@@ -188,6 +188,7 @@ def test_failed_job_without_failure_file_reports_exit_code_and_log_tail(world):
     status = be.wait("job-crash", timeout_s=60)
     assert status["TrainingJobStatus"] == "Failed"
     assert "exit code 3" in status["FailureReason"] and "about to crash" in status["FailureReason"]
+    assert status["ExitCode"] == 3 and status["FailureKind"] == "input"  # the exit code decides the class
 
 
 def test_missing_channel_fails_with_the_channel_named(world):
@@ -198,6 +199,31 @@ def test_missing_channel_fails_with_the_channel_named(world):
     status = be.wait("job-nodata", timeout_s=60)
     assert status["TrainingJobStatus"] == "Failed"
     assert "channel 'train'" in status["FailureReason"] and "nope" in status["FailureReason"]
+    # Classified by the error's type, not its text: no data recurs on every attempt.
+    from streamguard.lifecycle import FINAL, failure_class
+
+    assert status["FailureKind"] == "input" and failure_class(status) == FINAL
+
+
+def test_a_transient_storage_error_is_retried_not_final(world, monkeypatch):
+    """S3 unreachable while uploading the model: the job fails ``transient``, and a retry starts the next attempt."""
+    from streamguard.lifecycle import AUTOMATIC, RESTART, RETRY, failure_class, next_action
+
+    # A closed port: every S3 call fails to connect (no moto, no network).
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    be = world["backend"]
+    request = make_request(world, "job-s3-down", epochs=1)
+    request["OutputDataConfig"]["S3OutputPath"] = "s3://sg-unreachable/jobs"
+    be.create_training_job(request)
+    status = be.wait("job-s3-down", timeout_s=120)
+    assert status["TrainingJobStatus"] == "Failed", status
+    assert status["FailureKind"] == "transient" and status["FailureReason"].startswith("InternalServerError: ")
+    assert failure_class(status) == RETRY
+    action = next_action("job-s3-down", [("job-s3-down", status)], retry=True, who=AUTOMATIC)
+    assert action.kind == RESTART and action.name == "job-s3-down-a2"
 
 
 def test_stop_terminates_the_training_process(world):

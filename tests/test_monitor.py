@@ -99,3 +99,67 @@ def test_rich_table_renders_rows(finished_jobs):
     console.print(table)
     text = console.export_text()
     assert "mon-ok" in text and "Completed" in text and "Failed" in text
+
+
+def test_wait_follows_a_sagemaker_job_s_cloudwatch_streams(moto_server, monkeypatch, capsys):
+    """Group /aws/sagemaker/TrainingJobs, streams <job>/algo-1-<ts>; a restart's new stream is followed too."""
+    import time
+
+    import boto3
+
+    from streamguard import monitor
+    from streamguard.sagemaker_jobs import build_training_request
+
+    monkeypatch.setenv("STREAMGUARD_SAGEMAKER_MIN_POLL_S", "0")  # moto, not the real API
+    sm, logs = boto3.client("sagemaker"), boto3.client("logs")
+    request = build_training_request(
+        job_name="sg-moto-logs", model_type="gnn", channels={"train": "s3://b/d/train"}, output_uri="s3://b/jobs",
+        source_dir_uri="s3://b/code/sourcedir.tar.gz", hyperparameters={"model-type": "gnn"},
+        role_arn="arn:aws:iam::123456789012:role/sm", region="us-east-1",
+    )
+    sm.create_training_job(**request)
+    group = "/aws/sagemaker/TrainingJobs"
+    logs.create_log_group(logGroupName=group)
+
+    def put(stream, *messages):
+        try:
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        now = int(time.time() * 1000)
+        logs.put_log_events(logGroupName=group, logStreamName=stream,
+                            logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)])
+
+    put("sg-moto-logs/algo-1-1764000000", "Epoch 1/2: Train Loss=0.7;")
+    put("sg-moto-logs-a2/algo-1-1764000000", "not this job")
+    describes = []
+
+    class Client:  # moto's job is Completed at once: show it running for two looks, writing as it goes
+        def describe_training_job(self, TrainingJobName):
+            describe = sm.describe_training_job(TrainingJobName=TrainingJobName)
+            describes.append(1)
+            if len(describes) == 3:
+                put("sg-moto-logs/algo-1-1764000900", "Resuming from epoch 1", "Epoch 2/2: Train Loss=0.5;")
+            if len(describes) <= 3:
+                describe = dict(describe, TrainingJobStatus="InProgress", SecondaryStatus="Training")
+            return describe
+
+    monkeypatch.setattr(monitor, "_sagemaker_client", Client)
+    code = main(["monitor", "--backend", "sagemaker", "--wait", "sg-moto-logs", "--interval", "0.05"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.startswith("[algo-")]
+    assert lines == ["[algo-1-1764000000] Epoch 1/2: Train Loss=0.7;", "[algo-1-1764000900] Resuming from epoch 1",
+                     "[algo-1-1764000900] Epoch 2/2: Train Loss=0.5;"]
+    assert "sg-moto-logs: InProgress (Training)" in out and "sg-moto-logs completed" in out
+
+
+def test_sagemaker_polling_has_a_floor(monkeypatch):
+    from streamguard.monitor import effective_interval
+
+    monkeypatch.delenv("STREAMGUARD_SAGEMAKER_MIN_POLL_S", raising=False)
+    assert effective_interval(2.0, "sagemaker") == 10.0 and effective_interval(2.0, "all") == 10.0
+    assert effective_interval(30.0, "sagemaker") == 30.0
+    assert effective_interval(0.2, "local") == 0.2
+    monkeypatch.setenv("STREAMGUARD_SAGEMAKER_MIN_POLL_S", "0.5")
+    assert effective_interval(0.1, "sagemaker") == 0.5

@@ -53,7 +53,7 @@ def test_champion_evaluation_refuses_a_tampered_archive_before_starting_a_job(tm
     sha = _tar_with(art, "metrics.json", {"validation": {}})
     _tar_with(art, "metrics.json", {"validation": {"accuracy": 1.0}})  # changed after registration
     started = []
-    monkeypatch.setattr(training, "run_job_and_wait", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(training, "_job_ops", lambda backend: (lambda name: None, None, started.append))
     plan = {"champion": {"training_job_name": "sg-gnn-x", "artifact_uri": art.as_uri(), "artifact_sha256": sha},
             "training_config": retraining.bootstrap_config(resolve_retraining_config({}), "gnn").to_dict(),
             "channels": {"test": (tmp_path / "test").as_uri()}, "data_hash": "h"}

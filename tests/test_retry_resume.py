@@ -25,12 +25,12 @@ if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException  # noqa: E402
-from streamguard_ops.backend import (attempt_job_name, choose_job, job_attempts, job_name_template,  # noqa: E402
-                                    resolve_watched_job)
+from streamguard_ops.backend import AUTOMATIC, MANUAL, job_name_template, start_job  # noqa: E402
 from streamguard_ops.operators import LocalTrainingOperator  # noqa: E402
 from streamguard_ops.sensors import LocalTrainingSensor  # noqa: E402
 
 from streamguard.backends.local import kill_group  # noqa: E402
+from streamguard.lifecycle import attempt_job_name, job_attempts, next_action  # noqa: E402
 from streamguard.sagemaker_jobs import JOB_NAME_MAX, LOCAL_REGION, build_training_request, make_job_name  # noqa: E402
 
 BASE = "sg-gnn-manual-1-0123456789"
@@ -58,8 +58,9 @@ def test_attempt_names_keep_the_hash_and_the_length_limit():
     named = attempt_job_name(long, 12)
     assert len(named) == JOB_NAME_MAX and named.endswith(long[-10:] + "-a12")
     assert named.startswith("sg-transformer-ft-")
-    with pytest.raises(ValueError, match="not a retry"):
-        attempt_job_name(BASE, 1)
+    assert attempt_job_name(BASE, 1) == BASE
+    with pytest.raises(ValueError, match="< 1"):
+        attempt_job_name(BASE, 0)
 
 
 @pytest.mark.parametrize("jobs, try_number, expected", [
@@ -77,12 +78,14 @@ def test_attempt_names_keep_the_hash_and_the_length_limit():
     ({BASE: "Failed", BASE + "-a2": "Failed"}, 2, (BASE + "-a3", None, BASE + "-a2")),  # numbered by attempt
     ({BASE: "Failed", BASE + "-a2": "Failed", BASE + "-a3": "Completed"}, 4, (BASE + "-a3", "Completed", None)),
 ])
-def test_choose_job(jobs, try_number, expected):
+def test_train_operator_choice(jobs, try_number, expected):
+    """The train operator (`MANUAL`: run again only when a person cleared it) restarts any Failed or Stopped job."""
     def describe(name):
         return {"TrainingJobStatus": jobs[name]} if name in jobs else None
 
-    name, existing, replaces = choose_job(BASE, try_number, describe)
-    assert (name, existing and existing["TrainingJobStatus"], replaces) == expected
+    action = next_action(BASE, job_attempts(BASE, describe), retry=(try_number or 1) >= 2, who=MANUAL)
+    existing = None if action.starts_job else action.describe
+    assert (action.name, existing and existing["TrainingJobStatus"], action.replaces) == expected
 
 
 def test_attempts_are_listed_oldest_first_and_stop_at_the_first_gap():
@@ -92,7 +95,9 @@ def test_attempts_are_listed_oldest_first_and_stop_at_the_first_gap():
 
 
 class FakeSensor:
-    """What `resolve_watched_job` reads from a sensor, with jobs in a dict."""
+    """What `start_job` reads from a sensor, with jobs in a dict."""
+
+    task_id = "wait"
 
     def __init__(self, jobs: dict, retries: int = 2):
         self.jobs = {n: dict(d) for n, d in jobs.items()}
@@ -110,7 +115,7 @@ class FakeSensor:
         self.jobs[request["TrainingJobName"]] = {"TrainingJobStatus": "InProgress"}
 
     def resolve(self, ctx) -> str:
-        return resolve_watched_job(self, ctx, self.describe, self.create)
+        return start_job(self, ctx, self.config, self.describe, self.create, who=AUTOMATIC).name
 
 
 KILLED = {"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: killed by signal 9"}
@@ -123,18 +128,30 @@ KILLED = {"TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: kille
     ({BASE: KILLED}, context("wait", 2, reschedules=3), BASE, False),          # a later poke of try 2 does not
     ({BASE: KILLED, BASE + "-a2": {"TrainingJobStatus": "InProgress"}}, context("wait", 3), BASE + "-a2", False),
     ({BASE: KILLED, BASE + "-a2": KILLED}, context("wait", 3), BASE + "-a3", True),
-    ({BASE: {"TrainingJobStatus": "Failed", "FailureReason": "ClientError: channel train is empty"}},
-     context("wait", 2), BASE, False),                                          # would recur: not restarted
-    ({BASE: {"TrainingJobStatus": "Stopped", "FailureReason": "stopped by a user"}}, context("wait", 2), BASE, False),
-    ({}, context("wait", 2), BASE, False),                                      # nothing to watch yet
+    ({}, context("wait", 2), BASE, True),                                       # try 1 never created it
 ])
 def test_sensor_retry_resumes_only_a_failed_newest_attempt(jobs, ctx, watched, starts):
     sensor = FakeSensor(jobs)
+    if not jobs and starts:
+        sensor.config = dict(sensor.config, TrainingJobName=BASE)
     assert sensor.resolve(ctx) == watched
     assert sensor.created == ([dict(sensor.config, TrainingJobName=watched)] if starts else [])
     # Idempotent: the same try executing again (after its first reschedule) watches the same job.
+    if not jobs:
+        return
     again = dict(ctx, task_reschedule_count=1)
     assert sensor.resolve(again) == watched and len(sensor.created) == (1 if starts else 0)
+
+
+@pytest.mark.parametrize("newest", [
+    {"TrainingJobStatus": "Failed", "FailureReason": "ClientError: channel train is empty"},  # would recur
+    {"TrainingJobStatus": "Stopped", "FailureReason": "stopped by a user"},                    # on purpose
+])
+def test_sensor_retry_fails_for_good_when_a_new_attempt_cannot_help(newest):
+    sensor = FakeSensor({BASE: newest})
+    with pytest.raises(AirflowFailException, match=f"training job {BASE} "):
+        sensor.resolve(context("wait", 2))
+    assert sensor.created == []
 
 
 def test_sensor_failure_is_retryable_only_when_a_retry_can_resume(tmp_path):

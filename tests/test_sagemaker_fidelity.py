@@ -202,7 +202,7 @@ def test_evaluate_requests_are_on_demand_single_instance_without_checkpoints(mon
     assert other["TrainingJobName"] != request["TrainingJobName"]
 
 
-def test_run_job_and_wait_validates_before_any_create(monkeypatch):
+def test_run_evaluation_job_validates_before_any_create(monkeypatch):
     import airflow.providers.amazon.aws.hooks.sagemaker as hooks
 
     from streamguard.pipeline import training
@@ -216,17 +216,22 @@ def test_run_job_and_wait_validates_before_any_create(monkeypatch):
         def create_training_job(self, *a, **k):
             created.append(a)
 
+        def describe_training_job(self, name):
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "not found"}}, "Describe")
+
     monkeypatch.setattr(hooks, "SageMakerHook", RecordingHook)
     _sagemaker_env(monkeypatch)
     config, data, source = _inputs()
     request = training.build_training_job(config, "gnn", data, source, "dag", "run-1", "sagemaker")
     request["StoppingCondition"]["MaxWaitTimeInSeconds"] = 7200  # what CreateTrainingJob rejects without spot
     with pytest.raises(ValueError, match="MaxWaitTimeInSeconds is only valid with EnableManagedSpotTraining"):
-        training.run_job_and_wait(request, "sagemaker")
+        training.run_evaluation_job(request, "sagemaker")
     request["StoppingCondition"].pop("MaxWaitTimeInSeconds")
     request["ResourceConfig"]["InstanceCount"] = "1"  # botocore's type check
     with pytest.raises(ValueError, match="InstanceCount"):
-        training.run_job_and_wait(request, "sagemaker")
+        training.run_evaluation_job(request, "sagemaker")
     assert created == []
 
 
@@ -361,7 +366,7 @@ def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, t
     ('AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage "RuntimeError: x"', False),
 ])
 def test_evaluate_jobs_are_not_retried_after_a_deterministic_failure(monkeypatch, reason, final):
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     from streamguard.pipeline import training
 
@@ -370,6 +375,10 @@ def test_evaluate_jobs_are_not_retried_after_a_deterministic_failure(monkeypatch
             return {}
 
         def describe_training_job(self, name):
+            if name.endswith("-a2"):
+                from streamguard.backends.local import JobNotFoundError
+
+                raise JobNotFoundError(name)
             return {"TrainingJobName": name, "TrainingJobStatus": "Failed", "FailureReason": reason}
 
     monkeypatch.setattr(training, "_local_backend", Backend)
@@ -379,6 +388,59 @@ def test_evaluate_jobs_are_not_retried_after_a_deterministic_failure(monkeypatch
     source = dict(source, uri="file:///tmp/code/sourcedir.tar.gz")
     request = training.build_evaluate_job(config, "gnn", data, source, "d", "r", "local",
                                           model_channel_uri="file:///tmp/m/")
-    with pytest.raises(AirflowFailException if final else RuntimeError) as err:
-        training.run_job_and_wait(request, "local", poll_s=0.01)
+    with pytest.raises(AirflowFailException if final else AirflowException) as err:
+        training.run_evaluation_job(request, "local", poll_s=0.01)
     assert isinstance(err.value, AirflowFailException) is final
+
+
+def test_evaluation_jobs_share_the_training_lifecycle(monkeypatch):
+    """Reconnect, reschedule while running (slot given back), retry a transient failure as the next attempt."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
+
+    from streamguard.pipeline import training
+
+    jobs: dict[str, dict] = {}
+    created: list[str] = []
+
+    def create(request):
+        created.append(request["TrainingJobName"])
+        jobs[request["TrainingJobName"]] = {"TrainingJobName": request["TrainingJobName"],
+                                            "TrainingJobStatus": "InProgress"}
+
+    monkeypatch.setattr(training, "_job_ops", lambda backend: (jobs.get, lambda n: dict(jobs[n]), create))
+    _sagemaker_env(monkeypatch)
+    config, data, source = _inputs()
+    request = training.build_evaluate_job(config, "gnn", data, source, "dag", "run-1", "sagemaker",
+                                          model_channel_uri="s3://bkt/jobs/sg-gnn/output/")
+    base = request["TrainingJobName"]
+
+    def ctx(try_number, reschedules=0):
+        return {"ti": SimpleNamespace(try_number=try_number, max_tries=2), "task_reschedule_count": reschedules}
+
+    # Running: the task reschedules instead of polling in its worker slot.
+    with pytest.raises(AirflowRescheduleException):
+        training.run_evaluation_job(request, "sagemaker", context=ctx(1))
+    with pytest.raises(AirflowRescheduleException):  # the next execution reconnects, creates nothing
+        training.run_evaluation_job(request, "sagemaker", context=ctx(1, reschedules=1))
+    assert created == [base]
+    # A transient failure (SageMaker's InternalServerError) fails this try retryably...
+    jobs[base].update(TrainingJobStatus="Failed", FailureReason="InternalServerError: We encountered an internal error")
+    with pytest.raises(AirflowException) as failed:
+        training.run_evaluation_job(request, "sagemaker", context=ctx(1, reschedules=2))
+    assert not isinstance(failed.value, AirflowFailException)
+    # ...and its retry starts the next attempt, which is read once it completes.
+    with pytest.raises(AirflowRescheduleException):
+        training.run_evaluation_job(request, "sagemaker", context=ctx(2))
+    assert created == [base, base + "-a2"]
+    jobs[base + "-a2"]["TrainingJobStatus"] = "Completed"
+    desc = training.run_evaluation_job(request, "sagemaker", context=ctx(2, reschedules=1))
+    assert desc["TrainingJobName"] == base + "-a2" and created == [base, base + "-a2"]
+    # A failure that would recur is final, on the first look and on a retry.
+    jobs[base + "-a2"].update(TrainingJobStatus="Failed", FailureReason="ClientError: channel test holds no data")
+    with pytest.raises(AirflowFailException, match="would recur"):
+        training.run_evaluation_job(request, "sagemaker", context=ctx(2, reschedules=2))
+    with pytest.raises(AirflowFailException, match="would recur"):
+        training.run_evaluation_job(request, "sagemaker", context=ctx(3))
+    assert len(created) == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.moto_server import moto_server  # noqa: F401  (pytest fixture)
 from tests.test_models import ENTRY_DIR, _fake_graphs_module, _real_graphs_available, make_records
 
 import artifacts  # noqa: E402  (training_entry is on sys.path via tests.test_models)
@@ -342,7 +343,8 @@ def test_resume_after_a_kill_continues_from_the_checkpoint(tmp_path, capsys):
     assert rc == 0, out + err
     state = json.loads((tmp_path / "ckpt" / "checkpoint.json").read_text())
     assert state["epoch"] == 1 and state["rng"]["seed"] == 5 and len(state["history"]) == 1
-    assert (tmp_path / "ckpt" / "optimizer.safetensors").is_file() and (tmp_path / "ckpt" / "last.safetensors").is_file()
+    assert (tmp_path / "ckpt" / "optimizer-e00001.safetensors").is_file()
+    assert (tmp_path / "ckpt" / "last-e00001.safetensors").is_file()
     # Second container, fresh model dir, more epochs: resumes at epoch 2.
     rc, out, err = run_main([*common, "--epochs", "3", "--model-dir", tmp_path / "model2"], capsys)
     assert rc == 0, out + err
@@ -536,3 +538,92 @@ def test_progress_draws_a_rich_bar_on_a_terminal():
             progress(done, 10, 0.1)
     out = screen.getvalue()
     assert "epoch 1/3" in out and "10/10" in out and "progress: " not in out
+
+
+def test_a_checkpoint_json_newer_than_its_weights_resumes_from_the_newest_consistent_epoch(tmp_path, capsys):
+    """SageMaker's asynchronous checkpoint copy can restore epoch 3's JSON beside older weights."""
+    import shutil
+
+    if str(ENTRY_DIR) not in sys.path:
+        sys.path.insert(0, str(ENTRY_DIR))
+    import artifacts
+
+    ch = make_channels(tmp_path / "data", n_train=24, n_val=8)
+    ckpt = tmp_path / "ckpt"
+    common = ["--model-type", "gnn", "--batch-size", "8", "--learning-rate", "0.005", "--seed", "5", *TINY_GNN,
+              "--patience", "0", "--train", ch["train"], "--validation", ch["validation"],
+              "--checkpoint-dir", ckpt, "--output-data-dir", tmp_path / "out"]
+    rc, out, err = run_main([*common, "--epochs", "3", "--model-dir", tmp_path / "model1"], capsys)
+    assert rc == 0, out + err
+    # Every weights file records its epoch; two epochs are kept.
+    assert artifacts.file_epoch(ckpt / "last-e00003.safetensors") == 3
+    assert artifacts.file_epoch(ckpt / "optimizer-e00002.safetensors") == 2
+    assert not (ckpt / "last-e00001.safetensors").exists()
+    assert json.loads((ckpt / "checkpoint.json").read_text())["epoch"] == 3
+    # The copy caught mid-way: epoch 3's weights are epoch 2's bytes under epoch 3's name.
+    shutil.copy(ckpt / "last-e00002.safetensors", ckpt / "last-e00003.safetensors")
+    assert artifacts.checkpoint_problem(ckpt, json.loads((ckpt / "checkpoint.json").read_text())) == \
+        "last-e00003.safetensors records epoch 2, not 3"
+    rc, out, err = run_main([*common, "--epochs", "4", "--model-dir", tmp_path / "model2"], capsys)
+    assert rc == 0, out + err
+    assert "checkpoint of epoch 3" in out and "records epoch 2, not 3" in out
+    assert "Resuming from epoch 2" in out
+    assert [int(re.search(r"Epoch (\d+)/", line).group(1)) for line in epoch_lines(out)] == [3, 4]
+    # Nothing consistent at all (both weights gone): a clear line, and training starts over.
+    for path in ckpt.glob("last-e*.safetensors"):
+        path.unlink()
+    rc, out, err = run_main([*common, "--epochs", "1", "--model-dir", tmp_path / "model3"], capsys)
+    assert rc == 0, out + err
+    assert "no consistent checkpoint" in out and "Resuming" not in out
+
+
+def test_resume_from_an_s3_checkpoint_uri_under_moto(tmp_path, capsys, moto_server):
+    """The local backend restores ``CheckpointConfig.S3Uri`` from (moto) S3 as SageMaker does, JSON ahead of weights."""
+    import shutil
+
+    import boto3
+
+    from streamguard import storage
+    from streamguard.backends.local import LocalTrainingBackend
+    from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request
+    from streamguard.sourcedir import build_sourcedir_tarball
+
+    boto3.client("s3").create_bucket(Bucket="sg-ckpt")
+    ch = make_channels(tmp_path / "data", n_train=24, n_val=8)
+    hps = {"model-type": "gnn", "batch-size": 8, "learning-rate": 0.005, "seed": 5, "hidden-size": 16,
+           "num-layers": 1, "patience": 0}
+    # The container that died: two epochs checkpointed, then the copy to S3 caught mid-way (epoch 2's
+    # JSON went out, its weights file still holds epoch 1).
+    ckpt = tmp_path / "ckpt"
+    rc, out, err = run_main(["--model-type", "gnn", "--batch-size", "8", "--learning-rate", "0.005", "--seed", "5",
+                             *TINY_GNN, "--patience", "0", "--train", ch["train"], "--validation", ch["validation"],
+                             "--checkpoint-dir", ckpt, "--output-data-dir", tmp_path / "out", "--epochs", "2",
+                             "--model-dir", tmp_path / "model1"], capsys)
+    assert rc == 0, out + err
+    artifacts.save_weights(build_model("gnn", json.loads((ckpt / "checkpoint.json").read_text())["model_kwargs"]),
+                           ckpt / "last-e00002.safetensors", epoch=1)
+    ck_uri = "s3://sg-ckpt/runs/k/checkpoints/gnn"
+    storage.upload_dir(str(ckpt), ck_uri)
+    for name in ("train", "validation"):
+        storage.upload_dir(str(ch[name]), f"s3://sg-ckpt/data/{name}")
+    tarball, _ = build_sourcedir_tarball(tmp_path / "src" / "sourcedir.tar.gz")
+    storage.upload_file(str(tarball), "s3://sg-ckpt/code/sourcedir.tar.gz")
+    request = build_training_request(
+        job_name="sg-gnn-s3-resume-0123456789-a2", model_type="gnn",
+        channels={c: f"s3://sg-ckpt/data/{c}" for c in ("train", "validation")}, output_uri="s3://sg-ckpt/jobs",
+        source_dir_uri="s3://sg-ckpt/code/sourcedir.tar.gz", hyperparameters={**hps, "epochs": 3},
+        role_arn="arn:aws:iam::000000000000:role/local", region=LOCAL_REGION, max_runtime_s=300,
+        checkpoint_uri=ck_uri,
+    )
+    backend = LocalTrainingBackend(tmp_path / "jobs")
+    backend.create_training_job(request)
+    status = backend.wait(request["TrainingJobName"], timeout_s=240)
+    log = backend.job_log_path(request["TrainingJobName"]).read_text()
+    assert status["TrainingJobStatus"] == "Completed", (status.get("FailureReason"), log[-3000:])
+    assert f"checkpoints: resuming from {ck_uri}" in log
+    assert "last-e00002.safetensors records epoch 1, not 2" in log and "Resuming from epoch 1" in log
+    assert [int(m) for m in re.findall(r"Epoch (\d+)/3:", log)] == [2, 3]
+    # The completed job's last checkpoint is back at the S3 URI, its weights of its own epoch.
+    assert json.loads(storage.read_text(f"{ck_uri}/checkpoint.json"))["epoch"] == 3
+    storage.download(f"{ck_uri}/last-e00003.safetensors", str(tmp_path / "back.safetensors"))
+    assert artifacts.file_epoch(tmp_path / "back.safetensors") == 3

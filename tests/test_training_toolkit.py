@@ -139,7 +139,7 @@ def test_toolkit_runs_evaluation_of_the_trained_model(trained, sourcedir, tmp_pa
 
 def test_a_deterministic_failure_reaches_the_orchestrator_as_do_not_retry(tmp_path, sourcedir):
     from sagemaker_training import errors
-    from streamguard_ops.backend import resumable
+    from streamguard.lifecycle import FINAL, RETRY, failure_class
 
     ch = make_channels(tmp_path / "data", n_train=8, n_val=4, n_test=4)
     # Bad input: every training record of one class.
@@ -160,13 +160,13 @@ def test_a_deterministic_failure_reaches_the_orchestrator_as_do_not_retry(tmp_pa
     assert f"ExitCode {DETERMINISTIC_EXIT_CODE}" in job["log"] and "ExecuteUserScriptError" in job["log"]
     reason = "AlgorithmError: " + failure  # what DescribeTrainingJob shows
     assert is_deterministic_failure(reason)
-    assert resumable({"TrainingJobStatus": "Failed", "FailureReason": reason}) is False
+    assert failure_class({"TrainingJobStatus": "Failed", "FailureReason": reason}) == FINAL
     toolkit_form = "AlgorithmError: " + str(errors.ExecuteUserScriptError(
         cmd="python train_enhanced_models.py", return_code=DETERMINISTIC_EXIT_CODE, output="EntryError: x"))
     assert is_deterministic_failure(toolkit_form)
-    assert resumable({"TrainingJobStatus": "Failed", "FailureReason": toolkit_form}) is False
+    assert failure_class({"TrainingJobStatus": "Failed", "FailureReason": toolkit_form}) == FINAL
     # Any other script failure, in the toolkit's own format, stays retryable (resumes from checkpoints).
     other = "AlgorithmError: " + str(errors.ExecuteUserScriptError(cmd="python x.py", return_code=1,
                                                                    output="RuntimeError: CUDA error"))
     assert not is_deterministic_failure(other)
-    assert resumable({"TrainingJobStatus": "Failed", "FailureReason": other}) is True
+    assert failure_class({"TrainingJobStatus": "Failed", "FailureReason": other}) == RETRY

@@ -19,11 +19,26 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
+# A checkpoint dir holds, per epoch N, `last-eN.safetensors` (weights), `optimizer-eN.safetensors` and
+# `checkpoint-eN.json` (the state), `best-eM.safetensors` for the best epoch M so far, and
+# `checkpoint.json`, a copy of the newest state written last. Every safetensors file carries its epoch
+# in its metadata too. SageMaker copies /opt/ml/checkpoints to S3 asynchronously, so after a spot
+# restart the restored `checkpoint.json` can be newer than the weights beside it: `find_checkpoint`
+# resumes from the newest state whose files are all there and all of its epoch.
 CHECKPOINT_STATE = "checkpoint.json"
-CHECKPOINT_WEIGHTS = "last.safetensors"
-CHECKPOINT_BEST = "best.safetensors"
-CHECKPOINT_OPTIMIZER = "optimizer.safetensors"
+CHECKPOINT_KEEP = 2  # epochs whose files are kept (the newest and one to fall back on)
 WEIGHTS = "model.safetensors"
+_EPOCH_KEY = "streamguard_epoch"
+
+
+def checkpoint_file(kind: str, epoch: int) -> str:
+    """``last``, ``optimizer`` or ``best`` weights of ``epoch``: ``<kind>-e<epoch>.safetensors``;
+    ``state``: ``checkpoint-e<epoch>.json``."""
+    if kind == "state":
+        return f"checkpoint-e{int(epoch):05d}.json"
+    if kind not in ("last", "optimizer", "best"):
+        raise ValueError(f"checkpoint_file: unknown kind {kind!r}")
+    return f"{kind}-e{int(epoch):05d}.safetensors"
 
 
 # ------------------------------------------------------------------------------ atomic writes
@@ -58,13 +73,23 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def save_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Atomic safetensors write of a model's parameters and buffers."""
+def save_weights(model: torch.nn.Module, path: str | Path, *, epoch: int | None = None) -> None:
+    """Atomic safetensors write of a model's parameters and buffers (``epoch`` in its metadata)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(path)
-    save_model(model, str(tmp))
+    save_model(model, str(tmp), metadata=None if epoch is None else {_EPOCH_KEY: str(int(epoch))})
     os.replace(tmp, path)
+
+
+def file_epoch(path: str | Path) -> int | None:
+    """The epoch recorded in a safetensors file's metadata; None if absent or unreadable."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            value = (f.metadata() or {}).get(_EPOCH_KEY)
+        return int(value) if value is not None else None
+    except Exception:  # noqa: BLE001 - a torn or foreign file is simply not a usable checkpoint
+        return None
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -145,18 +170,55 @@ def resolve_model_dir(path: str | Path, workdir: str | Path, expected_sha256: st
 # ---------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     state: dict) -> None:
-    """Write the resumable state of an epoch: weights, optimizer state, then the JSON state last.
+    """Write the resumable state of epoch ``state["epoch"]``: weights, optimizer state, then the JSON state.
 
-    The JSON is written last and atomically, so a checkpoint.json always describes complete files.
+    The JSON is written last and atomically, so a checkpoint.json always describes complete files
+    on this disk; files of epochs older than the last `CHECKPOINT_KEEP` are then removed.
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    save_weights(model, ckpt_dir / CHECKPOINT_WEIGHTS)
-    save_optimizer_state(optimizer, ckpt_dir / CHECKPOINT_OPTIMIZER)
+    epoch = int(state["epoch"])
+    save_weights(model, ckpt_dir / checkpoint_file("last", epoch), epoch=epoch)
+    save_optimizer_state(optimizer, ckpt_dir / checkpoint_file("optimizer", epoch), epoch=epoch)
+    write_json(ckpt_dir / checkpoint_file("state", epoch), state)
     write_json(ckpt_dir / CHECKPOINT_STATE, state)
+    _prune_checkpoints(ckpt_dir, epoch)
 
 
-def save_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path) -> None:
+def _epoch_of_name(name: str) -> tuple[str, int] | None:
+    for kind, suffix in (("last", ".safetensors"), ("optimizer", ".safetensors"), ("best", ".safetensors"),
+                         ("checkpoint", ".json")):
+        prefix = f"{kind}-e"
+        if name.startswith(prefix) and name.endswith(suffix) and name[len(prefix):-len(suffix)].isdigit():
+            return kind, int(name[len(prefix):-len(suffix)])
+    return None
+
+
+def _prune_checkpoints(ckpt_dir: Path, newest: int) -> None:
+    keep = set(range(newest - CHECKPOINT_KEEP + 1, newest + 1))
+    best_keep = set()
+    for epoch in keep:
+        state = _read_state(ckpt_dir / checkpoint_file("state", epoch))
+        if state and state.get("best"):
+            best_keep.add(int(state["best"]["epoch"]))
+    for path in ckpt_dir.iterdir():
+        parsed = _epoch_of_name(path.name)
+        if parsed is None:
+            continue
+        kind, epoch = parsed
+        if (kind == "best" and epoch not in best_keep) or (kind != "best" and epoch not in keep):
+            path.unlink(missing_ok=True)
+
+
+def _read_state(path: Path) -> dict | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and isinstance(state.get("epoch"), int) else None
+
+
+def save_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path, *, epoch: int | None = None) -> None:
     """``optimizer.state_dict()`` as safetensors (atomically): tensor state as ``state.<param>.<name>``,
     the param groups and any non-tensor state as JSON metadata."""
     sd = optimizer.state_dict()
@@ -170,6 +232,8 @@ def save_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path) -> 
                 scalars[f"{param}.{name}"] = value
     metadata = {"format": "streamguard-optimizer-1", "param_groups": json.dumps(sd["param_groups"]),
                 "scalars": json.dumps(scalars)}
+    if epoch is not None:
+        metadata[_EPOCH_KEY] = str(int(epoch))
     path = Path(path)
     tmp = _tmp_path(path)
     save_file(tensors, str(tmp), metadata=metadata)
@@ -197,23 +261,67 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path) -> 
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def load_checkpoint(ckpt_dir: str | Path) -> dict | None:
-    """The JSON state of the last checkpoint in `ckpt_dir`, or None when there is none."""
-    path = Path(ckpt_dir) / CHECKPOINT_STATE
-    if not path.is_file():
+def load_checkpoint(ckpt_dir: str | Path, log=None) -> dict | None:
+    """The newest consistent checkpoint state in `ckpt_dir`, or None when there is none.
+
+    Consistent: the state's weights, optimizer state and best weights are all present and each
+    records the epoch the state expects. A newer state whose files are missing or of another epoch
+    (an asynchronous copy caught mid-way) is skipped, with the reason passed to ``log``; the state
+    returned carries ``"_skipped"``: the epochs passed over.
+
+    Raises:
+        ValueError: ``checkpoint.json`` exists but is not JSON, and no other state is usable.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: corrupt checkpoint state ({exc}); delete the checkpoint dir to start over") from exc
+    states: dict[int, dict] = {}
+    corrupt = None
+    for path in sorted(ckpt_dir.glob("checkpoint*.json")):
+        state = _read_state(path)
+        if state is None:
+            if path.name == CHECKPOINT_STATE:
+                corrupt = path
+            continue
+        states.setdefault(int(state["epoch"]), state)
+    skipped = []
+    for epoch in sorted(states, reverse=True):
+        problem = checkpoint_problem(ckpt_dir, states[epoch])
+        if problem is None:
+            return {**states[epoch], "_skipped": skipped}
+        skipped.append(epoch)
+        if log is not None:
+            log(f"checkpoint of epoch {epoch} in {ckpt_dir} is not usable ({problem}); trying an older one")
+    if corrupt is not None and not states:
+        raise ValueError(f"{corrupt}: corrupt checkpoint state; delete the checkpoint dir to start over")
+    if states and log is not None:
+        log(f"no consistent checkpoint in {ckpt_dir} (epochs {sorted(states)}): starting from scratch")
+    return None
+
+
+def checkpoint_problem(ckpt_dir: str | Path, state: dict) -> str | None:
+    """Why ``state``'s files in ``ckpt_dir`` cannot be resumed from, or None when they can."""
+    ckpt_dir = Path(ckpt_dir)
+    epoch = int(state["epoch"])
+    needed = [("last", epoch), ("optimizer", epoch)]
+    if state.get("best"):
+        needed.append(("best", int(state["best"]["epoch"])))
+    for kind, want in needed:
+        path = ckpt_dir / checkpoint_file(kind, want)
+        if not path.is_file():
+            return f"{path.name} is missing"
+        got = file_epoch(path)
+        if got != want:
+            return f"{path.name} records epoch {got}, not {want}"
+    return None
 
 
 def restore_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                       device: torch.device) -> None:
-    """Load the last checkpoint's weights and optimizer state into `model` and `optimizer`."""
+                       device: torch.device, state: dict) -> None:
+    """Load ``state``'s weights and optimizer state into `model` and `optimizer`."""
     ckpt_dir = Path(ckpt_dir)
-    load_weights(model, ckpt_dir / CHECKPOINT_WEIGHTS)
-    load_optimizer_state(optimizer, ckpt_dir / CHECKPOINT_OPTIMIZER)
+    load_weights(model, ckpt_dir / checkpoint_file("last", state["epoch"]))
+    load_optimizer_state(optimizer, ckpt_dir / checkpoint_file("optimizer", state["epoch"]))
 
 
 def copy_into(src: str | Path, dest_dir: str | Path) -> None:

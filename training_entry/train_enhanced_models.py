@@ -446,7 +446,7 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
         f"bf16={rt.bf16} world_size={rt.world_size}")
 
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else None
-    state = artifacts.load_checkpoint(ckpt_dir) if ckpt_dir else None
+    state = artifacts.load_checkpoint(ckpt_dir, log=log) if ckpt_dir else None
     if state is not None and state.get("model_type") != model_type:
         raise EntryError(f"checkpoint in {ckpt_dir} is for model type {state.get('model_type')!r}, "
                          f"not {model_type!r}; use another --checkpoint-dir")
@@ -488,17 +488,18 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
     start_epoch = 1
     finished = False
     if state is not None:
-        artifacts.restore_checkpoint(ckpt_dir, model, optimizer, rt.device)
+        artifacts.restore_checkpoint(ckpt_dir, model, optimizer, rt.device, state)
         history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
         start_epoch = state["epoch"] + 1
         # Early stopping is final; reaching the old --epochs is not (a rerun may ask for more).
         finished = state.get("stopped_early", False)
         log(f"Resuming from epoch {state['epoch']} (checkpoint {ckpt_dir}); next epoch {start_epoch}")
-        if rt.is_main and (ckpt_dir / artifacts.CHECKPOINT_BEST).is_file():
+        best_file = ckpt_dir / artifacts.checkpoint_file("best", best["epoch"]) if best else None
+        if rt.is_main and best_file is not None and best_file.is_file():
             # A restarted container has an empty model dir: put the best weights so far back.
             model_dir.mkdir(parents=True, exist_ok=True)
-            artifacts.copy_into(ckpt_dir / artifacts.CHECKPOINT_BEST, model_dir)
-            os.replace(model_dir / artifacts.CHECKPOINT_BEST, model_dir / artifacts.WEIGHTS)
+            artifacts.copy_into(best_file, model_dir)
+            os.replace(model_dir / best_file.name, model_dir / artifacts.WEIGHTS)
 
     net = model
     if rt.distributed:
@@ -543,7 +544,7 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
             if rt.is_main:
                 artifacts.save_weights(model, model_dir / artifacts.WEIGHTS)
                 if ckpt_dir is not None:
-                    artifacts.save_weights(model, ckpt_dir / artifacts.CHECKPOINT_BEST)
+                    artifacts.save_weights(model, ckpt_dir / artifacts.checkpoint_file("best", epoch), epoch=epoch)
         else:
             bad_epochs += 1
         log(f"Epoch {epoch}/{args.epochs}: Train Loss={train_loss:.6f}; Train Acc={train_acc:.6f}; "

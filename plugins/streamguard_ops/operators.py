@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from streamguard_ops.backend import choose_job, try_number_of
+from streamguard_ops.backend import MANUAL, start_job
 from streamguard_ops.hooks import LocalTrainingHook
 
 
@@ -20,7 +20,7 @@ class LocalTrainingOperator(BaseOperator):
     A retry finds the job already created under its (deterministic) name and reconnects to it
     instead of starting a second process, unless that job ended Failed or Stopped: then the retry
     starts ``<name>-a<try_number>`` with the same request, which resumes from the checkpoints the
-    failed job left at ``CheckpointConfig.S3Uri`` (see `streamguard_ops.backend.choose_job`).
+    failed job left at ``CheckpointConfig.S3Uri`` (the decision: `streamguard.lifecycle.next_action`).
     With ``wait_for_completion=False`` (the default) the task returns while training runs;
     `LocalTrainingSensor` waits for the end, given the job name from this task's XCom.
 
@@ -61,11 +61,15 @@ class LocalTrainingOperator(BaseOperator):
                 f"got {type(self.config).__name__}"
             )
         name = self.config["TrainingJobName"]
+        created: dict = {}
         try:
-            # A retry replaces a Failed/Stopped job with `<name>-a<try>`; anything else is reconnected.
-            name, _existing, replaces = choose_job(name, try_number_of(context), self.hook.describe_or_none)
-            request = self.config if name == self.config["TrainingJobName"] else dict(self.config, TrainingJobName=name)
-            created = self.hook.create_training_job(request)
+            # A retry replaces a Failed/Stopped job with `<name>-a<n>`; anything else is reconnected.
+            action = start_job(self, context, self.config, self.hook.describe_or_none,
+                               lambda request: created.update(self.hook.create_training_job(request)), who=MANUAL)
+            name, replaces = action.name, action.replaces
+            if not created:  # reconnecting: the backend checks that the job has this request
+                created = self.hook.create_training_job(
+                    self.config if name == self.config["TrainingJobName"] else dict(self.config, TrainingJobName=name))
         except ValueError as exc:  # invalid request or a name clash: a retry cannot fix either
             raise AirflowFailException(f"local training job {name}: {exc}") from exc
         self._job_name = name

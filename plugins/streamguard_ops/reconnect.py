@@ -9,7 +9,10 @@ entry resume from the last epoch checkpoint SageMaker copied out of the failed j
 
 `ResumingSageMakerTrainingSensor` makes that automatic: a job that Failed fails the sensor's try with
 the job's ``FailureReason``, and the sensor's retry starts the next attempt itself, so nobody has to
-clear the train task (see `streamguard_ops.backend.resolve_watched_job`).
+clear the train task. Both go through `streamguard_ops.backend.start_job`, which asks
+`streamguard.lifecycle.next_action`; the sensor's pokes only watch. In ``reschedule`` mode with
+``print_log`` the sensor tails CloudWatch itself (`streamguard.cloudwatch.LogTail`), with its
+offsets kept between pokes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOp
 from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
 from botocore.exceptions import ClientError
 
-from streamguard_ops.backend import choose_job, job_failure, resolve_watched_job, try_number_of
+from streamguard_ops.backend import AUTOMATIC, MANUAL, job_failure, start_job
 
 _NOT_FOUND = ("ValidationException", "ResourceNotFound")
 
@@ -67,20 +70,24 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
         return _describe_or_none(self.hook, name)
 
     def execute(self, context):
-        base = self.config["TrainingJobName"]
-        name, existing, replaces = choose_job(base, try_number_of(context), self._describe_or_none)
-        if existing is not None:
+        from streamguard.lifecycle import RECONNECT
+
+        created: list[str] = []
+
+        def create(request: dict) -> None:
+            self.config = request
+            _validate(request)
+            created.append(request["TrainingJobName"])
+
+        action = start_job(self, context, self.config, self._describe_or_none, create, who=MANUAL)
+        if action.kind == RECONNECT:
             self.log.info(
                 "Training job %s already exists (status %s): reconnecting instead of starting a second job.",
-                name, existing.get("TrainingJobStatus"),
+                action.name, action.describe.get("TrainingJobStatus"),
             )
-            return self.serialize_result(name)
-        if replaces:
-            self.log.info("Training job %s ended Failed or Stopped: starting %s, which resumes from its checkpoints.",
-                          replaces, name)
-        self.config["TrainingJobName"] = name
-        _validate(self.config)
-        return self._with_name(super().execute(context), name)
+            return self.serialize_result(action.name)
+        # The provider's execute sends self.config (renamed by `create` for a new attempt).
+        return self._with_name(super().execute(context), action.name)
 
     def serialize_result(self, job_name: str) -> dict:
         # Also what the provider's deferred `execute_complete` returns, with the event's job name.
@@ -116,20 +123,52 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
 
     def execute(self, context):
         if self.config is not None:
-            self.job_name = resolve_watched_job(self, context, self._describe, self._create)
+            self.job_name = start_job(self, context, self.config, self._describe, self._create, who=AUTOMATIC).name
         super().execute(context)
         status = (self.last_description or {}).get("TrainingJobStatus", "Completed")
         return {"job_name": self.job_name, "status": status, "backend": "sagemaker"}
 
     def poke(self, context):
-        response = self.get_sagemaker_response()
+        # The provider's own tailing (`describe_training_job_with_log`) keeps its positions on the
+        # sensor instance: in reschedule mode each poke is a new instance and re-reads every stream
+        # from the start. Describe only, then tail with offsets kept between pokes.
+        print_log, self.print_log = self.print_log, False
+        try:
+            response = self.get_sagemaker_response()
+        finally:
+            self.print_log = print_log
+        if print_log:
+            self._tail_logs(context)
         state = self.state_from_response(response)
         if state in self.non_terminal_states():
             self.log.info("training job %s: %s (%s)", self.job_name, state, response.get("SecondaryStatus"))
             return False
         if state in self.failed_states():
-            raise job_failure(self, context, self.job_name, response, "SageMaker")
+            raise job_failure(self, context, response, "SageMaker")
         return True
+
+    def _tail_logs(self, context) -> None:
+        """Print the job's CloudWatch events not printed by an earlier poke (of this or another try)."""
+        from streamguard.cloudwatch import LogTail
+
+        store = _offset_store(context)
+        offsets = getattr(self, "_log_offsets", None)
+        if offsets is None:
+            offsets = store.load() if store is not None else {}
+        tail = LogTail(self._logs_client(), self.job_name, offsets)
+        try:
+            events = tail.poll()
+        except Exception as exc:  # noqa: BLE001 - logs are for people; the job's state decides the task
+            self.log.warning("CloudWatch logs of %s unavailable: %s: %s", self.job_name, type(exc).__name__, exc)
+            events = []
+        for stream, message in events:
+            self.log.info("[%s] %s", stream, message)
+        self._log_offsets = tail.offsets
+        if store is not None and events:
+            store.save(tail.offsets)
+
+    def _logs_client(self):
+        return self.hook.logs_hook.get_conn()
 
     def _describe(self, name: str) -> dict | None:
         return _describe_or_none(self.hook, name)
@@ -145,3 +184,18 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
                               request["TrainingJobName"])
                 return
             raise
+
+
+def _offset_store(context):
+    """Where a sensor's CloudWatch offsets live between pokes: a small JSON file in the run's folder of
+    the artifact store (XComs are cleared at each reschedule; the next poke may run on another worker).
+    One file per task (not per try), so a retry that reconnects does not print old events again."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is None or not getattr(ti, "dag_id", None) or not getattr(ti, "run_id", None):
+        return None
+    from streamguard.cloudwatch import OffsetFile
+    from streamguard.pipeline.training import run_key, run_uri
+
+    map_index = getattr(ti, "map_index", -1)
+    name = ti.task_id + (f".{map_index}" if isinstance(map_index, int) and map_index >= 0 else "")
+    return OffsetFile(run_uri(run_key(ti.dag_id, ti.run_id), "logs", f"{name}.cloudwatch-offsets.json"))

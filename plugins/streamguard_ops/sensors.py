@@ -8,7 +8,7 @@ from functools import cached_property
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout
 
-from streamguard_ops.backend import job_failure, resolve_watched_job
+from streamguard_ops.backend import AUTOMATIC, job_failure, start_job
 from streamguard_ops.hooks import LocalTrainingHook
 
 
@@ -16,11 +16,12 @@ class LocalTrainingSensor(BaseSensorOperator):
     """Poke a local training job until it ends; push its `JobRecord` dict on success.
 
     Given ``config`` (the ``CreateTrainingJob`` request the train task sent), the sensor watches
-    that request's newest attempt and resumes training on its own: a job that Failed (not by a
-    ``ClientError``) fails this try with the job's ``FailureReason``, and the retry starts
-    ``<name>-a<n>`` with the same request, which resumes from the last epoch checkpoint (see
-    `streamguard_ops.backend.resolve_watched_job`). Without ``config``, or for a ``ClientError`` or
-    a Stopped job, the failure is final. A sensor that times out or is killed stops the job.
+    that request's newest attempt and resumes training on its own: a job whose failure a new attempt
+    may fix (`streamguard.lifecycle.failure_class`) fails this try with the job's ``FailureReason``,
+    and the retry starts ``<name>-a<n>`` with the same request through the train operator's own path
+    (`streamguard_ops.backend.start_job`), which resumes from the last epoch checkpoint. Without
+    ``config``, for a failure that would recur or a Stopped job, the failure is final. A sensor that
+    times out or is killed stops the job.
 
     Args:
         job_name: the job to watch (templated); with ``config``, the newest attempt is watched.
@@ -65,14 +66,15 @@ class LocalTrainingSensor(BaseSensorOperator):
             self.log.info("%s: %s (%s)", self.job_name, state, describe.get("SecondaryStatus"))
             return False
         if state in self.hook.failed_states:
-            raise job_failure(self, context, self.job_name, describe, "local")
+            raise job_failure(self, context, describe, "local")
         record = self.hook.job_record(describe, self.model_type)
         self.log.info("%s completed: artifact %s, metrics %s", self.job_name, record.artifact_uri, record.metrics)
         return PokeReturnValue(is_done=True, xcom_value=record.to_dict())
 
     def execute(self, context):
         if self.config is not None:
-            self.job_name = resolve_watched_job(self, context, self.hook.describe_or_none, self._create)
+            self.job_name = start_job(self, context, self.config, self.hook.describe_or_none, self._create,
+                                      who=AUTOMATIC).name
         try:
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowTaskTimeout):

@@ -328,13 +328,18 @@ class LocalTrainingBackend:
             stopped = paths.stop_marker.exists()
             set_status(status, "Stopped" if stopped else "Failed", "Stopped" if stopped else "Failed",
                        "supervisor process died",
-                       reason=None if stopped else f"supervisor process died (pid {pid}); see {paths.supervisor_log}")
+                       reason=None if stopped else f"InternalServerError: supervisor process died (pid {pid}); "
+                                                   f"see {paths.supervisor_log}")
+            if not stopped:
+                status["FailureKind"] = "transient"  # the host, not the request: another attempt may succeed
             write_json_atomic(paths.status, status)
             return status
         created = parse_iso(status.get("CreationTime"))
         if created and (datetime.now(timezone.utc) - created).total_seconds() > START_GRACE_S:
             set_status(status, "Failed", "Failed", "supervisor never started",
-                       reason=f"supervisor never started within {START_GRACE_S:.0f}s; see {paths.supervisor_log}")
+                       reason=f"InternalServerError: supervisor never started within {START_GRACE_S:.0f}s; "
+                              f"see {paths.supervisor_log}")
+            status["FailureKind"] = "transient"
             write_json_atomic(paths.status, status)
         return status
 

@@ -72,6 +72,30 @@ class JobStopped(Exception):
     """Raised inside the supervisor when a stop was requested between steps."""
 
 
+class JobInputError(RuntimeError):
+    """The request's inputs cannot be used as given (a channel with no data, no entry point): recurs on retry."""
+
+
+# Errors of the supervisor's own steps that recur with the same request. Anything else (a network or
+# S3 error, a full disk) is transient: the job ends ``FailureKind`` "transient" and is retried.
+_INPUT_ERRORS = (JobInputError, ValueError, KeyError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                 PermissionError)
+
+
+def failure_kind_of(exc: BaseException) -> str:
+    """`streamguard.lifecycle` ``FailureKind`` of an error raised by the supervisor's own steps."""
+    from streamguard.lifecycle import INPUT, TRANSIENT
+
+    return INPUT if isinstance(exc, _INPUT_ERRORS) else TRANSIENT
+
+
+def failure_text(kind: str, message: str) -> str:
+    """``FailureReason`` in SageMaker's form: its category for the kind, then the message."""
+    from streamguard.lifecycle import INPUT
+
+    return f"{'ClientError' if kind == INPUT else 'InternalServerError'}: {message}"
+
+
 def fetch(uri: str, dest: Path) -> None:
     """Copy a file or a prefix at ``uri`` (``file://`` or ``s3://``) into directory ``dest``."""
     from streamguard import storage
@@ -180,8 +204,11 @@ class Supervisor:
         write_json_atomic(self.paths.status, self.status)
         self._last_write = time.monotonic()
 
-    def transition(self, state: str, secondary: str, message: str, reason: str | None = None) -> None:
+    def transition(self, state: str, secondary: str, message: str, reason: str | None = None,
+                   kind: str | None = None) -> None:
         set_status(self.status, state, secondary, message, reason=reason)
+        if kind is not None:
+            self.status["FailureKind"] = kind
         self.save()
 
     def log(self, message: str) -> None:
@@ -248,7 +275,9 @@ class Supervisor:
             return 0
         except Exception as exc:  # noqa: BLE001 - every error must end as a Failed status with a reason
             self.log(traceback.format_exc())
-            self.transition("Failed", "Failed", "Job failed", reason=f"ClientError: {type(exc).__name__}: {exc}")
+            kind = failure_kind_of(exc)
+            self.transition("Failed", "Failed", "Job failed", reason=failure_text(kind, f"{type(exc).__name__}: {exc}"),
+                            kind=kind)
             return 1
         if outcome == "Completed":
             try:
@@ -256,7 +285,9 @@ class Supervisor:
                 self.upload_outputs(checkpoint_dir)
             except Exception as exc:  # noqa: BLE001
                 self.log(traceback.format_exc())
-                self.transition("Failed", "Failed", "Upload failed", reason=f"ClientError: upload failed: {exc}")
+                kind = failure_kind_of(exc)
+                self.transition("Failed", "Failed", "Upload failed", reason=failure_text(kind, f"upload failed: {exc}"),
+                                kind=kind)
                 return 1
             self.transition("Completed", "Completed", "Training job completed")
             return 0
@@ -264,7 +295,7 @@ class Supervisor:
             self.finish_stopped(outcome, "Training job stopped" if outcome == "Stopped"
                                 else "Training job exceeded MaxRuntimeInSeconds", reason, checkpoint_dir)
             return 0
-        self.transition("Failed", "Failed", "Training job failed", reason=reason)
+        self.transition("Failed", "Failed", "Training job failed", reason=reason, kind=self.status.get("FailureKind"))
         return 1
 
     def _final_checkpoint_copy(self, checkpoint_dir: Path) -> None:
@@ -300,7 +331,7 @@ class Supervisor:
             try:
                 fetch(uri, p.input_data / name)
             except FileNotFoundError as exc:
-                raise RuntimeError(f"channel {name!r}: nothing found at {uri} ({exc})") from None
+                raise JobInputError(f"channel {name!r}: nothing found at {uri} ({exc})") from None
             self.check_stop()
         hps = self.request["HyperParameters"]
         submit = str(decode_hyperparameter(hps["sagemaker_submit_directory"]))
@@ -313,7 +344,7 @@ class Supervisor:
         safe_extract(tarball, p.code)
         program = str(decode_hyperparameter(hps["sagemaker_program"]))
         if not (p.code / program).is_file():
-            raise RuntimeError(f"sagemaker_program {program!r} is not in the source dir {submit}")
+            raise JobInputError(f"sagemaker_program {program!r} is not in the source dir {submit}")
 
         checkpoint_dir = p.checkpoints
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -414,6 +445,12 @@ class Supervisor:
         self.save()
 
     def _failure_reason(self, rc: int) -> str:
+        from streamguard.core.job_errors import DETERMINISTIC_EXIT_CODE
+        from streamguard.lifecycle import ALGORITHM, INPUT
+
+        # Structured, as SageMaker's toolkit reports it (`ExitCode N`): the exit code decides the class.
+        self.status["ExitCode"] = rc
+        self.status["FailureKind"] = INPUT if rc == DETERMINISTIC_EXIT_CODE else ALGORITHM
         if self.paths.failure.is_file():
             text = self.paths.failure.read_text(errors="replace").strip()
             if text:

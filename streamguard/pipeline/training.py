@@ -24,8 +24,6 @@ from streamguard.pipeline.params import MODEL_NAMES, TrainingConfig
 
 log = logging.getLogger(__name__)
 
-TERMINAL_STATES = ("Completed", "Failed", "Stopped")
-
 
 def run_key(dag_id: str, run_id: str) -> str:
     """A filesystem/S3-safe, deterministic key for one DAG run."""
@@ -196,53 +194,126 @@ def _local_backend():
     return LocalTrainingBackend(settings.local_jobs_dir())
 
 
-def run_job_and_wait(request: dict, backend: str, *, poll_s: float = 2.0, timeout_s: float | None = None) -> dict:
-    """Create a job (or reconnect to an existing one of that name) and wait for its end.
+def _job_ops(backend: str):
+    """(describe-or-None, describe, create) of ``backend``'s training jobs."""
+    if backend == "local":
+        from streamguard.backends.local import JobNotFoundError
 
-    Used for evaluation jobs, which are short; training jobs use operator + sensor instead.
-    Returns the final describe dict; raises RuntimeError with the failure reason.
+        be = _local_backend()
+
+        def describe_or_none(name: str) -> dict | None:
+            try:
+                return be.describe_training_job(name)
+            except JobNotFoundError:
+                return None
+
+        return describe_or_none, be.describe_training_job, be.create_training_job
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+    from botocore.exceptions import ClientError
+
+    hook = SageMakerHook(aws_conn_id="aws_default")
+
+    def describe_or_none(name: str) -> dict | None:
+        try:
+            return hook.describe_training_job(name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
+                raise
+            return None
+
+    def create(request: dict) -> None:
+        # print_log=False: with it the provider sleeps check_interval (30 s) after creating.
+        hook.create_training_job(request, wait_for_completion=False, print_log=False)
+
+    return describe_or_none, hook.describe_training_job, create
+
+
+def poke_seconds(backend: str) -> float:
+    """Seconds between looks at a running job: ``STREAMGUARD_SAGEMAKER_POKE_SECONDS`` (60; a task that
+    reschedules) or ``STREAMGUARD_LOCAL_POKE_SECONDS`` (3; a task that waits in its slot)."""
+    import os
+
+    if backend == "sagemaker":
+        return float(os.environ.get("STREAMGUARD_SAGEMAKER_POKE_SECONDS", "60"))
+    return float(os.environ.get("STREAMGUARD_LOCAL_POKE_SECONDS", "3"))
+
+
+def _current_context():
+    try:
+        from airflow.sdk import get_current_context
+
+        return get_current_context()
+    except Exception:  # noqa: BLE001 - called outside a task (tests, scripts): no retries to count
+        return None
+
+
+def run_evaluation_job(request: dict, backend: str, *, context=None, before_create=None,
+                       poll_s: float | None = None, timeout_s: float | None = None) -> dict:
+    """Run an evaluation job with the training jobs' lifecycle (`streamguard.lifecycle`).
+
+    The task creates the job, or reconnects to the request's newest attempt (a retry, a reschedule);
+    a retry after a failure that a new attempt may fix starts ``<name>-a<n>``; a failure that would
+    recur fails the task for good (`AirflowFailException`), any other failure fails this try
+    (`AirflowException`) so that its retry starts the next attempt. While the job runs, a SageMaker
+    task gives its worker slot back (`AirflowRescheduleException`, every `poke_seconds`); a local one
+    waits in its slot, as the local sensor does.
+
+    Args:
+        context: the task context (default: the current one; None outside a task).
+        before_create: called before any job is created (an integrity check of the inputs).
+        timeout_s: a local wait's limit (default ``MaxRuntimeInSeconds`` + 600).
+
+    Returns:
+        the Completed job's describe dict.
     """
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
+
+    from streamguard.lifecycle import AUTOMATIC, FAIL, ensure_job, watch_outcome
     from streamguard.sagemaker_jobs import validate_request
 
     validate_request(request)  # before any create, on both backends: the service would refuse it anyway
-    name = request["TrainingJobName"]
-    timeout_s = timeout_s or request["StoppingCondition"]["MaxRuntimeInSeconds"] + 600
-    if backend == "local":
-        be = _local_backend()
-        be.create_training_job(request)
-        describe = be.describe_training_job
-    else:
-        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+    context = context if context is not None else _current_context()
+    ti = context.get("ti") if context is not None else None
+    try_number = getattr(ti, "try_number", None)
+    first_execution = not (context.get("task_reschedule_count", 0) if context is not None else 0)
+    retry = isinstance(try_number, int) and try_number >= 2 and first_execution
+    max_tries = getattr(ti, "max_tries", None)
+    # Outside a task nothing retries, but the failure still says whether a new attempt could help.
+    will_retry = not (isinstance(try_number, int) and isinstance(max_tries, int)) or try_number <= max_tries
+    describe_or_none, describe, create = _job_ops(backend)
 
-        hook = SageMakerHook(aws_conn_id="aws_default")
-        try:
-            hook.describe_training_job(name)
-            log.info("job %s exists (retry): reconnecting", name)
-        except hook.conn.exceptions.ClientError:
-            # print_log=False: with it the provider sleeps check_interval (30 s) after creating
-            # even when not waiting; this loop polls the job itself.
-            hook.create_training_job(request, wait_for_completion=False, print_log=False)
-        describe = hook.describe_training_job
+    def checked_create(job_request: dict) -> None:
+        validate_request(job_request)
+        if before_create is not None:
+            before_create()
+        log.info("starting evaluation job %s", job_request["TrainingJobName"])
+        create(job_request)
+
+    action = ensure_job(request, describe_or_none, checked_create, retry=retry, who=AUTOMATIC)
+    if action.kind == FAIL:
+        raise AirflowFailException(f"evaluation job {action.name} {action.describe.get('TrainingJobStatus')}: "
+                                   f"{action.describe.get('FailureReason') or 'no reason given'} ({action.reason})")
+    name = action.name
+    poll_s = poll_s if poll_s is not None else poke_seconds(backend)
+    timeout_s = timeout_s or request["StoppingCondition"]["MaxRuntimeInSeconds"] + 600
     deadline = time.monotonic() + timeout_s
     while True:
         desc = describe(name)
-        status = desc["TrainingJobStatus"]
-        if status in TERMINAL_STATES:
-            break
+        outcome, message = watch_outcome(desc, will_retry=will_retry)
+        if outcome == "done":
+            return desc
+        if outcome == "retry":
+            raise AirflowException(f"evaluation {message}")
+        if outcome == "fail":
+            raise AirflowFailException(f"evaluation {message}")
+        if backend == "sagemaker" and context is not None:
+            log.info("%s; looking again in %.0f s (the worker slot is free meanwhile)", message, poll_s)
+            raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=poll_s))
         if time.monotonic() > deadline:
-            raise RuntimeError(f"job {name} still {status} after {timeout_s:.0f}s")
+            raise AirflowException(f"evaluation job {name} still {desc['TrainingJobStatus']} after {timeout_s:.0f}s")
         time.sleep(poll_s)
-    if status != "Completed":
-        from streamguard.core.job_errors import is_deterministic_failure
-
-        reason = desc.get("FailureReason") or "no reason given"
-        if status == "Failed" and is_deterministic_failure(reason):
-            from airflow.sdk.exceptions import AirflowFailException
-
-            # Bad input or a failed integrity check: a task retry would only bill the same failure.
-            raise AirflowFailException(f"job {name} Failed: {reason} (not retried: this failure would recur)")
-        raise RuntimeError(f"job {name} {status}: {reason}")
-    return desc
 
 
 def describe_job_record(job_name: str, backend: str, model_type: str) -> dict:
@@ -314,21 +385,23 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
     by the job itself before it loads the model (`--model-sha256`), and again when read here.
     """
     artifact_uri = job["artifact_uri"]
-    if expected_sha256:
+
+    def verify() -> None:
         with tempfile.TemporaryDirectory(prefix="sg-verify-") as tmp:
             local = Path(tmp) / "model.tar.gz"
             storage.download(artifact_uri, str(local))
             check_sha256(local, expected_sha256, artifact_uri)
+
     request = build_evaluate_job(config, model_type, data, source, dag_id, run_id, backend,
                                  model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
                                  name_suffix=name_suffix, expected_sha256=expected_sha256)
-    desc = run_job_and_wait(request, backend)
+    desc = run_evaluation_job(request, backend, before_create=verify if expected_sha256 else None)
     key = run_key(dag_id, run_id)
     with tempfile.TemporaryDirectory(prefix="sg-eval-") as tmp:
         tmp_path = Path(tmp)
         out = _fetch_tar(output_uri_of(desc), tmp_path / "out")
         test_metrics = json.loads((out / "metrics.json").read_text())
-        predictions_uri = run_uri(key, "eval", model_type, request["TrainingJobName"], "predictions.jsonl")
+        predictions_uri = run_uri(key, "eval", model_type, desc["TrainingJobName"], "predictions.jsonl")
         storage.upload_file(str(out / "predictions.jsonl"), predictions_uri)
         # The evaluate job's own metrics.json, next to its predictions: model packages reference it.
         storage.upload_file(str(out / "metrics.json"), evaluation_metrics_uri(predictions_uri))
@@ -344,7 +417,7 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
     test = test_metrics.get("test", test_metrics)
     return {
         "model_type": model_type,
-        "evaluation_job": request["TrainingJobName"],
+        "evaluation_job": desc["TrainingJobName"],
         "metrics": {"validation": trained_metrics.get("validation", {}), "test": test},
         "predictions_uri": predictions_uri,
         "artifact_uri": artifact_uri,
