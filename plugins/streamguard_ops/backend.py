@@ -18,6 +18,18 @@ def backend_from_env() -> str:
     return value
 
 
+def retry_delay_from_env() -> float:
+    """Seconds between a failed task and its retry: `STREAMGUARD_RETRY_DELAY_SECONDS` (default 20), validated."""
+    raw = os.environ.get("STREAMGUARD_RETRY_DELAY_SECONDS", "").strip() or "20"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ValueError(f"STREAMGUARD_RETRY_DELAY_SECONDS={raw!r} is not a number of seconds in [0, 3600]")
+    return value
+
+
 def training_operators(backend: str) -> tuple[type, type, dict[str, Any]]:
     """(operator class, sensor class, sensor kwargs) for `backend`."""
     if backend == "sagemaker":

@@ -90,6 +90,86 @@ def prepare_channels(config: TrainingConfig, key: str) -> dict:
     return result
 
 
+def _prepare_inputs(config: TrainingConfig, tmp_path: Path) -> tuple[list[str], str]:
+    """(input files or URIs, a description of the source): `data_uri`, or generated sample data."""
+    if config.data_uri:
+        return [config.data_uri], config.data_uri
+    from streamguard.data.synthetic import generate_samples, write_samples
+
+    sample = tmp_path / "sample.jsonl.gz"
+    write_samples(sample, generate_samples(n_pairs=config.sample_pairs, seed=config.seed))
+    return [str(sample)], f"generated:{config.sample_pairs}-pairs-seed-{config.seed}"
+
+
+def plan_channels(config: TrainingConfig, key: str) -> dict:
+    """Stage 1 of sharded preparation (`streamguard.data.prepare.prepare_plan`) for a run.
+
+    Writes the plan and its shards under ``<run>/prepare/`` in the artifact store (with
+    ``plan.json``: ``{"work_uri", "shards", "source", "records"}``) and returns the shard URIs.
+    When the channels of this run are already prepared (a cleared run), returns no shards:
+    `finish_channels` reuses them.
+    """
+    from streamguard.data.prepare import prepare_plan
+
+    marker = storage.join_uri(run_uri(key, "data"), "_SUCCESS.json")
+    work_uri = run_uri(key, "prepare")
+    if storage.exists(marker):
+        log.info("channels already prepared at %s: reusing", marker)
+        return []
+    with tempfile.TemporaryDirectory(prefix="sg-plan-") as tmp:
+        tmp_path = Path(tmp)
+        inputs, source = _prepare_inputs(config, tmp_path)
+        ratios = (1.0 - config.val_ratio - config.test_ratio, config.val_ratio, config.test_ratio)
+        plan = prepare_plan(inputs, run_uri(key, "data"), str(tmp_path / "work"), shards=config.prepare_shards,
+                            seed=config.seed, ratios=ratios, progress=log.info)
+        storage.upload_dir(str(tmp_path / "work"), work_uri)
+    shards = [storage.join_uri(work_uri, Path(p).name) for p in plan["shards"]]
+    storage.write_text(storage.join_uri(work_uri, "plan.json"), json.dumps(
+        {"work_uri": work_uri, "shards": shards, "source": source, "records": plan["records"]}, sort_keys=True))
+    return shards
+
+
+def graph_shard(shard_uri: str) -> dict:
+    """Stage 2: build one shard's graphs (`build_graph_shard`) and store them beside the shard."""
+    from streamguard.data.prepare import build_graph_shard, graphs_name
+
+    with tempfile.TemporaryDirectory(prefix="sg-shard-") as tmp:
+        local = Path(tmp) / shard_uri.rstrip("/").rsplit("/", 1)[-1]
+        storage.download(shard_uri, str(local))
+        result = build_graph_shard(str(local))
+        target = storage.join_uri(shard_uri.rsplit("/", 1)[0], graphs_name(local.name))
+        storage.upload_file(result["graphs"], target)
+    return dict(result, graphs=target, shard=shard_uri)
+
+
+def finish_channels(key: str, results: list[dict]) -> dict:
+    """Stage 3: attach the shards' graphs and write channels, quarantine and report (`prepare_finish`).
+
+    Returns what `prepare_channels` returns; the `_SUCCESS.json` marker is written last.
+    """
+    from streamguard.data.prepare import prepare_finish
+
+    data_root = run_uri(key, "data")
+    marker = storage.join_uri(data_root, "_SUCCESS.json")
+    if storage.exists(marker):
+        log.info("channels already prepared at %s: reusing", data_root)
+        return json.loads(storage.read_text(marker))
+    plan = json.loads(storage.read_text(storage.join_uri(run_uri(key, "prepare"), "plan.json")))
+    with tempfile.TemporaryDirectory(prefix="sg-finish-") as tmp:
+        work = Path(tmp) / "work"
+        storage.download(plan["work_uri"], str(work))
+        report = _as_dict(prepare_finish(str(work), list(results), progress=log.info))
+    result = {
+        "channels": {name: storage.join_uri(data_root, name) for name in ("train", "validation", "test")},
+        "data_hash": report.get("data_hash"),
+        "source": plan["source"],
+        "report": report,
+        "quarantine_uri": storage.join_uri(data_root, "quarantine.jsonl"),
+    }
+    storage.write_text(marker, json.dumps(result, sort_keys=True, default=str))
+    return result
+
+
 def package_source(key: str) -> dict:
     """Build the deterministic source-dir tarball and upload it; returns {"uri", "sha256"}."""
     from streamguard.sourcedir import build_sourcedir_tarball
