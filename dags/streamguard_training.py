@@ -26,11 +26,13 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import backend_from_env, job_name_template, retry_delay_from_env, training_operators
+from streamguard_ops.backend import (backend_from_env, job_name_template, prepare_on_from_env, retry_delay_from_env,
+                                     training_operators)
 
 from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS, form_params
 
 BACKEND = backend_from_env()
+PREPARE_ON = prepare_on_from_env(BACKEND)
 TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
 
 default_args = {
@@ -96,10 +98,23 @@ def streamguard_training():
         ctx = get_current_context()
         return package(run_key(ctx["dag"].dag_id, ctx["run_id"]))
 
+    @task
+    def build_graphs_processing(shards: list, source: dict) -> list:
+        """Every shard's graphs in one SageMaker Processing job (ShardedByS3Key over the shards)."""
+        from streamguard.pipeline.training import graph_processing, run_key
+
+        ctx = get_current_context()
+        return graph_processing(run_key(ctx["dag"].dag_id, ctx["run_id"]), list(shards), source,
+                                ctx["dag"].dag_id, ctx["run_id"])
+
     config = resolve_config()
-    data = prepare_data(build_graphs.expand(shard_uri=plan_data(config)))
     source = package_source()
     config >> source
+    shards = plan_data(config)
+    if PREPARE_ON == "processing":
+        data = prepare_data(build_graphs_processing(shards, source))
+    else:
+        data = prepare_data(build_graphs.expand(shard_uri=shards))
 
     registered = []
     for model_type in MODEL_TYPES:

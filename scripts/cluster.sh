@@ -10,7 +10,9 @@
 #   scripts/cluster.sh status                one line per component; names the workers
 #   scripts/cluster.sh env                   the resolved settings, secrets masked
 #
-# Components: postgres redis api-server scheduler dag-processor triggerer worker1 .. workerN.
+# Components: postgres redis api-server scheduler dag-processor triggerer worker1 .. workerN
+# (N = STREAMGUARD_CLUSTER_WORKERS; STREAMGUARD_CLUSTER_WORKER_CONCURRENCY, if set, replaces the file's
+# task slots per worker).
 # Settings: deploy/airflow.env, the env file docker-compose.yaml reads too ($STREAMGUARD_CLUSTER_ENV_FILE
 # for another). The environment may override the STREAMGUARD_CLUSTER_* values and add Airflow
 # settings that the file leaves unset. State: $STREAMGUARD_CLUSTER_DIR (default .cluster/ in the
@@ -215,7 +217,7 @@ start_component() {
       # Its own node name (the host name its task instances record) and Celery host name; logs
       # are read by the api-server from the common log folder, so the worker serves none.
       STREAMGUARD_NODE_NAME="$1" launch "$1" "$AIRFLOW_BIN" celery worker --celery-hostname "$1@%h" \
-        --skip-serve-logs
+        --skip-serve-logs ${STREAMGUARD_CLUSTER_WORKER_CONCURRENCY:+--concurrency "$STREAMGUARD_CLUSTER_WORKER_CONCURRENCY"}
       ;;
     *) die "unknown component '$1' (one of: ${COMPONENTS[*]})" ;;
   esac

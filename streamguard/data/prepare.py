@@ -534,6 +534,7 @@ def _reason_summary(reasons: dict[str, int]) -> str:
 SHARD_RECORDS = 2000  # records per shard when the number of shards is left to `prepare_plan`
 MAX_SHARDS = 64
 _STATE, _READ_QUARANTINE, _RECORDS = "state.json", "quarantine-read.jsonl", "records.jsonl"
+_SHARDS, _GRAPHS = "shards", "graphs"  # sub-directories of the work directory: only shard / graph files
 
 
 def shard_name(index: int) -> str:
@@ -542,10 +543,12 @@ def shard_name(index: int) -> str:
 
 def graphs_name(shard: str) -> str:
     """The graphs file of a shard file name (``shard-00003.jsonl`` -> ``graphs-00003.jsonl``)."""
-    base = os.path.basename(shard)
-    if not (base.startswith("shard-") and base.endswith(".jsonl")):
-        raise PrepareError(f"{shard!r} is not a shard file (shard-NNNNN.jsonl)")
-    return "graphs-" + base[len("shard-"):]
+    from streamguard.core.graph_shards import ShardError, graphs_name as name
+
+    try:
+        return name(shard)
+    except ShardError as exc:
+        raise PrepareError(str(exc)) from exc
 
 
 def auto_shards(n_records: int) -> int:
@@ -562,7 +565,7 @@ def prepare_plan(inputs: Sequence[str], out: str, work: str, *, shards: int | No
     Args:
         out: where `prepare_finish` will write (recorded in the report; nothing is written there
             unless no usable record remains, when the quarantine and report are, as `prepare` does).
-        work: a local directory for the state and the shards.
+        work: a local directory for the state, ``shards/`` and (stage 2) ``graphs/``.
         shards: how many shards (None or 0: one per `SHARD_RECORDS` records, at most `MAX_SHARDS`);
             never more than there are records.
 
@@ -590,8 +593,9 @@ def prepare_plan(inputs: Sequence[str], out: str, work: str, *, shards: int | No
         _write_lines(os.path.join(work, _RECORDS), ({"split": name, "record": rec} for name, rec in records))
         paths = []
         size = -(-len(records) // n)
+        os.makedirs(os.path.join(work, _SHARDS), exist_ok=True)
         for index in range(n):
-            path = os.path.join(work, shard_name(index))
+            path = os.path.join(work, _SHARDS, shard_name(index))
             _write_lines(path, ([rec["code"], rec["language"]] for _name, rec in records[index * size:(index + 1) * size]))
             paths.append(path)
         state = {"files": front.files, "out": out, "keep_raw": keep_raw, "report": asdict(report),
@@ -606,24 +610,19 @@ def prepare_plan(inputs: Sequence[str], out: str, work: str, *, shards: int | No
 
 
 def build_graph_shard(shard: str, graphs: str | None = None) -> dict:
-    """Stage 2: the graphs of one shard file, in order, one JSON line each (``{"error"}`` where one fails).
+    """Stage 2: the graphs of one shard file, in order, one JSON line each (``{"error"}`` where one fails),
+    written to ``graphs`` (default ``<work>/graphs/graphs-NNNNN.jsonl``) whole or not at all.
 
     Returns ``{"graphs": path, "records": n, "cpu_seconds", "seconds"}``.
     """
-    wall0 = time.monotonic()
-    target = graphs or os.path.join(os.path.dirname(shard), graphs_name(shard))
-    items = []
-    with open(shard, "rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            try:
-                code, language = json.loads(raw.decode("utf-8", "surrogatepass"))
-            except (ValueError, TypeError) as exc:
-                raise PrepareError(f"{shard}:{number}: not a shard row ([code, language]): {exc}") from exc
-            items.append((code, language))
-    built, cpu = _graph_chunk(items)
-    _write_lines(target, built)
-    return {"graphs": target, "records": len(items), "cpu_seconds": round(cpu, 3),
-            "seconds": round(time.monotonic() - wall0, 3)}
+    from streamguard.core.graph_shards import ShardError, build_shard
+
+    target = graphs or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(shard))), _GRAPHS,
+                                    graphs_name(shard))
+    try:
+        return build_shard(shard, target)
+    except ShardError as exc:
+        raise PrepareError(str(exc)) from exc
 
 
 def _read_json_lines(path: str) -> Iterable[dict]:
@@ -637,7 +636,7 @@ def prepare_finish(work: str, shard_results: Sequence[dict] | None = None,
     """Stage 3: attach every shard's graphs and write what `prepare` writes to the planned ``out``.
 
     Args:
-        work: the directory `prepare_plan` wrote, with each shard's ``graphs-NNNNN.jsonl`` beside it.
+        work: the directory `prepare_plan` wrote, with each shard's ``graphs/graphs-NNNNN.jsonl``.
         shard_results: what `build_graph_shard` returned for each shard (its timing goes to the
             report); None reports no timing.
 
@@ -661,7 +660,7 @@ def prepare_finish(work: str, shard_results: Sequence[dict] | None = None,
             records.append(row["record"])
         graphs: list[dict] = []
         for shard in state["shards"]:
-            path = os.path.join(work, graphs_name(shard))
+            path = os.path.join(work, _GRAPHS, graphs_name(shard))
             if not os.path.exists(path):
                 raise PrepareError(f"the graphs of {shard} are missing ({path})",
                                    "run build_graph_shard on every shard before prepare_finish")
