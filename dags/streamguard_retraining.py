@@ -29,7 +29,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import backend_from_env, job_name_template, training_operators
+from streamguard_ops.backend import backend_from_env, job_name_template, retry_delay_from_env, training_operators
 
 from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAINING_PARAMS, form_params
 
@@ -40,7 +40,7 @@ TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
 # copies a file there) and then update this asset (REST API: POST /api/v2/assets/events).
 FEEDBACK = Asset(name=FEEDBACK_ASSET_NAME)
 
-default_args = {"owner": "streamguard", "retries": 2, "retry_delay": timedelta(seconds=20)}
+default_args = {"owner": "streamguard", "retries": 2, "retry_delay": timedelta(seconds=retry_delay_from_env())}
 
 
 @dag(

@@ -5,7 +5,7 @@ Trains the **Taint-Flow GNN** and the **SQL Intent Transformer** in parallel, ev
 frozen test channel by real inference, passes them through the metric gate and writes the result
 (registered or rejected, with reasons) to the model registry.
 
-`prepare_data` → `package_source` → per model: `build_job` → `train` (training job) → `wait`
+`plan_data` → `build_graphs` (one mapped task per shard) → `prepare_data` → `package_source` → per model: `build_job` → `train` (training job) → `wait`
 (sensor) → `collect` → `evaluate` → `gate` → `register` → `summary`.
 
 Retries: a training job that fails (the process killed, an instance lost) fails `wait` with the
@@ -28,17 +28,19 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import backend_from_env, job_name_template, training_operators
+from streamguard_ops.backend import (backend_from_env, job_name_template, prepare_on_from_env, retry_delay_from_env,
+                                     training_operators)
 
 from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS, form_params
 
 BACKEND = backend_from_env()
+PREPARE_ON = prepare_on_from_env(BACKEND)
 TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
 
 default_args = {
     "owner": "streamguard",
     "retries": 2,
-    "retry_delay": timedelta(seconds=20),
+    "retry_delay": timedelta(seconds=retry_delay_from_env()),
 }
 
 
@@ -62,12 +64,32 @@ def streamguard_training():
         return resolve_training_config(dict(ctx["params"])).to_dict()
 
     @task
-    def prepare_data(config: dict) -> dict:
+    def plan_data(config: dict) -> list:
+        """Read, validate, deduplicate and split (decisions over all records); write the graph shards."""
         from streamguard.pipeline.params import TrainingConfig
-        from streamguard.pipeline.training import prepare_channels, run_key
+        from streamguard.pipeline.training import plan_channels, run_key
 
         ctx = get_current_context()
-        result = prepare_channels(TrainingConfig.from_dict(config), run_key(ctx["dag"].dag_id, ctx["run_id"]))
+        shards = plan_channels(TrainingConfig.from_dict(config), run_key(ctx["dag"].dag_id, ctx["run_id"]))
+        print(f"{len(shards)} graph shard(s): {shards}")
+        return shards
+
+    @task
+    def build_graphs(shard_uri: str) -> dict:
+        """One shard's program graphs: mapped over the shards, so they build on every worker at once."""
+        from streamguard.pipeline.training import graph_shard
+
+        result = graph_shard(shard_uri)
+        print(f"{result['records']} graph(s) in {result['seconds']} s ({result['cpu_seconds']} CPU-s): {result['graphs']}")
+        return result
+
+    @task(trigger_rule="none_failed")
+    def prepare_data(graphs: list | None) -> dict:
+        """Attach the graphs; write the channels, the quarantine and the report."""
+        from streamguard.pipeline.training import finish_channels, run_key
+
+        ctx = get_current_context()
+        result = finish_channels(run_key(ctx["dag"].dag_id, ctx["run_id"]), list(graphs or []))
         print(f"prepared channels: {result['channels']}; report: {result['report']}")
         return result
 
@@ -78,10 +100,23 @@ def streamguard_training():
         ctx = get_current_context()
         return package(run_key(ctx["dag"].dag_id, ctx["run_id"]))
 
+    @task
+    def build_graphs_processing(shards: list, source: dict) -> list:
+        """Every shard's graphs in one SageMaker Processing job (ShardedByS3Key over the shards)."""
+        from streamguard.pipeline.training import graph_processing, run_key
+
+        ctx = get_current_context()
+        return graph_processing(run_key(ctx["dag"].dag_id, ctx["run_id"]), list(shards), source,
+                                ctx["dag"].dag_id, ctx["run_id"])
+
     config = resolve_config()
-    data = prepare_data(config)
     source = package_source()
     config >> source
+    shards = plan_data(config)
+    if PREPARE_ON == "processing":
+        data = prepare_data(build_graphs_processing(shards, source))
+    else:
+        data = prepare_data(build_graphs.expand(shard_uri=shards))
 
     registered = []
     for model_type in MODEL_TYPES:

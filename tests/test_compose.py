@@ -19,6 +19,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / "deploy" / ".env.example"
+# The deployment's settings: read by docker-compose.yaml (env_file) and by scripts/cluster.sh.
+DEPLOY_ENV = REPO / "deploy" / "airflow.env"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 
 REQUIRED_SERVICES = {
@@ -91,21 +93,45 @@ def test_all_components_of_a_celery_deployment_are_defined(compose):
     assert commands["airflow-worker"] == "celery worker"
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (comments and blank lines skipped), as Compose reads them."""
+    out = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key), f"{path.name}:{number}: not KEY=VALUE: {line!r}"
+        assert not value.startswith(("'", '"')), f"{path.name}:{number}: no quotes (cluster.sh reads values as is)"
+        out[key] = value
+    return out
+
+
+def effective_env(service: dict) -> dict[str, str]:
+    """A service's environment as Compose builds it: its required env files, then `environment`."""
+    env: dict[str, str] = {}
+    for item in service.get("env_file", []):
+        path, required = (item, True) if isinstance(item, str) else (item["path"], item.get("required", True))
+        if required:
+            env.update(read_env_file(REPO / path))
+    env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
+    return env
+
+
 def test_airflow_settings(compose):
     for name, service in airflow_services(compose).items():
-        env = service["environment"]
+        env = effective_env(service)
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://"), name
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:@redis:6379/0", name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false", name
+        assert env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] == "streamguard.cluster.hostname", name
         assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("AuthManager"), name
         # The JWT secret comes from the environment (.env), is required, and is the same everywhere.
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW__API_AUTH__JWT_SECRET:?"), name
         assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
-        assert any(
-            (item if isinstance(item, str) else item["path"]) == ".env" for item in service["env_file"]
-        ), name
+        files = [item if isinstance(item, str) else item["path"] for item in service["env_file"]]
+        assert files == ["deploy/airflow.env", ".env"], name  # the shared settings first, secrets override
 
 
 def test_worker_is_scalable(compose):
@@ -248,3 +274,73 @@ def test_secret_scan_catches_planted_values():
     planted = "arn:aws:iam::" + "4" * 12 + ":role/x " + "AKIA" + "Q" * 16
     assert KEY_ID.search(planted) and ACCOUNT_IN_ARN.search(planted).group(1) == "4" * 12
     assert ACCOUNT_IN_ECR.search("7" * 12 + ".dkr.ecr.eu-west-1.amazonaws.com/x").group(1) == "7" * 12
+
+
+# ------------------------------------------------------------- one source of settings with cluster.sh
+def cluster_env(tmp_path: Path) -> dict[str, str]:
+    """What `scripts/cluster.sh env` resolves (no server needed), with the file's default ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "STREAMGUARD_CLUSTER"))}
+    env["STREAMGUARD_CLUSTER_DIR"] = str(tmp_path / "cluster")
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), "env"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+
+
+def parse_url(url: str) -> dict:
+    m = re.fullmatch(r"(?P<scheme>[a-z0-9+]+)://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?(?P<host>[^/:@]+)"
+                     r"(?::(?P<port>\d+))?/(?P<path>.*)", url)
+    assert m, f"not a URL with a host: {url!r}"
+    return m.groupdict()
+
+
+def test_compose_reads_the_deployment_env_file(compose):
+    shared = read_env_file(DEPLOY_ENV)
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name, service in airflow_services(compose).items():
+        overridden = set(shared) & set(service.get("environment") or {})
+        assert not overridden, f"{name} overrides deploy/airflow.env settings {sorted(overridden)}"
+    postgres = effective_env(compose["services"]["postgres"])
+    for key in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
+        assert postgres[key] == shared[key]
+
+
+def test_cluster_sh_and_compose_run_the_same_settings(compose, tmp_path):
+    """Every shared setting is the same in both; connection URLs differ only in host and port."""
+    shared = read_env_file(DEPLOY_ENV)
+    cluster = cluster_env(tmp_path)
+    compose_env = effective_env(compose["services"]["airflow-scheduler"])
+    for key, value in shared.items():
+        assert cluster.get(key) == value, f"cluster.sh: {key}={cluster.get(key)!r}, deploy/airflow.env: {value!r}"
+        if not key.startswith("STREAMGUARD_CLUSTER_"):
+            assert compose_env.get(key) == value, key
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND",
+                "AIRFLOW__CELERY__BROKER_URL"):
+        ours, theirs = parse_url(cluster[key]), parse_url(compose_env[key])
+        assert ours["host"] == "127.0.0.1" and theirs["host"] in ("postgres", "redis"), key
+        for part in ("scheme", "user", "password", "path"):
+            assert (ours[part] or "") == (theirs[part] or ""), f"{key}: {part} differs"
+    db = parse_url(cluster["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert (db["user"], db["password"], db["path"]) == (shared["POSTGRES_USER"], shared["POSTGRES_PASSWORD"],
+                                                        shared["POSTGRES_DB"])
+    assert db["port"] == shared["STREAMGUARD_CLUSTER_PG_PORT"]
+    assert parse_url(cluster["AIRFLOW__CELERY__BROKER_URL"])["path"] == shared["STREAMGUARD_REDIS_DB"]
+    assert cluster["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith(":%s/execution/"
+                                                                      % shared["STREAMGUARD_CLUSTER_API_PORT"])
+    assert compose_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/")
+    # The one deliberate difference: compose uses FAB's auth manager (the Airflow image ships it),
+    # cluster.sh Airflow's own; both issue JWTs at POST /auth/token.
+    assert cluster["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
+    assert compose_env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".FabAuthManager")
+    # Secrets never come from the shared file.
+    assert not {"AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"} & set(shared)
+
+
+def test_cluster_sh_env_overrides_only_its_own_values(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "STREAMGUARD_CLUSTER"))}
+    env.update(STREAMGUARD_CLUSTER_DIR=str(tmp_path), STREAMGUARD_CLUSTER_PG_PORT="61234",
+               AIRFLOW__CORE__EXECUTOR="LocalExecutor")
+    out = subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), "env"], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert "STREAMGUARD_CLUSTER_PG_PORT=61234" in out and ":61234/" in out
+    assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in out  # the file's setting wins over a stray shell value

@@ -18,6 +18,29 @@ def backend_from_env() -> str:
     return value
 
 
+def prepare_on_from_env(backend: str) -> str:
+    """Where graph shards are built: `workers` (mapped tasks, default) or `processing` (one SageMaker
+    Processing job; `STREAMGUARD_PREPARE_ON=processing`, SageMaker backend only)."""
+    value = os.environ.get("STREAMGUARD_PREPARE_ON", "").strip().lower() or "workers"
+    if value not in ("workers", "processing"):
+        raise ValueError(f"STREAMGUARD_PREPARE_ON={value!r} is not one of workers, processing")
+    if value == "processing" and backend != "sagemaker":
+        raise ValueError("STREAMGUARD_PREPARE_ON=processing needs STREAMGUARD_BACKEND=sagemaker")
+    return value
+
+
+def retry_delay_from_env() -> float:
+    """Seconds between a failed task and its retry: `STREAMGUARD_RETRY_DELAY_SECONDS` (default 20), validated."""
+    raw = os.environ.get("STREAMGUARD_RETRY_DELAY_SECONDS", "").strip() or "20"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise ValueError(f"STREAMGUARD_RETRY_DELAY_SECONDS={raw!r} is not a number of seconds in [0, 3600]")
+    return value
+
+
 def training_operators(backend: str) -> tuple[type, type, dict[str, Any]]:
     """(operator class, sensor class, sensor kwargs) for `backend`."""
     if backend == "sagemaker":

@@ -115,6 +115,23 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
     """
     started = time.monotonic()
     say = progress or (lambda _msg: None)
+    ratios, allowed, files, report = _setup(inputs, out, seed, ratios, max_code_bytes, allowed_languages)
+    say(f"reading {len(files)} file(s)")
+    spool = Spool()  # read-time rejections, in (file, line) order; the later ones are few
+    try:
+        front = _front(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
+                       auto_counterfactuals=auto_counterfactuals, allowed=allowed, say=say, started=started,
+                       keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
+        if with_graphs:
+            report.graphs = _add_graphs(front.splits, front.later, front.where, graph_workers, say)
+        return _finish(front, say)
+    finally:
+        spool.close()
+
+
+def _setup(inputs: Sequence[str], out: str, seed: int, ratios, max_code_bytes: int,
+           allowed_languages: Iterable[str] | None) -> tuple[tuple, set[str] | None, list[str], PrepareReport]:
+    """Checked options, the input files and an empty report (raises PrepareError)."""
     try:
         ratios = validate_ratios(ratios)
     except ValueError as exc:
@@ -128,24 +145,31 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
         raise PrepareError(f"unreadable input {exc}", "check the path or URI") from exc
     if not files:
         raise PrepareError("no inputs given", "pass at least one --input")
-    report = PrepareReport(inputs=list(inputs), files=files, out=out, seed=seed, ratios=list(ratios))
-
-    say(f"reading {len(files)} file(s)")
-    spool = Spool()  # read-time rejections, in (file, line) order; the later ones are few
-    try:
-        return _prepare(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
-                        auto_counterfactuals=auto_counterfactuals, with_graphs=with_graphs, allowed=allowed,
-                        say=say, started=started, keep_raw=keep_raw,
-                        limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio},
-                        graph_workers=graph_workers)
-    finally:
-        spool.close()
+    return ratios, allowed, files, PrepareReport(inputs=list(inputs), files=files, out=out, seed=seed,
+                                                 ratios=list(ratios))
 
 
-def _prepare(files: list[str], out: str, report: PrepareReport, spool: Spool, *, seed: int, ratios,
-             max_code_bytes: int, auto_counterfactuals: bool, with_graphs: bool, allowed: set[str] | None,
-             say: Callable[[str], None], started: float, keep_raw: bool, limits: dict,
-             graph_workers: int | None = None) -> PrepareReport:
+@dataclass
+class _Front:
+    """Everything preparation decided before the graphs: the splits (augmented), what was rejected
+    so far and where each record came from."""
+
+    files: list[str]
+    out: str
+    report: PrepareReport
+    spool: Spool
+    later: list[QuarantineEntry]
+    duplicates: list[dict]
+    splits: dict[str, list[dict]]
+    where: dict[str, tuple[str, int]]
+    keep_raw: bool
+    started: float
+
+
+def _front(files: list[str], out: str, report: PrepareReport, spool: Spool, *, seed: int, ratios,
+           max_code_bytes: int, auto_counterfactuals: bool, allowed: set[str] | None,
+           say: Callable[[str], None], started: float, keep_raw: bool, limits: dict) -> _Front:
+    """Read, validate, deduplicate, split and augment: the decisions that need every record at once."""
     items = _read_all(files, report, max_code_bytes, allowed, spool, keep_raw, limits)
     report.records_valid = len(items)
     report.languages = dict(sorted(Counter(i.record["language"] for i in items).items()))
@@ -187,15 +211,20 @@ def _prepare(files: list[str], out: str, report: PrepareReport, spool: Spool, *,
             file, line, "auto_counterfactual_failed",
             f"automatic counterfactual of record {failure['id']!r} failed ({failure['error']}); "
             "the record is kept without one", extra={"id": failure["id"]}))
-    if with_graphs:
-        say(f"building graphs for {sum(len(v) for v in splits.values())} record(s)")
-        report.graphs = _add_graphs(splits, later, where, graph_workers, say)
+    return _Front(files, out, report, spool, later, dedup.duplicates + aug.skipped, splits, where, keep_raw,
+                  started)
 
-    say(f"writing {out}")
-    report.splits = _split_counts(splits)
+
+def _finish(front: _Front, say: Callable[[str], None]) -> PrepareReport:
+    """Write the channels, the quarantine, the duplicates and the report (graphs already attached)."""
+    report = front.report
+    say(f"writing {front.out}")
+    report.splits = _split_counts(front.splits)
     report.warnings = _warnings(report)
-    report.data_hash = _write_splits(out, splits)
-    side_files(dedup.duplicates + aug.skipped)
+    report.data_hash = _write_splits(front.out, front.splits)
+    _count_quarantine(report, front.spool, front.later)
+    rows = _merged_quarantine(front.files, front.spool, front.later, front.keep_raw)
+    _write_side_files(front.out, rows, front.duplicates, report, front.started)
     return report
 
 
@@ -308,12 +337,23 @@ def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry]
     """
     # Imported here: the featurizer is heavy-ish (tree-sitter) and only needed with graphs.
     try:
-        from streamguard.core.graphs import FEATURIZER_VERSION, build_graph
+        import streamguard.core.graphs  # noqa: F401
     except ImportError as exc:
         raise PrepareError(f"the graph featurizer cannot be imported ({exc})",
                            "prepare without graphs (--no-graphs / with_graphs=False)") from exc
 
     records = [rec for name in SPLITS for rec in splits[name]]
+    say(f"building graphs for {len(records)} record(s)")
+    graphs, cpu_total, wall, n_workers = _build_graphs(records, workers, say)
+    return _attach_graphs(splits, records, graphs, quarantine, where,
+                          {"workers": n_workers, "seconds": wall, "cpu_seconds": cpu_total}, say)
+
+
+def _build_graphs(records: list[dict], workers: int | None,
+                  say: Callable[[str], None]) -> tuple[list[dict], float, float, int]:
+    """(graph or ``{"error"}`` per record in order, CPU seconds, wall seconds, workers used)."""
+    from streamguard.core.graphs import build_graph
+
     n_workers = _default_workers() if workers is None else max(1, int(workers))
     if len(records) < _POOL_MIN_RECORDS:
         n_workers = 1
@@ -340,8 +380,19 @@ def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry]
         with _gc_paused():
             graphs = [_graph_or_error(build_graph, r["code"], r["language"]) for r in records]
         cpu_total = time.process_time() - t0
-    wall = time.monotonic() - wall0
+    return graphs, cpu_total, time.monotonic() - wall0, n_workers
 
+
+def _attach_graphs(splits: dict[str, list[dict]], records: list[dict], graphs: list[dict],
+                   quarantine: list[QuarantineEntry], where: dict[str, tuple[str, int]], timing: dict,
+                   say: Callable[[str], None]) -> dict:
+    """Attach each graph to its record; quarantine the records whose graph failed; the report's graph counts.
+
+    ``timing``: ``workers``, ``seconds`` (wall) and ``cpu_seconds`` of the builds, reported as measured.
+    """
+    from streamguard.core.graphs import FEATURIZER_VERSION
+
+    n_workers, wall, cpu_total = timing["workers"], timing["seconds"], timing["cpu_seconds"]
     built = failures = errors = 0
     failed_by_language: Counter = Counter()
     truncated: Counter = Counter()  # graphs cut, by reason: depth (deep nesting), budget, size (max_nodes)
@@ -369,11 +420,14 @@ def _add_graphs(splits: dict[str, list[dict]], quarantine: list[QuarantineEntry]
     if built:
         say(f"graphs: {built} in {wall:.1f} s with {n_workers} worker(s), {built / max(wall, 1e-9):.0f} functions/s; "
             f"{cpu_total:.1f} CPU-s of building, so {speedup:.2f}x the rate of one fully available core")
-    return {"featurizer_version": FEATURIZER_VERSION, "built": built, "parse_failures": failures,
-            "parse_failures_by_language": dict(sorted(failed_by_language.items())),
-            "truncated": dict(sorted(truncated.items())), "errors": errors,
-            "workers": n_workers, "seconds": round(wall, 3), "cpu_seconds": round(cpu_total, 3),
-            "speedup": round(speedup, 2)}
+    out = {"featurizer_version": FEATURIZER_VERSION, "built": built, "parse_failures": failures,
+           "parse_failures_by_language": dict(sorted(failed_by_language.items())),
+           "truncated": dict(sorted(truncated.items())), "errors": errors,
+           "workers": n_workers, "seconds": round(wall, 3), "cpu_seconds": round(cpu_total, 3),
+           "speedup": round(speedup, 2)}
+    if "shards" in timing:
+        out["shards"] = timing["shards"]
+    return out
 
 
 def _output_record(rec: dict) -> dict:
@@ -451,3 +505,164 @@ def _write_side_files(out: str, quarantine: Iterable[dict], duplicates: list[dic
 
 def _reason_summary(reasons: dict[str, int]) -> str:
     return ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])) or "none"
+
+
+# ---------------------------------------------------------------------- preparation in stages
+# The same preparation cut where its costly part (the graphs) can run in parallel on other machines:
+#   prepare_plan      read, validate, deduplicate, split, augment (decisions that need every record),
+#                     then write the records in output order as `n` shards of (code, language);
+#   build_graph_shard one shard's graphs (any number at once, anywhere: a mapped Airflow task,
+#                     an instance of a SageMaker Processing job with ShardedByS3Key input);
+#   prepare_finish    attach the graphs and write the channels, quarantine and report.
+# The output is byte for byte what `prepare` writes for the same input and seed, except the graph
+# timing fields of report.json (`graphs.workers/seconds/cpu_seconds/speedup`, and `graphs.shards`).
+# Every stage reads and writes plain files in one work directory (copied to and from the artifact
+# store by the caller).
+SHARD_RECORDS = 2000  # records per shard when the number of shards is left to `prepare_plan`
+MAX_SHARDS = 64
+_STATE, _READ_QUARANTINE, _RECORDS = "state.json", "quarantine-read.jsonl", "records.jsonl"
+_SHARDS, _GRAPHS = "shards", "graphs"  # sub-directories of the work directory: only shard / graph files
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.jsonl"
+
+
+def graphs_name(shard: str) -> str:
+    """The graphs file of a shard file name (``shard-00003.jsonl`` -> ``graphs-00003.jsonl``)."""
+    from streamguard.core.graph_shards import ShardError, graphs_name as name
+
+    try:
+        return name(shard)
+    except ShardError as exc:
+        raise PrepareError(str(exc)) from exc
+
+
+def auto_shards(n_records: int) -> int:
+    return max(1, min(MAX_SHARDS, -(-n_records // SHARD_RECORDS)))
+
+
+def prepare_plan(inputs: Sequence[str], out: str, work: str, *, shards: int | None = None, seed: int = 13,
+                 ratios: Sequence[float] = (0.8, 0.1, 0.1), max_code_bytes: int = 200_000,
+                 auto_counterfactuals: bool = True, allowed_languages: Iterable[str] | None = None,
+                 progress: Callable[[str], None] | None = None, keep_raw: bool = False,
+                 max_line_bytes: int | None = None, max_gzip_ratio: int | None = None) -> dict:
+    """Stage 1 of `prepare` (same options; graphs always built): the global decisions, then shards.
+
+    Args:
+        out: where `prepare_finish` will write (recorded in the report; nothing is written there
+            unless no usable record remains, when the quarantine and report are, as `prepare` does).
+        work: a local directory for the state, ``shards/`` and (stage 2) ``graphs/``.
+        shards: how many shards (None or 0: one per `SHARD_RECORDS` records, at most `MAX_SHARDS`);
+            never more than there are records.
+
+    Returns:
+        ``{"work", "shards": [shard file paths], "records": n}``.
+
+    Raises:
+        PrepareError: as `prepare`.
+    """
+    started = time.monotonic()
+    say = progress or (lambda _msg: None)
+    ratios, allowed, files, report = _setup(inputs, out, seed, ratios, max_code_bytes, allowed_languages)
+    if shards is not None and not 0 <= int(shards) <= MAX_SHARDS:
+        raise PrepareError(f"shards must be between 0 (automatic) and {MAX_SHARDS}, got {shards}")
+    say(f"reading {len(files)} file(s)")
+    spool = Spool()
+    try:
+        front = _front(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
+                       auto_counterfactuals=auto_counterfactuals, allowed=allowed, say=say, started=started,
+                       keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
+        records = [(name, rec) for name in SPLITS for rec in front.splits[name]]
+        n = max(1, min(int(shards or 0) or auto_shards(len(records)), len(records)))
+        os.makedirs(work, exist_ok=True)
+        _write_lines(os.path.join(work, _READ_QUARANTINE), spool.raw_lines())
+        _write_lines(os.path.join(work, _RECORDS), ({"split": name, "record": rec} for name, rec in records))
+        paths = []
+        size = -(-len(records) // n)
+        os.makedirs(os.path.join(work, _SHARDS), exist_ok=True)
+        for index in range(n):
+            path = os.path.join(work, _SHARDS, shard_name(index))
+            _write_lines(path, ([rec["code"], rec["language"]] for _name, rec in records[index * size:(index + 1) * size]))
+            paths.append(path)
+        state = {"files": front.files, "out": out, "keep_raw": keep_raw, "report": asdict(report),
+                 "later": [asdict(e) for e in front.later], "duplicates": front.duplicates,
+                 "where": front.where, "shards": [os.path.basename(p) for p in paths],
+                 "quarantine_rows": len(spool)}
+        _write_lines(os.path.join(work, _STATE), [state])
+        say(f"planned {len(records)} record(s) in {n} shard(s) under {work}")
+        return {"work": work, "shards": paths, "records": len(records)}
+    finally:
+        spool.close()
+
+
+def build_graph_shard(shard: str, graphs: str | None = None) -> dict:
+    """Stage 2: the graphs of one shard file, in order, one JSON line each (``{"error"}`` where one fails),
+    written to ``graphs`` (default ``<work>/graphs/graphs-NNNNN.jsonl``) whole or not at all.
+
+    Returns ``{"graphs": path, "records": n, "cpu_seconds", "seconds"}``.
+    """
+    from streamguard.core.graph_shards import ShardError, build_shard
+
+    target = graphs or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(shard))), _GRAPHS,
+                                    graphs_name(shard))
+    try:
+        return build_shard(shard, target)
+    except ShardError as exc:
+        raise PrepareError(str(exc)) from exc
+
+
+def _read_json_lines(path: str) -> Iterable[dict]:
+    with open(path, "rb") as fh:
+        for raw in fh:
+            yield json.loads(raw.decode("utf-8", "surrogatepass"))
+
+
+def prepare_finish(work: str, shard_results: Sequence[dict] | None = None,
+                   progress: Callable[[str], None] | None = None) -> PrepareReport:
+    """Stage 3: attach every shard's graphs and write what `prepare` writes to the planned ``out``.
+
+    Args:
+        work: the directory `prepare_plan` wrote, with each shard's ``graphs/graphs-NNNNN.jsonl``.
+        shard_results: what `build_graph_shard` returned for each shard (its timing goes to the
+            report); None reports no timing.
+
+    Raises:
+        PrepareError: a shard's graphs are missing or do not match its records.
+    """
+    started = time.monotonic()
+    say = progress or (lambda _msg: None)
+    (state,) = list(_read_json_lines(os.path.join(work, _STATE)))
+    report = PrepareReport(**state["report"])
+    spool = Spool()
+    try:
+        for raw in open(os.path.join(work, _READ_QUARANTINE), "rb"):
+            spool.append_raw(raw)
+        if len(spool) != state["quarantine_rows"]:
+            raise PrepareError(f"{work}/{_READ_QUARANTINE}: {len(spool)} rows, the plan wrote {state['quarantine_rows']}")
+        splits: dict[str, list[dict]] = {name: [] for name in SPLITS}
+        records = []
+        for row in _read_json_lines(os.path.join(work, _RECORDS)):
+            splits[row["split"]].append(row["record"])
+            records.append(row["record"])
+        graphs: list[dict] = []
+        for shard in state["shards"]:
+            path = os.path.join(work, _GRAPHS, graphs_name(shard))
+            if not os.path.exists(path):
+                raise PrepareError(f"the graphs of {shard} are missing ({path})",
+                                   "run build_graph_shard on every shard before prepare_finish")
+            graphs += _read_json_lines(path)
+        if len(graphs) != len(records):
+            raise PrepareError(f"{len(graphs)} graph(s) for {len(records)} record(s) in {work}")
+        results = list(shard_results or [])
+        timing = {"workers": len(state["shards"]), "shards": len(state["shards"]),
+                  "seconds": max((r.get("seconds", 0.0) for r in results), default=0.0),
+                  "cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in results)}
+        later = [QuarantineEntry(**e) for e in state["later"]]
+        where = {k: tuple(v) for k, v in state["where"].items()}
+        report.graphs = _attach_graphs(splits, records, graphs, later, where, timing, say)
+        front = _Front(state["files"], state["out"], report, spool, later, state["duplicates"], splits, where,
+                       state["keep_raw"], started)
+        return _finish(front, say)
+    finally:
+        spool.close()

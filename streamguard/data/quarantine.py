@@ -108,6 +108,13 @@ class Spool:
         self._n += 1
         self.reasons[row.get("reason")] += 1
 
+    def append_raw(self, line: bytes) -> None:
+        """Append a row as the JSON line it was stored as (``raw_lines`` of another spool), byte for byte."""
+        row = json.loads(line.decode("utf-8", "surrogatepass"))
+        self._fh.write(line if line.endswith(b"\n") else line + b"\n")
+        self._n += 1
+        self.reasons[row.get("reason")] += 1
+
     def __len__(self) -> int:
         return self._n
 
