@@ -43,7 +43,7 @@ WORKERS = ("worker1", "worker2")
 TRAINING, RETRAINING = "streamguard_training", "streamguard_retraining"
 GNN = "taint_flow_gnn"
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 TRAIN_CONF = {"models": ["gnn"], "sample_pairs": 20, "gnn_epochs": 1, "gnn_batch_size": 16, "prepare_shards": 2}
 RETRAIN_CONF = {"models": ["gnn"], "force": True, "finetune_epochs": 1}
