@@ -112,3 +112,23 @@ def test_transformer_text_by_input_kind():
     assert 'print("searching")' in whole and "import" not in whole
     with pytest.raises(ValueError, match="unknown transformer text input"):
         datamod.transformer_text(PY_HELPER, "python", "tokens")
+
+
+PY_RAISE_GUARD = """\
+import subprocess
+KNOWN = ("a", "b")
+
+def check(host):
+    if host not in KNOWN:
+        raise ValueError("unknown host " + host)
+    note = "checked"
+    subprocess.run("ping " + host, shell=True)
+    return note
+"""
+
+
+def test_early_exits_before_a_sink_are_kept_with_their_branch():
+    lines = code_gadget(PY_RAISE_GUARD, "python").text.split("\n")
+    assert "if host not in KNOWN:" in lines
+    assert 'raise ValueError("unknown host " + host)' in lines
+    assert 'note = "checked"' not in lines and "return note" not in lines

@@ -8,8 +8,12 @@ set of statements that a sink depends on. Here it is computed on the featurizer'
 - data dependence: backwards from each sink over ``data_flow``, ``call_arg``, ``sink_arg``,
   ``param_flow`` and ``return_flow`` edges (so also through helpers of the same file, guards that
   redefine a value and sanitizer calls), never entering statically dead code;
+- forward: what each sink's result flows into (a ``File`` built from the input, checked and then
+  read), over the same edges;
 - control dependence: the syntactic ancestors of every node in the slice (the enclosing ``if``,
-  loop, ``switch``/``match``, ``try``, method and class headers).
+  loop, ``switch``/``match``, ``try``, method and class headers), and the early exits
+  (``return``/``raise``/``throw``/``break``/``continue``) before a sink of the same function, with
+  the branches that hold them: whether the sink runs at all depends on them.
 
 The gadget is the source lines holding those nodes, in source order. Code with no live sink falls
 back to the whole function with its dead lines left out; code whose syntax the frontends cannot
@@ -37,6 +41,11 @@ DEFAULT_BUDGET = 20_000
 
 _AST_CHILD = EDGE_INDEX["ast_child"]
 _BACKWARD_TYPES = frozenset(FLOW_EDGE_TYPES) | {SINK_EDGE_TYPE}
+_JUMPS = frozenset(("py.Return", "py.Raise", "py.Break", "py.Continue", "java.return_statement",
+                    "java.throw_statement", "java.break_statement", "java.continue_statement"))
+_FUNCTIONS = frozenset(("py.FunctionDef", "py.AsyncFunctionDef", "py.Lambda", "java.method_declaration",
+                        "java.constructor_declaration", "java.compact_constructor_declaration",
+                        "java.lambda_expression"))
 # Lines that carry no tokens worth reading: imports, package lines, comment lines.
 _BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
 
@@ -102,12 +111,14 @@ def code_gadget(code: str, language: str, budget: int = DEFAULT_BUDGET) -> Gadge
     dead = [bool(f & IR.DEAD) for f in g.flags]
     parent = [-1] * n
     back: list[list[int]] = [[] for _ in range(n)]
+    fwd: list[list[int]] = [[] for _ in range(n)]
     sink_in = [False] * n
     for s, d, t in g.edges:
         if t == _AST_CHILD:
             parent[d] = s
         elif t in _BACKWARD_TYPES:
             back[d].append(s)
+            fwd[s].append(d)
             if t == SINK_EDGE_TYPE:
                 sink_in[d] = True
     sinks = [i for i in range(n) if g.flags[i] & IR.SINK and sink_in[i] and not dead[i]]
@@ -119,15 +130,34 @@ def code_gadget(code: str, language: str, budget: int = DEFAULT_BUDGET) -> Gadge
         text, kept = _render(lines, keep)
         return Gadget(text, "live", 0, kept)
     seen = [False] * n
-    queue = deque(sinks)
+    for adj in (back, fwd):
+        reached = [False] * n
+        queue = deque(sinks)
+        for s in sinks:
+            reached[s] = seen[s] = True
+        while queue:
+            v = queue.popleft()
+            for u in adj[v]:
+                if not reached[u] and not dead[u]:
+                    reached[u] = seen[u] = True
+                    queue.append(u)
+    # Early exits before a sink of the same function.
+    kinds = g.kinds
+
+    def function_of(v: int) -> int:
+        while v >= 0 and kinds[v] not in _FUNCTIONS:
+            v = parent[v]
+        return v
+
+    last_sink: dict[int, int] = {}
     for s in sinks:
-        seen[s] = True
-    while queue:
-        v = queue.popleft()
-        for u in back[v]:
-            if not seen[u] and not dead[u]:
-                seen[u] = True
-                queue.append(u)
+        f = function_of(s)
+        last_sink[f] = max(last_sink.get(f, -1), s)
+    for v in range(n):
+        if kinds[v] in _JUMPS and not dead[v]:
+            f = function_of(v)
+            if v < last_sink.get(f, -1):
+                seen[v] = True
     keep_lines: set[int] = set()
     marked = [False] * n
     for v in range(n):
