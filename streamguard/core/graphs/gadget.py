@@ -48,6 +48,8 @@ _FUNCTIONS = frozenset(("py.FunctionDef", "py.AsyncFunctionDef", "py.Lambda", "j
                         "java.lambda_expression"))
 # Lines that carry no tokens worth reading: imports, package lines, comment lines.
 _BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
+# Lines of braces alone carry no tokens worth a place in a fixed token budget.
+_BRACES = re.compile(r"^[{}();\s]*$")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def _render(lines: list[str], keep) -> tuple[str, tuple[int, ...]]:
     for i in keep:
         if 0 <= i < len(lines):
             text = lines[i].strip()
-            if text and not _BOILERPLATE.match(text):
+            if text and not _BOILERPLATE.match(text) and not _BRACES.match(text):
                 out.append(text)
                 kept.append(i)
     return "\n".join(out), tuple(kept)
