@@ -597,6 +597,15 @@ def _attach_texts(train_samples, val_samples, test_samples, text_input: str, log
         log(f"Transformer input: code gadgets of {n} records in {time.perf_counter() - t0:.1f}s")
 
 
+def _pretrained_sha256(pretrained: str | None) -> str | None:
+    """Provenance: the sha256 of the pretrained weights a transformer started from."""
+    if not pretrained:
+        return None
+    from models.transformer import resolve_pretrained, weights_sha256
+
+    return weights_sha256(resolve_pretrained(pretrained))
+
+
 def _agree(flag: bool, rt: engine.Runtime) -> bool:
     """Rank 0's decision, for every rank (DDP ranks must stop at the same epoch)."""
     if not rt.distributed:
@@ -652,6 +661,7 @@ def _finalize(args, rt, model, tokenizer, model_kwargs, model_dir: Path, splits:
         "train_label_counts": {str(i): c for i, c in enumerate(counts)},
         "class_weights": class_weights,
         "pretrained": args.pretrained,
+        "pretrained_sha256": _pretrained_sha256(args.pretrained) if model_type == "transformer" else None,
         "fine_tuned_from": fine_tuned_from,
         "torch_version": torch.__version__,
     }
