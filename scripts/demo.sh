@@ -27,3 +27,16 @@ grep -q "state=success" "$STREAMGUARD_HOME/demo-dags-test.log" || {
   tail -n 60 "$STREAMGUARD_HOME/demo-dags-test.log"; echo "[demo] the DAG run did not succeed" >&2; exit 1; }
 echo "[demo] DAG run succeeded in $(( $(date +%s) - start ))s"
 streamguard registry list
+echo
+echo "[demo] what this run decided, per model (the gate's verdict, its reasons, the headline metrics):"
+streamguard registry summary
+cat <<MSG
+
+[demo] To open the models view (versions, gate and promotion decisions, learning curves, ROC):
+  export STREAMGUARD_HOME=$STREAMGUARD_HOME AIRFLOW_HOME=$AIRFLOW_HOME AIRFLOW__CORE__LOAD_EXAMPLES=False \\
+         AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
+  PATH=$ROOT/.venv/bin:\$PATH airflow standalone
+then open http://localhost:8080 (the admin password is printed at start-up and kept in
+$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated) and choose Browse -> StreamGuard Models.
+Without the UI: streamguard registry list <model>; streamguard registry show <model> latest
+MSG

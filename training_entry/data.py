@@ -44,6 +44,7 @@ class Sample:
     graph: Any = None               # PyG `Data` of the record's graph, only when the model needs graphs
     graph_nodes: int | None = None  # for input statistics
     error: str | None = None
+    text: str | None = None         # the transformer's input text once computed (`attach_texts`)
 
 
 def graphs_module():
@@ -229,11 +230,41 @@ def code_for_tokens(code: str) -> str:
     return " ".join(" ".join(kept).split())
 
 
+# What the transformer reads: "gadget" (the statements that reach a sink, `streamguard.core.graphs.
+# gadget`; the default) or "code" (the whole text, `code_for_tokens`; models saved before gadgets).
+TEXT_INPUTS = ("gadget", "code")
+DEFAULT_TEXT_INPUT = "gadget"
+
+
+def transformer_text(code: str, language: str | None, text_input: str = DEFAULT_TEXT_INPUT) -> str:
+    """The text the transformer reads for one record, by input kind (see `TEXT_INPUTS`).
+
+    A code gadget keeps its lines apart with " ; " (line breaks would be collapsed by the
+    byte-level tokenizer's whitespace handling anyway; the separator keeps statement boundaries).
+    """
+    if text_input == "code":
+        return code_for_tokens(code)
+    if text_input != "gadget":
+        raise ValueError(f"unknown transformer text input {text_input!r} (expected one of {TEXT_INPUTS})")
+    from streamguard.core.graphs.gadget import code_gadget
+
+    gadget = code_gadget(code, language or "python")
+    return " ; ".join(" ".join(line.split()) for line in gadget.text.split("\n"))
+
+
+def attach_texts(samples: Sequence[Sample], text_input: str = DEFAULT_TEXT_INPUT) -> None:
+    """Compute each usable sample's transformer text once (epochs rebuild their datasets)."""
+    for s in samples:
+        if s.error is None and s.code is not None:
+            s.text = transformer_text(s.code, s.language, text_input)
+
+
 class CodeDataset(Dataset):
     """(code, label) pairs for the transformer; tokenised per batch by `TokenCollator`."""
 
-    def __init__(self, samples: Sequence[Sample]):
-        self.codes = [code_for_tokens(s.code) for s in samples]
+    def __init__(self, samples: Sequence[Sample], text_input: str = DEFAULT_TEXT_INPUT):
+        self.codes = [s.text if s.text is not None else transformer_text(s.code, s.language, text_input)
+                      for s in samples]
         self.labels = [-1 if s.label is None else s.label for s in samples]
 
     def __len__(self) -> int:
@@ -258,11 +289,11 @@ class TokenCollator:
                 "y": torch.tensor(labels, dtype=torch.long)}
 
 
-def make_dataset(model_type: str, samples: Sequence[Sample]):
+def make_dataset(model_type: str, samples: Sequence[Sample], text_input: str = DEFAULT_TEXT_INPUT):
     """The dataset of one split: a list of PyG graphs (GNN) or a `CodeDataset` (transformer)."""
     if model_type == "gnn":
         return [s.graph for s in samples]
-    return CodeDataset(samples)
+    return CodeDataset(samples, text_input)
 
 
 def make_loader(model_type: str, dataset, *, batch_size: int, shuffle: bool = False,

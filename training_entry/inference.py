@@ -237,7 +237,9 @@ def _score_rows(items: list[dict], scores: list[float], model: LoadedModel) -> l
 
 @torch.no_grad()
 def _score_transformer(items: list[dict], model: LoadedModel) -> list[dict]:
-    codes = [datamod.code_for_tokens(item["code"]) for item in items]
+    # The input the model was trained on: code gadgets, or the whole text for models saved before them.
+    text_input = model.config.get("text_input") or "code"
+    codes = [datamod.transformer_text(item["code"], item.get("language"), text_input) for item in items]
     enc = model.tokenizer(codes, truncation=True, max_length=model.max_length, padding=True, return_tensors="pt")
     logits, anomaly, _ = model.model(enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device))
     scores = torch.softmax(logits.float(), dim=-1)[:, 1].tolist()

@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dropout", type=_float, default=0.1)
     add("--max-length", type=_int, default=256, help="transformer: tokens per input")
     add("--vocab-size", type=_int, default=8000, help="transformer: BPE vocabulary trained on the train split")
+    add("--text-input", type=_str, choices=datamod.TEXT_INPUTS, default=datamod.DEFAULT_TEXT_INPUT,
+        help="transformer: 'gadget' (statements that reach a sink, dead code left out) or 'code' (all of it)")
     add("--pretrained", type=_optional_path, default=None,
         help="transformer: HF model name or local dir instead of the small offline encoder")
     add("--patience", type=_int, default=3, help="early stopping: epochs without improvement (0: off)")
@@ -366,7 +368,7 @@ def fresh_model(args: argparse.Namespace, train_samples: list) -> tuple[torch.nn
         encoder, tokenizer = load_pretrained_encoder(args.pretrained)
         kwargs = {"encoder_config": encoder.config.to_dict(), "num_classes": 2, "dropout": args.dropout}
         return EnhancedSQLIntentTransformer(**kwargs, encoder=encoder), tokenizer, kwargs
-    tokenizer = train_bpe_tokenizer((datamod.code_for_tokens(s.code) for s in train_samples), vocab_size=args.vocab_size)
+    tokenizer = train_bpe_tokenizer((s.text for s in train_samples), vocab_size=args.vocab_size)
     encoder_config = small_roberta_config(len(tokenizer), hidden_size=hidden, num_layers=layers,
                                           num_heads=args.num_heads, max_length=args.max_length,
                                           pad_token_id=tokenizer.pad_token_id)
@@ -376,11 +378,11 @@ def fresh_model(args: argparse.Namespace, train_samples: list) -> tuple[torch.nn
 
 def get_dataloaders(model_type: str, splits: dict[str, list], *, batch_size: int, tokenizer=None,
                     max_length: int = 256, num_workers: int = 0, seed: int = 0,
-                    rt: engine.Runtime | None = None) -> dict:
+                    rt: engine.Runtime | None = None, text_input: str = datamod.DEFAULT_TEXT_INPUT) -> dict:
     """Loaders per split: `train` shuffled (seeded; a DistributedSampler under DDP), the others in order."""
     loaders = {}
     for name, samples in splits.items():
-        dataset = datamod.make_dataset(model_type, samples)
+        dataset = datamod.make_dataset(model_type, samples, text_input)
         sampler = None
         if name == "train" and rt is not None and rt.distributed:
             from torch.utils.data.distributed import DistributedSampler
@@ -454,7 +456,9 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
     # Seed before the model is built so initial weights are reproducible.
     engine.set_seed(args.seed)
     fine_tuned_from = None
+    text_input = args.text_input
     if state is not None:
+        text_input = state.get("text_input", "code")
         model_kwargs = state["model_kwargs"]
         model = build_model(model_type, model_kwargs)
         tokenizer = None
@@ -472,9 +476,16 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
                              f"not {model_type}")
         model_kwargs = prev_cfg["model_kwargs"]
         fine_tuned_from = source
+        text_input = prev_cfg.get("text_input") or "code"
         log(f"Fine-tuning from {source} (sizes from its config.json)")
+        if model_type == "transformer":
+            _attach_texts(train_samples, val_samples, test_samples, text_input, log)
     else:
+        if model_type == "transformer":
+            _attach_texts(train_samples, val_samples, test_samples, text_input, log)
         model, tokenizer, model_kwargs = fresh_model(args, train_samples)
+    if state is not None and model_type == "transformer":
+        _attach_texts(train_samples, val_samples, test_samples, text_input, log)
     if model_type == "transformer":
         max_pos = model.max_positions
         if max_pos is not None and args.max_length > max_pos:
@@ -562,7 +573,7 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
             artifacts.save_checkpoint(ckpt_dir, model, optimizer, {
                 "format_version": FORMAT_VERSION, "model_type": model_type, "model_kwargs": model_kwargs,
                 "epoch": epoch, "best": best, "bad_epochs": bad_epochs, "history": history,
-                "stopped_early": stop, "fine_tuned_from": fine_tuned_from,
+                "stopped_early": stop, "fine_tuned_from": fine_tuned_from, "text_input": text_input,
                 "rng": {"seed": args.seed, "epoch_seed": epoch_seed},
             })
         if stop:
@@ -574,7 +585,26 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
     return _finalize(args, rt, model, tokenizer, model_kwargs, model_dir, {
         "train": train_samples, "validation": val_samples, "test": test_samples},
         counts=counts, class_weights=class_weights, history=history, best=best, threshold=threshold,
-        fine_tuned_from=fine_tuned_from, log=log)
+        fine_tuned_from=fine_tuned_from, log=log, text_input=text_input)
+
+
+def _attach_texts(train_samples, val_samples, test_samples, text_input: str, log) -> None:
+    """The transformer's input text of every record, computed once (code gadgets build the IR)."""
+    t0 = time.perf_counter()
+    for samples in (train_samples, val_samples, test_samples or []):
+        datamod.attach_texts(samples, text_input)
+    if text_input == "gadget":
+        n = len(train_samples) + len(val_samples) + len(test_samples or [])
+        log(f"Transformer input: code gadgets of {n} records in {time.perf_counter() - t0:.1f}s")
+
+
+def _pretrained_sha256(pretrained: str | None) -> str | None:
+    """Provenance: the sha256 of the pretrained weights a transformer started from."""
+    if not pretrained:
+        return None
+    from models.transformer import resolve_pretrained, weights_sha256
+
+    return weights_sha256(resolve_pretrained(pretrained))
 
 
 def _agree(flag: bool, rt: engine.Runtime) -> bool:
@@ -592,7 +622,7 @@ def _barrier(rt: engine.Runtime) -> None:
 
 
 def _finalize(args, rt, model, tokenizer, model_kwargs, model_dir: Path, splits: dict, *, counts, class_weights,
-              history, best, threshold, fine_tuned_from, log) -> dict:
+              history, best, threshold, fine_tuned_from, log, text_input: str | None = None) -> dict:
     """Reload the best weights, measure validation/test with real inference, write the model dir."""
     model_type = args.model_type
     weights = model_dir / artifacts.WEIGHTS
@@ -623,6 +653,7 @@ def _finalize(args, rt, model, tokenizer, model_kwargs, model_dir: Path, splits:
         "model_kwargs": model_kwargs,
         "featurizer_version": graphs_version,
         "max_length": args.max_length if model_type == "transformer" else None,
+        "text_input": text_input if model_type == "transformer" else None,
         "threshold": threshold,
         "selection_metric": args.selection_metric,
         "best_epoch": best["epoch"] if best else None,
@@ -631,6 +662,7 @@ def _finalize(args, rt, model, tokenizer, model_kwargs, model_dir: Path, splits:
         "train_label_counts": {str(i): c for i, c in enumerate(counts)},
         "class_weights": class_weights,
         "pretrained": args.pretrained,
+        "pretrained_sha256": _pretrained_sha256(args.pretrained) if model_type == "transformer" else None,
         "fine_tuned_from": fine_tuned_from,
         "torch_version": torch.__version__,
     }
@@ -680,6 +712,8 @@ def evaluate(args: argparse.Namespace, rt: engine.Runtime) -> dict:
     if not samples:
         raise EntryError(f"test input {test_path} has no records")
     ok = [s for s in samples if s.error is None]
+    if model_type == "transformer":
+        datamod.attach_texts(ok, cfg.get("text_input") or "code")
     ok_scores: list[float] = []
     ok_anomalies: list[float] | None = None
     if ok:

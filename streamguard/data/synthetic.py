@@ -34,10 +34,23 @@ _PY_SOURCES = (
     ('request.args.get("{p}", "")', ("from flask import request",), True),
     ('request.form["{p}"]', ("from flask import request",), True),
     ('request.headers.get("X-{P}", "")', ("from flask import request",), True),
+    ('request.cookies.get("{p}", "")', ("from flask import request",), True),
+    ('request.values.get("{p}", "")', ("from flask import request",), True),
     ('os.environ.get("{E}", "")', ("import os",), False),
     ("sys.argv[1]", ("import sys",), False),
     ("sys.stdin.readline().strip()", ("import sys",), False),
     ('input("{p}: ")', (), False),
+)
+# Numeric parsing that makes a value safe for any sink (Python; Java below), and the Java SQL sinks
+# of a Statement and of a statement prepared from the built string (no parameters bound: still open).
+_PY_NUMERIC = ("int({v})", "int({v}.strip())", "abs(int({v}))", "float({v})")
+_JAVA_NUMERIC = ("String.valueOf(Integer.parseInt({v}.trim()))", "String.valueOf(Long.parseLong({v}))",
+                 "Integer.valueOf({v}).toString()")
+_JAVA_QUERY_SINKS = (
+    (["Statement stmt = conn.createStatement();"], "ResultSet rs = stmt.executeQuery(sql);"),
+    (["Statement stmt = conn.createStatement();"], "ResultSet rs = stmt.executeQuery(sql);"),
+    ([], "ResultSet rs = conn.prepareStatement(sql).executeQuery();"),
+    (["Statement st = conn.createStatement();"], "ResultSet rs = st.execute(sql) ? st.getResultSet() : null;"),
 )
 # Java sources: (expression, setup line or "", parameter list)
 _JAVA_SOURCES = (
@@ -47,6 +60,7 @@ _JAVA_SOURCES = (
     ("args[0]", "", "String[] args"),
     ("reader.readLine()", "BufferedReader reader = new BufferedReader(new InputStreamReader(System.in));", ""),
     ('props.getProperty("{p}")', "", "Properties props"),
+    ('request.getParameterValues("{p}")[0]', "", "HttpServletRequest request"),
 )
 
 _SQL_STRATEGIES = ("param", "int", "allowlist", "constant", "dead")
@@ -189,14 +203,15 @@ def _py_sql(rng: random.Random, ctx: dict, v: str, cur: str) -> tuple[list[str],
              "return rows" if cur == "conn" else f"return {cur}.fetchall()"]
     if strategy == "param":
         vuln = [f"sql = {_py_format(rng, select, v)}", limit] + fetch
-        execute = f'{cur}.execute(sql, ({v},))'
+        execute = f'{cur}.execute(sql, ' + rng.choice((f"({v},)", f"[{v}]", f"tuple([{v}])")) + ")"
         safe = [f'sql = "SELECT {ctx["cols"]} FROM {t} WHERE {col} = %s"', limit,
                 f"rows = {execute}.fetchall()" if cur == "conn" else execute,
                 "return rows" if cur == "conn" else f"return {cur}.fetchall()"]
         return vuln, safe
     if strategy == "int":
         query = f'sql = "SELECT {ctx["cols"]} FROM {t} WHERE id = %s" % {v}'
-        return [query] + fetch, [f"{v} = int({v})", query] + fetch
+        cast = rng.choice(_PY_NUMERIC).format(v=v)
+        return [query] + fetch, [f"{v} = {cast}", query] + fetch
     if strategy == "allowlist":
         order = f'sql = f"SELECT {ctx["cols"]} FROM {t} ORDER BY {{{v}}} LIMIT {{PAGE_SIZE}}"'
         warn = f'print("unexpected sort column: " + {v})'
@@ -318,9 +333,10 @@ def _camel(name: str) -> str:
 def _java_sql(rng: random.Random, ctx: dict, v: str) -> tuple[list[str], list[str], str]:
     t, col, cols = ctx["table"], ctx["col"], ctx["cols"]
     strategy = rng.choice(_SQL_STRATEGIES)
-    stmt = ["Statement stmt = conn.createStatement();"]
+    setup, sink = rng.choice(_JAVA_QUERY_SINKS) if strategy != "dead" else _JAVA_QUERY_SINKS[0]
+    stmt = list(setup)
     query = f"String sql = {_java_concat(rng, f'SELECT {cols} FROM {t} WHERE {col} = {{}}', v)};"
-    run = ["ResultSet rs = stmt.executeQuery(sql);", "return rs;"]
+    run = [sink, "return rs;"]
     if strategy == "param":
         vuln = stmt + [query] + run
         safe = [f'String sql = "SELECT {cols} FROM {t} WHERE {col} = ?";',
@@ -329,7 +345,8 @@ def _java_sql(rng: random.Random, ctx: dict, v: str) -> tuple[list[str], list[st
         return vuln, safe, "ResultSet"
     if strategy == "int":
         q = f'String sql = "SELECT {cols} FROM {t} WHERE id = " + {v} + " LIMIT {ctx["limit"]}";'
-        return stmt + [q] + run, stmt + [f"{v} = String.valueOf(Integer.parseInt({v}.trim()));", q] + run, "ResultSet"
+        cast = rng.choice(_JAVA_NUMERIC).format(v=v)
+        return stmt + [q] + run, stmt + [f"{v} = {cast};", q] + run, "ResultSet"
     if strategy == "allowlist":
         q = f'String sql = "SELECT {cols} FROM {t} ORDER BY " + {v};'
         check = f"if (!ALLOWED.contains({v})) {{"

@@ -1,4 +1,4 @@
-"""`streamguard registry list|show|best|compare|promote`: read and steer the model registry."""
+"""`streamguard registry list|show|summary|best|compare|promote`: read and steer the model registry."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ examples:
   streamguard registry list                          # models with their champion / deployed versions
   streamguard registry list taint_flow_gnn           # every version, gate verdict and key metrics
   streamguard registry show taint_flow_gnn champion  # one record (a version number or an alias)
+  streamguard registry summary                       # per model: latest gate decision, reasons, test metrics
   streamguard registry best taint_flow_gnn --metric validation.f1
   streamguard registry compare taint_flow_gnn 3 4 --json
   streamguard registry promote taint_flow_gnn 4 --expected-version 3
@@ -45,6 +46,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("version", nargs="?", default="latest",
                    help="version number (3 or v3), an alias (champion, deployed) or 'latest' (default)")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("summary", **sub_help,
+                       help="per model: the latest version's gate decision with its reasons and headline metrics")
+    p.add_argument("model", nargs="*", help="model names (default: every model)")
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("best", **sub_help, help="the registered version with the best metric")
     p.add_argument("model")
@@ -192,6 +198,47 @@ def cmd_show(args) -> int:
     for key, value in data.items():
         rows.append([key, json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value])
     _table(f"{record.model_name} version {record.version}", ["field", "value"], rows)
+    return 0
+
+
+SUMMARY_METRICS = ("validation.accuracy", "validation.fpr", "test.accuracy", "test.f1", "test.fpr", "test.roc_auc")
+
+
+def cmd_summary(args) -> int:
+    """What the last run decided, per model: the gate's verdict and why, the headline metrics."""
+    client = _client(args)
+    names = args.model or _guard(client.list_models)
+    rows = []
+    for name in names:
+        versions = _guard(client.list_versions, name)
+        if not versions:
+            from streamguard.cli import CLIError
+
+            raise CLIError(f"model {name!r} has no versions in registry {client.uri}",
+                           "run `streamguard registry list` to see the models")
+        latest = versions[-1]
+        champion = _guard(client.list_aliases, name).get("champion")
+        rows.append({
+            "model": name, "version": latest.version, "status": latest.status, "passed_gate": latest.passed_gate,
+            "reasons": list(latest.gate.get("reasons") or []), "thresholds": latest.gate.get("thresholds") or {},
+            "metrics": {m: latest.metric(m) for m in SUMMARY_METRICS},
+            "champion": champion.version if champion else None,
+        })
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        verdict = "PASSED the gate, registered" if r["passed_gate"] else f"REJECTED by the gate ({r['status']})"
+        print(f"{r['model']} v{r['version']}: {verdict}; champion: "
+              f"{'v' + str(r['champion']) if r['champion'] else 'none'}")
+        t = r["thresholds"]
+        limits = [f"{k}={v}" for k, v in sorted(t.items()) if v is not None and k != "max_model_bytes"]
+        if limits:
+            print(f"  gate: {', '.join(limits)}")
+        for reason in r["reasons"]:
+            print(f"  reason: {reason}")
+        m = r["metrics"]
+        print("  " + "; ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
     return 0
 
 

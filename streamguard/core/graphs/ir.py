@@ -188,6 +188,10 @@ class GraphIR:
         self.depth: list[int] = []
         self.lit_len: list[int] = []
         self.nchild: list[int] = []
+        # Source line (0-based) of each node, for program slices (`gadget.py`); -1 when unknown.
+        # The frontends set `line` to the line of the syntax node being walked.
+        self.lines: list[int] = []
+        self.line = -1
         self.edges: list[tuple[int, int, int]] = []
         self._edge_set: set[tuple[int, int, int]] = set()
         self.use_defs: dict[int, set[int]] = {}
@@ -232,6 +236,7 @@ class GraphIR:
         self.flags.append(flags)
         self.lit_len.append(lit_len)
         self.nchild.append(0)
+        self.lines.append(self.line)
         if parent >= 0:
             self.depth.append(self.depth[parent] + 1)
             self.nchild[parent] += 1

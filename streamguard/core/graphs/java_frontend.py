@@ -61,15 +61,22 @@ class _JavaWalker(JavaConstants, JavaExpressions):
     def node(self, n, parent: int) -> int:
         """Emit ``n`` (statement, expression or declaration); returns the id carrying its value."""
         t = n.type
+        g = self.g
+        outer_line, g.line = g.line, n.start_point[0]
         handler = _HANDLERS.get(t)
         if handler is not None:
             nid = handler(self, n, parent)
         elif t in LEAF:
-            return self.g.add("java." + t, parent)
+            nid = g.add("java." + t, parent)
+            g.line = outer_line
+            return nid
         elif t in LITERALS:
-            return self.literal(n, parent)
+            nid = self.literal(n, parent)
+            g.line = outer_line
+            return nid
         else:
             nid = self.generic(n, parent)
+        g.line = outer_line
         if self.watch:
             span = (n.start_byte, n.end_byte, t)
             if span in self.watch:

@@ -141,7 +141,13 @@ class _PyWalker(PyExpressions):
     def node(self, n: ast.AST, parent: int) -> int:
         """Emit ``n``; returns the id of the node carrying its value."""
         handler = _BY_CLASS.get(type(n))
+        g = self.g
+        outer_line = g.line
+        lineno = getattr(n, "lineno", None)
+        if lineno is not None:
+            g.line = lineno - 1
         nid = handler(self, n, parent) if handler is not None else self.generic(n, parent)
+        g.line = outer_line
         if self.watch and id(n) in self.watch:
             self.watch[id(n)] = nid
         return nid
