@@ -76,7 +76,7 @@ def forward_batch(model: nn.Module, model_type: str, batch, device: torch.device
     """Run one batch; returns `(logits, labels, extra)` (extra: the transformer's anomaly score)."""
     if model_type == "gnn":
         batch = batch.to(device)
-        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type)
+        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
         return logits, batch.y, None
     logits, anomaly, _ = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
     return logits, batch["y"].to(device), anomaly

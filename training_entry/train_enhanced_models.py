@@ -304,7 +304,8 @@ def _json_safe(args: argparse.Namespace) -> dict:
 def featurizer_info() -> dict:
     """The shipped featurizer's vocabulary (`node_vocab.json`)."""
     g = datamod.graphs_module()
-    return {"featurizer_version": g.FEATURIZER_VERSION, "node_kinds": list(g.NODE_KINDS),
+    return {"featurizer_version": g.FEATURIZER_VERSION, "graph_format": g.GRAPH_FORMAT_VERSION,
+            "subtokens": dict(g.SUBTOKENS), "node_kinds": list(g.NODE_KINDS),
             "node_features": list(g.NODE_FEATURES), "edge_types": list(g.EDGE_TYPES),
             "num_node_kinds": g.NUM_NODE_KINDS, "node_feat_dim": g.NODE_FEAT_DIM,
             "num_edge_types": g.NUM_EDGE_TYPES}
@@ -317,7 +318,7 @@ def check_node_vocab(model_dir: Path) -> None:
         raise EntryError(f"{model_dir}: GNN model without node_vocab.json")
     saved = json.loads(path.read_text(encoding="utf-8"))
     current = featurizer_info()
-    for key in ("node_kinds", "node_features", "edge_types"):
+    for key in ("graph_format", "subtokens", "node_kinds", "node_features", "edge_types"):
         if saved.get(key) != current[key]:
             raise EntryError(f"{path}: the model's {key} differ from the shipped featurizer "
                              f"(model {saved.get('featurizer_version')}, "
@@ -357,7 +358,8 @@ def fresh_model(args: argparse.Namespace, train_samples: list) -> tuple[torch.nn
         g = datamod.graphs_module()
         kwargs = {"in_channels": datamod.node_feature_size(), "hidden_channels": hidden,
                   "num_relations": g.NUM_EDGE_TYPES, "num_layers": layers, "num_classes": 2,
-                  "dropout": args.dropout}
+                  "dropout": args.dropout, "num_kinds": g.NUM_NODE_KINDS,
+                  "num_subtoken_buckets": g.SUBTOKENS["buckets"]}
         return build_model("gnn", kwargs), None, kwargs
     from models.transformer import (EnhancedSQLIntentTransformer, load_pretrained_encoder, small_roberta_config,
                                     train_bpe_tokenizer)

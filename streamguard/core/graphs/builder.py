@@ -22,6 +22,7 @@ from . import catalog
 from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
 from .taint import OTHER_CLASS, PATH_CLASS, TaintInput, flow_adjacency, flows_to_sink, reached_sinks, taint_views
 from .tokens import build_token_ir
+from .subtokens import MAX_SUBTOKENS, literal_buckets, literal_shape, looks_like_markup, name_buckets
 from .vocab import EDGE_INDEX, FEATURE_INDEX, KIND_INDEX, NODE_FEAT_DIM, featurizer_version
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ _TAINTED, _FLOWS_TO_SINK, _ON_PATH = (FEATURE_INDEX[c] for c in ("is_tainted", "
 _OVERWRITTEN, _TRUNCATED = FEATURE_INDEX["overwritten_by_const"], FEATURE_INDEX["graph_truncated"]
 _DEPTH, _LIT_LEN, _NCHILD, _POSITION, _NUM_USES = (
     FEATURE_INDEX[c] for c in ("depth", "literal_len", "num_children", "position", "num_uses"))
+_LIT_SHAPE = tuple(FEATURE_INDEX[c] for c in ("is_sql_literal", "is_shell_literal", "is_path_literal",
+                                                "is_url_literal"))
+_MARKUP = FEATURE_INDEX["is_markup_literal"]
 
 
 def normalise_language(language: str) -> str:
@@ -208,6 +212,7 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     kind = [KIND_INDEX.get(g.kinds[old], 0) for old in keep]
     feat = _features(g, keep, flags, tainted, to_sink, on_path, overwritten, num_uses, truncated)
 
+    subtok = _subtokens(g, keep, feat)
     src, dst, etype = _output_edges(fwd_arr, keep, n)
     classes = {"sinks": [[index[i], SINK_CLASSES[sink_class[i]]] for i in keep if sink[i]],
                "sanitizers": [[index[i], list(g.sanitizes.get(i, ())) + (
@@ -219,7 +224,7 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     if truncated and not reasons:
         reasons.add("budget")
     return {"v": featurizer_version(catalog.active().digest), "language": lang, "parse_ok": bool(parse_ok), "num_nodes": m,
-            "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype,
+            "kind": kind, "feat": feat, "subtok": subtok, "edge_index": [src, dst], "edge_type": etype,
             "truncated": sorted(reasons), "classes": classes}
 
 
@@ -276,6 +281,29 @@ def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool]
     out[:, _NUM_USES] = np.minimum(1.0, np.log2(1.0 + np.asarray(num_uses, dtype=np.float64)[idx]) / 4.0)
     # Rounded so that records are compact and identical across platforms.
     return np.round(out, 4).tolist()
+
+
+def _subtokens(g: GraphIR, keep: list[int], feat: list[list[float]]) -> list[list[int]]:
+    """``[[new node id, bucket, ...], ...]`` for kept nodes with a name or a string literal; also sets
+    the literal-shape columns of ``feat`` (SQL is set by the frontends as well)."""
+    out: list[list[int]] = []
+    names, literals = g.names, g.literals
+    for new, old in enumerate(keep):
+        lit = literals.get(old)
+        if lit is not None:
+            row = feat[new]
+            for col, hit in zip(_LIT_SHAPE, literal_shape(lit)):
+                if hit:
+                    row[col] = 1.0
+            if looks_like_markup(lit):
+                row[_MARKUP] = 1.0
+            ids = literal_buckets(lit)
+        else:
+            nm = names.get(old)
+            ids = name_buckets(*nm) if nm else []
+        if ids:
+            out.append([new] + ids[:MAX_SUBTOKENS])
+    return out
 
 
 def _select(n: int, max_nodes: int, flags: list[int], on_path: list[bool]) -> list[int]:
