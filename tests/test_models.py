@@ -39,7 +39,8 @@ def _fake_graphs_module() -> types.ModuleType:
     mod.NODE_KINDS, mod.NUM_NODE_KINDS = kinds, len(kinds)
     mod.NODE_FEATURES, mod.NODE_FEAT_DIM = ("concat", "quote", "placeholder"), 3
     mod.EDGE_TYPES, mod.NUM_EDGE_TYPES = ("next", "skip"), 2
-    mod.FEATURIZER_VERSION = "fake-1"
+    mod.FEATURIZER_VERSION = mod.GRAPH_FORMAT_VERSION = "fake-1"
+    mod.SUBTOKENS = {"vocab": "fake", "buckets": 64, "per_node": 2}
 
     def build_graph(code: str, language: str) -> dict:
         toks = re.findall(r"\w+|'[^']*'|\"[^\"]*\"|\S", code)[:96] or ["<empty>"]
@@ -54,8 +55,9 @@ def _fake_graphs_module() -> types.ModuleType:
         src = list(range(n - 1)) + list(range(n - 2))
         dst = list(range(1, n)) + list(range(2, n))
         etype = [0] * (n - 1) + [1] * max(n - 2, 0)
+        subtok = [[i, 1 + sum(map(ord, t)) % 64] for i, t in enumerate(toks) if t[0].isalpha()]
         return {"v": mod.FEATURIZER_VERSION, "language": language, "parse_ok": True, "num_nodes": n,
-                "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype}
+                "kind": kind, "feat": feat, "subtok": subtok, "edge_index": [src, dst], "edge_type": etype}
 
     mod.build_graph = build_graph
     return mod

@@ -240,11 +240,12 @@ def _samples_from_store(store: gstore.GraphStore, limit: int | None, seed: int) 
     if limit is not None and limit < total:
         chosen = set(random.Random(seed).sample(range(total), limit))
     samples = []
+    base = store.root.parent
     for pos, m in enumerate(store.meta()):
         index = int(m["i"])
         if chosen is not None and index not in chosen:
             continue
-        samples.append(Sample(index=index, where=m["where"], id=m["id"], label=m.get("label"),
+        samples.append(Sample(index=index, where=f"{base}/{m['where']}", id=m["id"], label=m.get("label"),
                               language=m.get("language"), cwe=m.get("cwe"), graph=GraphRef(store, pos),
                               graph_nodes=m.get("nodes"), code_length=m.get("code_length")))
     return samples

@@ -1,0 +1,120 @@
+"""The on-disk graph store: round trip, prepared channels read from it, stale stores ignored, old models refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from streamguard.core import graph_store as gstore
+from streamguard.core import graphs
+from streamguard.data.prepare import prepare
+from tests._graph_snippets import JAVA, PYTHON
+from tests.test_models import make_records
+import data as datamod  # noqa: E402  (training_entry is on sys.path via tests.test_models)
+import train_enhanced_models as entry  # noqa: E402
+
+
+def _graphs(n: int = 7) -> list[dict]:
+    items = list(JAVA.items())[:n // 2] + list(PYTHON.items())[:n - n // 2]
+    return [graphs.build_graph(code, "java" if i < n // 2 else "python") for i, (_, (code, _)) in enumerate(items)]
+
+
+def _same(a: gstore.GraphArrays, b: gstore.GraphArrays) -> None:
+    for key in ("kind", "feat", "subtok", "edges", "edge_type"):
+        assert np.array_equal(getattr(a, key), getattr(b, key)), key
+
+
+def test_store_round_trip_over_several_shards(tmp_path):
+    gs = _graphs()
+    writer = gstore.StoreWriter(tmp_path / "s", graphs.FEATURIZER_VERSION, subtokens=graphs.SUBTOKENS,
+                                feat_dim=graphs.NODE_FEAT_DIM, shard_graphs=3)
+    for i, g in enumerate(gs):
+        assert writer.add(gstore.graph_arrays(g), {"i": i}) == i
+    index = writer.close()
+    assert [s["graphs"] for s in index["shards"]] == [3, 3, 1]
+    store = gstore.GraphStore(tmp_path / "s")
+    assert len(store) == len(gs) and [m["i"] for m in store.meta()] == list(range(len(gs)))
+    for i in (6, 0, 4, 3):  # any order
+        _same(store[i], gstore.graph_arrays(gs[i]))
+    # Plain .npy files: numpy opens them memory-mapped, nothing pickled.
+    feat = np.load(tmp_path / "s" / "shard-00001" / "feat.npy", mmap_mode="r", allow_pickle=False)
+    assert feat.dtype == np.float16 and feat.shape[1] == graphs.NODE_FEAT_DIM
+    with pytest.raises(IndexError):
+        store[len(gs)]
+    # A store whose index was never written is refused with its path.
+    w2 = gstore.StoreWriter(tmp_path / "t", "v", subtokens={}, feat_dim=1)
+    w2.abort()
+    with pytest.raises(gstore.StoreError, match="no store index"):
+        gstore.GraphStore(tmp_path / "t")
+
+
+def test_prepared_channel_is_read_from_its_store_and_a_stale_store_is_ignored(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps(r) + "\n" for r in make_records(24, seed=5)), encoding="utf-8")
+    report = prepare([str(raw)], str(tmp_path / "out"), auto_counterfactuals=False, graph_workers=1)
+    train = tmp_path / "out" / "train"
+    assert report.graphs["stores"]["train"] == {"graphs": report.splits["train"]["total"], "shards": 1}
+    assert (train / "graph_store" / "index.json").is_file()
+    assert datamod.list_data_files(train) == [train / "data.jsonl"]  # the store's files are no data
+
+    from_store = datamod.read_samples(train, need_graphs=True)
+    assert from_store and all(s.graph.store.root == train / "graph_store" for s in from_store)
+    assert all(s.code is None and s.code_length > 0 for s in from_store)
+    lines = [json.loads(line) for line in (train / "data.jsonl").read_text().splitlines()]
+    assert [s.id for s in from_store] == [r["id"] for r in lines]
+    assert from_store[1].where == f"{train}/data.jsonl:2"
+    ds = datamod.make_dataset("gnn", from_store)
+    for i in (0, len(lines) - 1):
+        want = datamod.graph_to_data(lines[i]["graph"], lines[i]["label"])
+        got = ds[i]
+        for key in ("x", "kind", "subtok", "edge_index", "edge_type", "y"):
+            assert torch.equal(getattr(got, key), getattr(want, key)), key
+    # The same seeded subset as from the JSON lines.
+    sub_store = datamod.read_samples(train, need_graphs=True, limit=5, seed=2)
+    sub_lines = datamod.read_samples(train, need_graphs=False, limit=5, seed=2)
+    assert [s.id for s in sub_store] == [s.id for s in sub_lines]
+
+    # The channel changes (a line appended, as retraining adds feedback): the store no longer describes
+    # it, so the channel is converted again and the new record is seen.
+    extra = dict(lines[0], id="added-later")
+    with open(train / "data.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(extra) + "\n")
+    assert datamod.channel_store(train) is None
+    again = datamod.read_samples(train, need_graphs=True)
+    assert [s.id for s in again][-1] == "added-later"
+    assert again[0].graph.store.root != train / "graph_store"
+
+
+def test_a_bad_graph_in_a_raw_channel_is_reported_not_dropped(tmp_path):
+    recs = make_records(4, seed=6)
+    good = graphs.build_graph(recs[1]["code"], recs[1]["language"])
+    recs[1]["graph"] = dict(good, subtok=[[0, 0]])  # bucket 0 is padding, never an id
+    path = tmp_path / "c" / "data.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    samples = datamod.read_samples(path.parent, need_graphs=True, strict=False)
+    assert [s.error is None for s in samples] == [True, False, True, True]
+    assert "data.jsonl:2" in samples[1].error and "subtok" in samples[1].error
+    with pytest.raises(datamod.DataError, match="data.jsonl:2"):
+        datamod.read_samples(path.parent, need_graphs=True)
+
+
+def test_a_model_from_an_older_graph_format_is_refused(tmp_path):
+    md = tmp_path / "model"
+    md.mkdir()
+    info = entry.featurizer_info()
+    old = {k: v for k, v in info.items() if k not in ("graph_format", "subtokens")}
+    old["featurizer_version"] = "sg-graph-3+0123456789ab"
+    (md / "node_vocab.json").write_text(json.dumps(old))
+    with pytest.raises(entry.EntryError, match="graph_format.*sg-graph-3.*retrain"):
+        entry.check_node_vocab(md)
+    (md / "node_vocab.json").write_text(json.dumps(dict(info, subtokens=dict(info["subtokens"], buckets=1024))))
+    with pytest.raises(entry.EntryError, match="subtokens"):
+        entry.check_node_vocab(md)
+    (md / "node_vocab.json").write_text(json.dumps(info))
+    entry.check_node_vocab(md)  # the shipped featurizer's own vocabulary passes
