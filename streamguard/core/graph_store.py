@@ -35,6 +35,7 @@ STORE_DIRNAME = "graph_store"
 INDEX = "index.json"
 META = "meta.ndjson"
 SHARD_GRAPHS = 2048
+MAX_OPEN_SHARDS = 32
 _ARRAYS = ("node_ptr", "edge_ptr", "kind", "feat", "subtok", "edges", "edge_type")
 _DTYPES = {"node_ptr": np.int64, "edge_ptr": np.int64, "kind": np.int16, "feat": np.float16, "subtok": np.int16,
            "edges": np.int32, "edge_type": np.int8}
@@ -270,6 +271,7 @@ class GraphStore:
             raise StoreError(f"{path}: shards hold {int(self._starts[-1])} graphs, the index says "
                              f"{self.index['count']}")
         self._shards: list[_Shard | None] = [None] * len(self.index["shards"])
+        self._open: list[int] = []  # shards with open files, oldest first
 
     def __len__(self) -> int:
         return int(self.index["count"])
@@ -277,11 +279,16 @@ class GraphStore:
     def _shard(self, s: int) -> _Shard:
         shard = self._shards[s]
         if shard is None:
+            if len(self._open) >= MAX_OPEN_SHARDS:  # bound the file descriptors held (7 per shard)
+                old = self._open.pop(0)
+                self._shards[old].close()
+                self._shards[old] = None
             try:
                 shard = _Shard(self.root / self.index["shards"][s]["name"])
             except OSError as exc:
                 raise StoreError(f"{self.root}: shard {self.index['shards'][s]['name']} unreadable ({exc})") from None
             self._shards[s] = shard
+            self._open.append(s)
         return shard
 
     def __getitem__(self, i: int) -> GraphArrays:
@@ -302,6 +309,7 @@ class GraphStore:
             if s is not None:
                 s.close()
         self._shards = [None] * len(self._shards)
+        self._open = []
 
     def __getstate__(self):  # DataLoader workers get a fresh set of file descriptors
         return {"root": str(self.root)}
