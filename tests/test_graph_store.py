@@ -118,3 +118,30 @@ def test_a_model_from_an_older_graph_format_is_refused(tmp_path):
         entry.check_node_vocab(md)
     (md / "node_vocab.json").write_text(json.dumps(info))
     entry.check_node_vocab(md)  # the shipped featurizer's own vocabulary passes
+
+
+def test_hide_sinks_draws_the_graph_as_if_the_catalog_missed_its_sinks():
+    code = JAVA["concat_into_executeQuery"][0]
+    g = graphs.build_graph(code, "java")
+    col = {n: i for i, n in enumerate(graphs.NODE_FEATURES)}
+    et = {n: i for i, n in enumerate(graphs.EDGE_TYPES)}
+    a = gstore.graph_arrays(g)
+    assert a.feat[:, col["is_sink"]].max() == 1 and (a.edge_type == et["sink_arg"]).any()
+    sinks = np.flatnonzero(a.feat[:, col["is_sink"]] > 0.5)
+    h = datamod.hide_sinks(a)
+    for name in ("is_sink", "is_path_sink", "flows_to_sink", "on_taint_path"):
+        assert h.feat[:, col[name]].max() == 0, name
+    assert not (h.edge_type == et["sink_arg"]).any()
+    assert (h.edge_type == et["call_arg"]).sum() == (a.edge_type == et["call_arg"]).sum() + (
+        a.edge_type == et["sink_arg"]).sum()
+    assert (h.feat[sinks, col["is_tainted"]] == 1).all()  # a tainted argument enters the unknown call
+    assert np.array_equal(h.subtok, a.subtok) and np.array_equal(h.kind, a.kind)
+    assert a.feat[:, col["is_sink"]].max() == 1  # the stored arrays are untouched
+    # In a dataset the draw is seeded: the same position gives the same graph every time.
+    s = datamod.Sample(index=0, where="x:1", label=1, graph=None)
+    ds = datamod.GraphDataset([s], sink_dropout=1.0, seed=3)
+    ds.refs = [datamod.GraphRef([a], 0)]
+    assert float(ds[0].x[:, col["is_sink"]].max()) == 0.0
+    ds0 = datamod.GraphDataset([s], sink_dropout=0.0)
+    ds0.refs = [datamod.GraphRef([a], 0)]
+    assert float(ds0[0].x[:, col["is_sink"]].max()) == 1.0

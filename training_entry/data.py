@@ -302,12 +302,45 @@ def arrays_to_data(a: gstore.GraphArrays, label: int | None = None):
     return data
 
 
-class GraphDataset(Dataset):
-    """The graphs of some samples, read from their store one at a time (or kept `Data` objects)."""
+def hide_sinks(a: gstore.GraphArrays) -> gstore.GraphArrays:
+    """The graph as the featurizer would draw it if the catalog knew none of its sinks.
 
-    def __init__(self, samples: Sequence[Sample]):
+    Sink flags and the sink-dependent columns (`flows_to_sink`, `on_taint_path`) are cleared,
+    `sink_arg` edges become `call_arg` edges (an argument of a library call), and a former sink
+    that a tainted argument enters is tainted itself (taint passes through unknown calls). The
+    label stays the record's own: the code is exactly as vulnerable as before. Training on some
+    graphs drawn this way (`--sink-dropout`) makes the model recognise sinks from their names and
+    argument flows as well as from the catalog's flags, so it can flag a sink the catalog misses.
+    """
+    g = graphs_module()
+    col = {name: i for i, name in enumerate(g.NODE_FEATURES)}
+    et_index = {name: i for i, name in enumerate(g.EDGE_TYPES)}
+    feat = np.array(a.feat, dtype=np.float16, copy=True)
+    edge_type = np.array(a.edge_type, copy=True)
+    sink_arg = edge_type == et_index["sink_arg"]
+    if sink_arg.any():
+        tainted = feat[:, col["is_tainted"]] > 0.5
+        src, dst = a.edges[sink_arg, 0], a.edges[sink_arg, 1]
+        feat[dst[tainted[src]], col["is_tainted"]] = 1.0
+        edge_type[sink_arg] = et_index["call_arg"]
+    for name in ("is_sink", "is_path_sink", "flows_to_sink", "on_taint_path"):
+        feat[:, col[name]] = 0.0
+    return gstore.GraphArrays(kind=a.kind, feat=feat, subtok=a.subtok, edges=a.edges, edge_type=edge_type)
+
+
+class GraphDataset(Dataset):
+    """The graphs of some samples, read from their store one at a time (or kept `Data` objects).
+
+    ``sink_dropout`` > 0 (training only): each time a graph is read, with that probability it is
+    drawn as if the catalog knew none of its sinks (`hide_sinks`); the draw is seeded by
+    ``seed`` and the position, so an epoch is reproducible.
+    """
+
+    def __init__(self, samples: Sequence[Sample], *, sink_dropout: float = 0.0, seed: int = 0):
         self.refs = [s.graph for s in samples]
         self.labels = [s.label for s in samples]
+        self.sink_dropout = sink_dropout
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -315,7 +348,10 @@ class GraphDataset(Dataset):
     def __getitem__(self, i: int):
         ref = self.refs[i]
         if isinstance(ref, GraphRef):
-            return arrays_to_data(ref.store[ref.index], self.labels[i])
+            arrays = ref.store[ref.index]
+            if self.sink_dropout and random.Random(self.seed * 1_000_003 + i).random() < self.sink_dropout:
+                arrays = hide_sinks(arrays)
+            return arrays_to_data(arrays, self.labels[i])
         return ref
 
 
@@ -363,10 +399,10 @@ class TokenCollator:
                 "y": torch.tensor(labels, dtype=torch.long)}
 
 
-def make_dataset(model_type: str, samples: Sequence[Sample]):
+def make_dataset(model_type: str, samples: Sequence[Sample], *, sink_dropout: float = 0.0, seed: int = 0):
     """The dataset of one split: a `GraphDataset` (GNN) or a `CodeDataset` (transformer)."""
     if model_type == "gnn":
-        return GraphDataset(samples)
+        return GraphDataset(samples, sink_dropout=sink_dropout, seed=seed)
     return CodeDataset(samples)
 
 
