@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,11 +51,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="a trained GNN model dir (or model.tar.gz)")
     p.add_argument("--out", required=True)
     p.add_argument("--family", default=None, help="regex over the code: report these cases on their own")
+    p.add_argument("--extra-corpus", default=None,
+                   help="another folder of hand-written cases in the same format (java.txt / python.txt)")
     p.add_argument("--per-case", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cases = load_corpus()
+    for c in cases:
+        c["set"] = "corpus"
+    if args.extra_corpus:
+        extra = Path(args.extra_corpus)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("java.txt", "python.txt"):  # a missing language is an empty file
+                src = extra / name
+                Path(tmp, name).write_text(src.read_text(encoding="utf-8") if src.is_file() else "", encoding="utf-8")
+            for c in load_corpus(Path(tmp)):
+                c["set"] = "extra"
+                cases.append(c)
     corpus = out / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": c["id"], "code": c["code"], "label": c["label"],
                                           "language": c["language"]}) + "\n" for c in cases), encoding="utf-8")
@@ -73,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         rule = int(taint_reaches_sink(build_graph(c["code"], c["language"])))
         pr = preds[c["id"]]
-        rows.append({"id": c["id"], "language": c["language"], "idiom": c["idiom"], "label": c["label"],
+        rows.append({"id": c["id"], "set": c["set"], "language": c["language"], "idiom": c["idiom"], "label": c["label"],
                      "rule": rule, "gnn": pr["pred"], "score": pr["score"],
                      "family": bool(args.family and re.search(args.family, c["code"]))})
-    groups = {"java": [r for r in rows if r["language"] == "java"],
-              "python": [r for r in rows if r["language"] == "python"], "all": rows}
+    base = [r for r in rows if r["set"] == "corpus"]
+    groups = {"java": [r for r in base if r["language"] == "java"],
+              "python": [r for r in base if r["language"] == "python"], "all": base}
+    if args.extra_corpus:
+        groups["extra cases"] = [r for r in rows if r["set"] == "extra"]
     summary = {"featurizer_version": FEATURIZER_VERSION, "model": args.model, "groups": {}}
     print(f"featurizer {FEATURIZER_VERSION}; model {args.model}")
     print("| cases | n (vuln/safe) | rule TPR | rule FPR | rule TPR−FPR | GNN TPR | GNN FPR | GNN TPR−FPR |")
