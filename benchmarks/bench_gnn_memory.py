@@ -38,7 +38,7 @@ def prepare_reference(data_dir: Path, out: Path) -> Path:
     from streamguard.data.prepare import prepare
 
     target = out / "prepared"
-    if (target / "report.json").is_file() and (target / "train" / "graph_store" / "index.json").is_file():
+    if (target / "report.json").is_file():
         print(f"reusing {target}", flush=True)
         return target
     t0 = time.monotonic()
@@ -82,7 +82,8 @@ def scaled_channel(prepared: Path, k: int, out: Path) -> Path:
             # The shards of copy j are the 1x shards (byte for byte: same code, same graphs).
             for s in src_store.index["shards"]:
                 name = f"shard-{len(shards):05d}"
-                shutil.copytree(prepared / "train" / gstore.STORE_DIRNAME / s["name"], store_dir / name)
+                shutil.copyfile(prepared / "train" / gstore.STORE_DIRNAME / f"{s['name']}.safetensors",
+                                store_dir / f"{name}.safetensors")
                 shards.append(dict(s, name=name))
     index = dict(src_store.index, count=lines, lines=lines, shards=shards,
                  sources=[{"name": "data.jsonl", "bytes": size}])
@@ -133,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     prepared = Path(args.prepared) if args.prepared else prepare_reference(Path(args.data_dir), out)
+    from streamguard.data.prepare import ensure_channel_store
+
+    for split in ("train", "validation", "test"):
+        ensure_channel_store(str(prepared / split))
     results = []
     for k in (int(x) for x in args.scales.split(",")):
         results.append(train(f"x{k}", scaled_channel(prepared, k, out), prepared, out, args))

@@ -41,9 +41,22 @@ def test_store_round_trip_over_several_shards(tmp_path):
     assert len(store) == len(gs) and [m["i"] for m in store.meta()] == list(range(len(gs)))
     for i in (6, 0, 4, 3):  # any order
         _same(store[i], gstore.graph_arrays(gs[i]))
-    # Plain .npy files: numpy opens them memory-mapped, nothing pickled.
-    feat = np.load(tmp_path / "s" / "shard-00001" / "feat.npy", mmap_mode="r", allow_pickle=False)
-    assert feat.dtype == np.float16 and feat.shape[1] == graphs.NODE_FEAT_DIM
+    # Shards are safetensors files: the reference reader opens them (nothing pickled).
+    from safetensors.numpy import load_file
+
+    shard = load_file(str(tmp_path / "s" / "shard-00001.safetensors"))
+    assert shard["feat"].dtype == np.float16 and shard["feat"].shape[1] == graphs.NODE_FEAT_DIM
+    assert shard["node_ptr"].tolist()[-1] == shard["kind"].shape[0] == index["shards"][1]["nodes"]
+    # At most MAX_OPEN_SHARDS shards hold an open file; reading on reopens the others.
+    store.close()
+    old = gstore.MAX_OPEN_SHARDS
+    gstore.MAX_OPEN_SHARDS = 1
+    try:
+        for i in (0, 6, 3, 0):
+            _same(store[i], gstore.graph_arrays(gs[i]))
+            assert len(store._open) == 1  # noqa: SLF001
+    finally:
+        gstore.MAX_OPEN_SHARDS = old
     with pytest.raises(IndexError):
         store[len(gs)]
     # A store whose index was never written is refused with its path.
@@ -88,6 +101,12 @@ def test_prepared_channel_is_read_from_its_store_and_a_stale_store_is_ignored(tm
     again = datamod.read_samples(train, need_graphs=True)
     assert [s.id for s in again][-1] == "added-later"
     assert again[0].graph.store.root != train / "graph_store"
+    # ensure_channel_store brings the channel's own store up to date, once.
+    from streamguard.data.prepare import ensure_channel_store
+
+    assert ensure_channel_store(str(train)) is True and ensure_channel_store(str(train)) is False
+    fresh = datamod.read_samples(train, need_graphs=True)
+    assert fresh[-1].id == "added-later" and fresh[0].graph.store.root == train / "graph_store"
 
 
 def test_a_bad_graph_in_a_raw_channel_is_reported_not_dropped(tmp_path):

@@ -10,13 +10,16 @@ Layout of a store directory::
     index.json            {"format", "featurizer_version", "subtokens", "feat_dim", "count",
                            "lines", "sources": [{"name", "bytes"}], "shards": [{"name", "graphs"}]}
     meta.ndjson           one JSON object per graph: id, label, language, cwe, where, index, nodes, code_length
-    shard-00000/          node_ptr, edge_ptr (int64, graphs + 1), kind (int16), feat (float16, nodes x F),
-                          subtok (int16, nodes x K, 0 = none), edges (int32, edges x 2), edge_type (int8)
+    shard-00000.safetensors   tensors node_ptr, edge_ptr (int64, graphs + 1), kind (int16),
+                              feat (float16, nodes x F), subtok (int16, nodes x K, 0 = none),
+                              edges (int32, edges x 2), edge_type (int8)
 
-Every array is a standard ``.npy`` file (``np.load(path, mmap_mode="r")`` opens it; nothing is
-pickled). ``sources`` names the JSONL files (and their sizes) the store was built from, so a reader
-can tell whether it still describes the channel next to it. Standard library and numpy only: this
-module ships in the SageMaker source dir.
+Shards are safetensors files (a JSON header with dtypes, shapes and byte offsets, then raw
+little-endian data: ``safetensors.numpy.load_file`` reads them, nothing is pickled). They are
+written and read here with the standard library and numpy only (this module ships in the
+SageMaker source dir); a reader takes one graph's rows with positioned reads at the header's
+offsets. ``sources`` names the JSONL files (and their sizes) the store was built from, so a
+reader can tell whether it still describes the channel next to it.
 """
 
 from __future__ import annotations
@@ -24,21 +27,40 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-STORE_FORMAT = "sg-graph-store-1"
+STORE_FORMAT = "sg-graph-store-2"
 STORE_DIRNAME = "graph_store"
 INDEX = "index.json"
 META = "meta.ndjson"
 SHARD_GRAPHS = 2048
-MAX_OPEN_SHARDS = 32
+MAX_OPEN_SHARDS = 64
 _ARRAYS = ("node_ptr", "edge_ptr", "kind", "feat", "subtok", "edges", "edge_type")
 _DTYPES = {"node_ptr": np.int64, "edge_ptr": np.int64, "kind": np.int16, "feat": np.float16, "subtok": np.int16,
            "edges": np.int32, "edge_type": np.int8}
+_ST_DTYPE = {np.dtype(np.int64): "I64", np.dtype(np.int32): "I32", np.dtype(np.int16): "I16",
+             np.dtype(np.int8): "I8", np.dtype(np.float16): "F16"}
+
+
+def safetensors_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """Serialise arrays in the safetensors format (little-endian, C order)."""
+    header: dict = {}
+    blobs = []
+    offset = 0
+    for key, arr in arrays.items():
+        a = np.ascontiguousarray(arr)
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[key] = {"dtype": _ST_DTYPE[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    return struct.pack("<Q", len(head)) + head + b"".join(blobs)
 
 
 class StoreError(ValueError):
@@ -177,9 +199,9 @@ class StoreWriter:
             "edges": np.concatenate([a.edges for a in buf]),
             "edge_type": np.concatenate([a.edge_type for a in buf]),
         }
-        for key, arr in arrays.items():
-            with self.opener(f"{self.root}/{name}/{key}.npy") as fh:
-                np.save(fh, np.ascontiguousarray(arr, dtype=_DTYPES[key]), allow_pickle=False)
+        blob = safetensors_bytes({key: np.asarray(arr, dtype=_DTYPES[key]) for key, arr in arrays.items()})
+        with self.opener(f"{self.root}/{name}.safetensors") as fh:
+            fh.write(blob)
         self.shards.append({"name": name, "graphs": len(buf), "nodes": int(nodes[-1]), "edges": int(edges[-1])})
 
     def close(self, *, lines: int | None = None, sources: list[dict] | None = None) -> dict:
@@ -204,38 +226,36 @@ class StoreWriter:
 
 
 class _Shard:
-    __slots__ = ("fds", "offsets", "node_ptr", "edge_ptr", "widths")
+    __slots__ = ("fd", "base", "offsets", "node_ptr", "edge_ptr", "widths")
 
     def __init__(self, path: Path):
-        self.fds: dict[str, int] = {}
-        self.offsets: dict[str, int] = {}
-        self.widths: dict[str, tuple[int, ...]] = {}
-        for key in _ARRAYS:
-            file = path / f"{key}.npy"
-            with open(file, "rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = read_header(fh)
-                if fortran or np.dtype(dtype) != np.dtype(_DTYPES[key]):
-                    raise StoreError(f"{file}: unexpected array layout ({dtype}, fortran={fortran})")
-                self.offsets[key] = fh.tell()
-            self.widths[key] = tuple(shape[1:])
-            self.fds[key] = os.open(file, os.O_RDONLY)
-        # The two pointer arrays are small (graphs + 1 entries): kept in memory.
-        self.node_ptr = self._read("node_ptr", 0, -1)
-        self.edge_ptr = self._read("edge_ptr", 0, -1)
+        self.fd = os.open(path, os.O_RDONLY)
+        try:
+            (n,) = struct.unpack("<Q", os.pread(self.fd, 8, 0))
+            header = json.loads(os.pread(self.fd, n, 8))
+            self.base = 8 + n
+            self.offsets: dict[str, int] = {}
+            self.widths: dict[str, tuple[int, ...]] = {}
+            for key in _ARRAYS:
+                entry = header.get(key)
+                if entry is None or entry["dtype"] != _ST_DTYPE[np.dtype(_DTYPES[key])]:
+                    raise StoreError(f"{path}: tensor {key!r} missing or of another dtype")
+                self.offsets[key] = self.base + int(entry["data_offsets"][0])
+                self.widths[key] = tuple(int(d) for d in entry["shape"][1:])
+            # The two pointer arrays are small (graphs + 1 entries): kept in memory.
+            self.node_ptr = self._read("node_ptr", 0, int(header["node_ptr"]["shape"][0]))
+            self.edge_ptr = self._read("edge_ptr", 0, int(header["edge_ptr"]["shape"][0]))
+        except (OSError, ValueError, KeyError, struct.error) as exc:
+            os.close(self.fd)
+            raise StoreError(f"{path}: unreadable shard ({exc})") from None
 
     def _read(self, key: str, start: int, stop: int) -> np.ndarray:
-        dtype = np.dtype(_DTYPES[key])
-        row = dtype.itemsize * int(np.prod(self.widths[key], dtype=np.int64) if self.widths[key] else 1)
-        if stop < 0:
-            size = os.fstat(self.fds[key]).st_size - self.offsets[key]
-            stop = size // row
+        dtype = np.dtype(_DTYPES[key]).newbyteorder("<")
+        row = dtype.itemsize * (int(np.prod(self.widths[key])) if self.widths[key] else 1)
         nbytes = (stop - start) * row
-        data = os.pread(self.fds[key], nbytes, self.offsets[key] + start * row)
+        data = os.pread(self.fd, nbytes, self.offsets[key] + start * row)
         if len(data) != nbytes:
-            raise StoreError(f"shard array {key}: short read ({len(data)} of {nbytes} bytes)")
+            raise StoreError(f"shard tensor {key}: short read ({len(data)} of {nbytes} bytes)")
         return np.frombuffer(data, dtype=dtype).reshape((stop - start,) + self.widths[key])
 
     def get(self, i: int) -> GraphArrays:
@@ -246,9 +266,9 @@ class _Shard:
                            edge_type=self._read("edge_type", e0, e1))
 
     def close(self) -> None:
-        for fd in self.fds.values():
-            os.close(fd)
-        self.fds = {}
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class GraphStore:
@@ -279,12 +299,12 @@ class GraphStore:
     def _shard(self, s: int) -> _Shard:
         shard = self._shards[s]
         if shard is None:
-            if len(self._open) >= MAX_OPEN_SHARDS:  # bound the file descriptors held (7 per shard)
+            if len(self._open) >= MAX_OPEN_SHARDS:  # bound the file descriptors held (one per shard)
                 old = self._open.pop(0)
                 self._shards[old].close()
                 self._shards[old] = None
             try:
-                shard = _Shard(self.root / self.index["shards"][s]["name"])
+                shard = _Shard(self.root / f"{self.index['shards'][s]['name']}.safetensors")
             except OSError as exc:
                 raise StoreError(f"{self.root}: shard {self.index['shards'][s]['name']} unreadable ({exc})") from None
             self._shards[s] = shard

@@ -510,3 +510,44 @@ def _write_side_files(out: str, quarantine: Iterable[dict], duplicates: list[dic
 
 def _reason_summary(reasons: dict[str, int]) -> str:
     return ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def ensure_channel_store(channel: str) -> bool:
+    """Give a local prepared channel (``<dir>/data.jsonl`` with graphs) a current graph store.
+
+    Nothing happens when its store already describes ``data.jsonl`` with the shipped featurizer;
+    otherwise the store is rebuilt from the JSON lines, one line at a time (a channel prepared by
+    an older version, or edited). Returns True when a store was written.
+    """
+    import json as _json
+    from pathlib import Path
+
+    from streamguard.core import graph_store as gstore
+    from streamguard.core import graphs as g
+
+    root = Path(channel)
+    data = root / "data.jsonl"
+    sources = [{"name": "data.jsonl", "bytes": data.stat().st_size}]
+    try:
+        store = gstore.GraphStore(root / gstore.STORE_DIRNAME)
+        if (store.version == g.FEATURIZER_VERSION and store.index.get("subtokens") == g.SUBTOKENS
+                and store.index.get("sources") == sources):
+            return False
+    except gstore.StoreError:
+        pass
+    gstore.remove_store(root / gstore.STORE_DIRNAME)
+    writer = gstore.StoreWriter(root / gstore.STORE_DIRNAME, g.FEATURIZER_VERSION, subtokens=g.SUBTOKENS,
+                                feat_dim=g.NODE_FEAT_DIM)
+    lines = 0
+    with open(data, encoding="utf-8") as fh:
+        for lines, line in enumerate(fh, 1):
+            rec = _json.loads(line)
+            graph = rec.get("graph")
+            if not isinstance(graph, dict) or graph.get("v") != g.FEATURIZER_VERSION:
+                graph = g.build_graph(rec["code"], rec["language"])
+            arrays = gstore.graph_arrays(graph, g)
+            writer.add(arrays, {"i": lines - 1, "where": f"data.jsonl:{lines}", "id": rec["id"],
+                                "label": rec.get("label"), "language": rec.get("language"), "cwe": rec.get("cwe"),
+                                "nodes": arrays.num_nodes, "code_length": len(rec["code"])})
+    writer.close(lines=lines, sources=sources)
+    return True
