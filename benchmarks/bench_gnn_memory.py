@@ -98,23 +98,34 @@ def train(name: str, train_dir: Path, prepared: Path, out: Path, args: argparse.
     run.mkdir(parents=True)
     cmd = [sys.executable, str(REPO / "training_entry" / "train_enhanced_models.py"), "--model-type", "gnn",
            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--learning-rate", "0.002",
-           "--patience", "0", "--checkpoint-dir", "none", "--progress-interval-s", "60",
+           "--patience", "0", "--checkpoint-dir", "none", "--progress-interval-s", "20",
            "--train", str(train_dir), "--validation", str(prepared / "validation"),
            "--model-dir", str(run / "model")]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", STREAMGUARD_GRAPH_SCRATCH=str(run))
     print(f"[{name}] {' '.join(cmd)}", flush=True)
     t0 = time.monotonic()
+    stopped = False
     with open(run / "log.txt", "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if args.time_limit_s and time.monotonic() - t0 > args.time_limit_s and not stopped:
+                proc.terminate()  # the peak RSS of what ran so far is still in the rusage
+                stopped = True
+            time.sleep(1.0)
     wall = time.monotonic() - t0
     text = (run / "log.txt").read_text(encoding="utf-8", errors="replace")
     epochs = [float(m) for m in re.findall(r"Seconds=([\d.]+);", text)]
     samples = re.search(r"train=(\d+)", text)
+    batches = re.findall(r"batch=(\d+)/(\d+)", text)
     result = {"name": name, "exit": os.waitstatus_to_exitcode(status), "train_records": int(samples.group(1))
               if samples else None, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 1),
-              "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "epoch_s": epochs}
+              "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "epoch_s": epochs,
+              "stopped_after_s": args.time_limit_s if stopped else None,
+              "last_progress": f"{batches[-1][0]}/{batches[-1][1]} batches" if batches else None}
     print(f"[{name}] {json.dumps(result)}", flush=True)
     if result["exit"] != 0:
         print(text[-3000:], flush=True)
@@ -130,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--time-limit-s", type=float, default=None,
+                   help="stop a run after this many seconds (its peak RSS so far is reported): the data is "
+                        "loaded before the first batch, so memory that grows with the data shows by then")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     for k in (int(x) for x in args.scales.split(",")):
         results.append(train(f"x{k}", scaled_channel(prepared, k, out), prepared, out, args))
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print("\n| scale | train records | peak RSS (MB) | seconds per epoch | wall (s) | CPU (s) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| scale | train records | peak RSS (MB) | seconds per epoch | wall (s) | CPU (s) | stopped |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
+        stop = f"after {r['stopped_after_s']:.0f} s at {r['last_progress']}" if r["stopped_after_s"] else "no"
         print(f"| {r['name']} | {r['train_records']} | {r['peak_rss_mb']:.0f} | "
-              f"{', '.join(f'{s:.0f}' for s in r['epoch_s'])} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |")
+              f"{', '.join(f'{s:.0f}' for s in r['epoch_s']) or '—'} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | "
+              f"{stop} |")
     return 0
 
 
