@@ -104,6 +104,14 @@ class EnhancedTaintFlowGNN(nn.Module):
         # Bucket 0 pads: excluded from the mean, and a node without subtokens adds nothing.
         self.subtoken_embedding = (nn.EmbeddingBag(num_subtoken_buckets + 1, hidden_channels, mode="mean",
                                                    padding_idx=0) if num_subtoken_buckets else None)
+        # Embeddings start at the scale of the flags' projection (not N(0, 1), which would drown
+        # the featurizer's flags at the start of training); the padding bucket stays zero.
+        for emb in (self.kind_embedding, self.subtoken_embedding):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.1)
+                if getattr(emb, "padding_idx", None) is not None:
+                    with torch.no_grad():
+                        emb.weight[emb.padding_idx].zero_()
         self.convs = nn.ModuleList(RelationalConv(hidden_channels, 2 * num_relations) for _ in range(num_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_channels) for _ in range(num_layers))
         self.dropout = nn.Dropout(dropout)
