@@ -82,6 +82,32 @@ def forward_batch(model: nn.Module, model_type: str, batch, device: torch.device
     return logits, batch["y"].to(device), anomaly
 
 
+_LIBC = None
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Batches of graphs differ in size, so the tensors of every step have other sizes and glibc's
+    heap fragments: without this, the RSS of GNN training creeps up by about 2.5 MB per batch
+    (an epoch over 130k graphs would end several GB higher than it started).
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 - present on glibc only
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+TRIM_EVERY = 20  # batches between release_memory() calls
+
+
 def warmup_linear_decay(base_lr: float, total_steps: int, warmup_frac: float = 0.1, floor: float = 0.1):
     """Learning rate per global step: linear warm-up, then linear decay to `floor` × base.
 
@@ -129,6 +155,8 @@ def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.
                                dtype=torch.float64, device=rt.device)
         if on_batch is not None:
             on_batch(i + 1, total_batches, batch_loss)
+        if i % TRIM_EVERY == TRIM_EVERY - 1:
+            release_memory()
     if rt.distributed:
         dist.all_reduce(totals)
     loss_sum, correct, count = totals.tolist()
@@ -144,9 +172,11 @@ def predict(model: nn.Module, model_type: str, loader, rt: Runtime) -> tuple[lis
     model.eval()
     scores: list[float] = []
     anomalies: list[float] = []
-    for batch in loader:
+    for i, batch in enumerate(loader):
         with rt.autocast():
             logits, _, anomaly = forward_batch(model, model_type, batch, rt.device)
+        if i % TRIM_EVERY == TRIM_EVERY - 1:
+            release_memory()
         scores.extend(torch.softmax(logits.float(), dim=-1)[:, 1].tolist())
         if anomaly is not None:
             anomalies.extend(anomaly.float().tolist())
