@@ -108,7 +108,16 @@ def train(name: str, train_dir: Path, prepared: Path, out: Path, args: argparse.
     stopped = False
     with open(run / "log.txt", "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        hwm_kb = 0
         while True:
+            # VmHWM: the child's own high-water mark since exec. ru_maxrss alone is not: Linux carries
+            # the forking parent's RSS (this script, holding the 10x channel it just wrote) over exec.
+            try:
+                for line in open(f"/proc/{proc.pid}/status", encoding="ascii"):
+                    if line.startswith("VmHWM:"):
+                        hwm_kb = max(hwm_kb, int(line.split()[1]))
+            except OSError:
+                pass
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -122,7 +131,7 @@ def train(name: str, train_dir: Path, prepared: Path, out: Path, args: argparse.
     samples = re.search(r"train=(\d+)", text)
     batches = re.findall(r"batch=(\d+)/(\d+)", text)
     result = {"name": name, "exit": os.waitstatus_to_exitcode(status), "train_records": int(samples.group(1))
-              if samples else None, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 1),
+              if samples else None, "peak_rss_mb": round(hwm_kb / 1024, 1), "ru_maxrss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 1),
               "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "epoch_s": epochs,
               "stopped_after_s": args.time_limit_s if stopped else None,
               "last_progress": f"{batches[-1][0]}/{batches[-1][1]} batches" if batches else None}
