@@ -28,8 +28,12 @@ ALL_SNIPPETS = [(name, code, "java", want) for name, (code, want) in JAVA.items(
 
 def assert_valid(g: dict) -> None:
     """Every record invariant the GNN input conversion relies on."""
-    assert set(g) == {"v", "language", "parse_ok", "num_nodes", "kind", "feat", "edge_index", "edge_type", "truncated",
-                      "classes"}
+    assert set(g) == {"v", "language", "parse_ok", "num_nodes", "kind", "feat", "subtok", "edge_index", "edge_type",
+                      "truncated", "classes"}
+    k, buckets = graphs.SUBTOKENS["per_node"], graphs.SUBTOKENS["buckets"]
+    assert all(2 <= len(row) <= k + 1 and 0 <= row[0] < g["num_nodes"] and all(1 <= b <= buckets for b in row[1:])
+               for row in g["subtok"])
+    assert [row[0] for row in g["subtok"]] == sorted({row[0] for row in g["subtok"]})
     assert g["truncated"] == sorted(g["truncated"]) and set(g["truncated"]) <= {"budget", "depth", "size"}
     assert g["v"] == FEATURIZER_VERSION
     n = g["num_nodes"]
@@ -291,7 +295,7 @@ def test_pathological_inputs_finish_and_stay_bounded():
 def test_vocabularies_are_fixed_tuples():
     assert isinstance(NODE_KINDS, tuple) and NODE_KINDS[0] == "<unk>"
     assert len(set(NODE_KINDS)) == NUM_NODE_KINDS == len(NODE_KINDS)
-    assert len(set(NODE_FEATURES)) == NODE_FEAT_DIM <= 32
+    assert len(set(NODE_FEATURES)) == NODE_FEAT_DIM <= 40
     assert len(set(EDGE_TYPES)) == NUM_EDGE_TYPES
     for required in ("is_source", "is_sink", "is_sanitizer", "is_literal", "is_string_concat", "is_tainted",
                      "dead", "const_true", "const_false", "overwritten_by_const"):
@@ -367,3 +371,72 @@ def test_juliet_speed_and_discrimination_are_reported():
     print(f"\njuliet cwe89: {len(records)} records, {elapsed / len(records) * 1e3:.2f} ms/record, "
           f"mean nodes {sum(g['num_nodes'] for g in built) / len(built):.0f}; reaches_sink: "
           + ", ".join(f"label {k} {v[0]}/{v[1]} ({v[0] / max(v[1], 1):.3f})" for k, v in sorted(hits.items())))
+
+
+# ------------------------------------------------------------------------------ subtokens
+def test_identifiers_split_into_subtokens():
+    from streamguard.core.graphs.subtokens import split_identifier
+
+    assert split_identifier("queryForList") == ["query", "for", "list"]
+    assert split_identifier("HTTPServletRequest") == ["http", "servlet", "request"]
+    assert split_identifier("run_query2") == ["run", "query"]
+    assert split_identifier("jdbcTemplate.batchUpdate") == ["jdbc", "template", "batch", "update"]
+    assert split_identifier("x") == [] and split_identifier("") == []
+
+
+def test_subtoken_buckets_are_stable_across_processes():
+    from streamguard.core.graphs.subtokens import bucket
+
+    words = ["query", "execute", "request", "parameter"]
+    script = ("from streamguard.core.graphs.subtokens import bucket; "
+              f"print([bucket(w) for w in {words!r}])")
+    outs = set()
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                             cwd=REPO)
+        outs.add(run.stdout.strip())
+    assert outs == {str([bucket(w) for w in words])}
+
+
+def _subtokens_of(g: dict, node_kind: str) -> list[list[int]]:
+    by_node = {row[0]: row[1:] for row in g["subtok"]}
+    return [by_node.get(i, []) for i, k in enumerate(g["kind"]) if NODE_KINDS[k] == node_kind]
+
+
+def test_an_unseen_sink_shares_subtokens_with_a_catalogued_one():
+    from streamguard.core.graphs.subtokens import bucket
+
+    known = build_graph('class A { void f(Statement st, String q) { st.executeQuery(q); } }', "java")
+    unseen = build_graph('class A { void f(Repo repo, String q) { repo.runQuery(q); } }', "java")
+    calls_known = _subtokens_of(known, "java.method_invocation")
+    calls_unseen = _subtokens_of(unseen, "java.method_invocation")
+    assert any(bucket("query") in ids for ids in calls_known)
+    assert any(bucket("query") in ids and bucket("run") in ids for ids in calls_unseen)
+    # The receiver's name travels with the call: jdbcTemplate.queryForList -> query, for, list, jdbc, template.
+    jt = build_graph('class A { JdbcTemplate jdbcTemplate; void f(String q) { jdbcTemplate.queryForList(q); } }',
+                     "java")
+    ids = _subtokens_of(jt, "java.method_invocation")[0]
+    assert ids[:3] == [bucket("query"), bucket("for"), bucket("list")] and bucket("jdbc") in ids
+    py = build_graph("def f(db, q):\n    db.session.run_query(q)\n", "python")
+    assert any(bucket("run") in ids and bucket("query") in ids for ids in _subtokens_of(py, "py.Call"))
+
+
+@pytest.mark.parametrize("language,template", [
+    ("java", 'class A {{ void f() {{ String s = "{}"; }} }}'),
+    ("python", 'def f():\n    s = "{}"\n'),
+])
+def test_literal_shape_features(language, template):
+    def cols(text):
+        g = build_graph(template.format(text), language)
+        lits = [row for row, k in zip(g["feat"], g["kind"]) if NODE_KINDS[k] in ("java.string_literal", "py.Constant:str")]
+        assert len(lits) == 1
+        return {c for c in ("is_sql_literal", "is_shell_literal", "is_path_literal", "is_url_literal",
+                            "is_markup_literal") if lits[0][F[c]] == 1.0}
+
+    assert cols("SELECT name FROM users WHERE id = ") == {"is_sql_literal"}
+    assert cols("ping -c 1 ") == {"is_shell_literal"}
+    assert cols("/var/data/reports/") == {"is_path_literal"}
+    assert cols("https://example.org/api?q=") == {"is_url_literal"}
+    assert cols("<b>hello</b>") == {"is_markup_literal"}
+    assert cols("hello world") == set()

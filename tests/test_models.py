@@ -39,7 +39,8 @@ def _fake_graphs_module() -> types.ModuleType:
     mod.NODE_KINDS, mod.NUM_NODE_KINDS = kinds, len(kinds)
     mod.NODE_FEATURES, mod.NODE_FEAT_DIM = ("concat", "quote", "placeholder"), 3
     mod.EDGE_TYPES, mod.NUM_EDGE_TYPES = ("next", "skip"), 2
-    mod.FEATURIZER_VERSION = "fake-1"
+    mod.FEATURIZER_VERSION = mod.GRAPH_FORMAT_VERSION = "fake-1"
+    mod.SUBTOKENS = {"vocab": "fake", "buckets": 64, "per_node": 2}
 
     def build_graph(code: str, language: str) -> dict:
         toks = re.findall(r"\w+|'[^']*'|\"[^\"]*\"|\S", code)[:96] or ["<empty>"]
@@ -54,8 +55,9 @@ def _fake_graphs_module() -> types.ModuleType:
         src = list(range(n - 1)) + list(range(n - 2))
         dst = list(range(1, n)) + list(range(2, n))
         etype = [0] * (n - 1) + [1] * max(n - 2, 0)
+        subtok = [[i, 1 + sum(map(ord, t)) % 64] for i, t in enumerate(toks) if t[0].isalpha()]
         return {"v": mod.FEATURIZER_VERSION, "language": language, "parse_ok": True, "num_nodes": n,
-                "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype}
+                "kind": kind, "feat": feat, "subtok": subtok, "edge_index": [src, dst], "edge_type": etype}
 
     mod.build_graph = build_graph
     return mod
@@ -118,13 +120,22 @@ def graph_batch(graphs_mod, records: list[dict]):
 
 
 # ------------------------------------------------------------------------------------------- GNN
+def gnn_for(graphs, **kw):
+    return EnhancedTaintFlowGNN(graphs.NODE_FEAT_DIM, num_relations=graphs.NUM_EDGE_TYPES,
+                                num_kinds=graphs.NUM_NODE_KINDS, num_subtoken_buckets=graphs.SUBTOKENS["buckets"], **kw)
+
+
+def run(model, batch):
+    return model(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
+
+
 def test_gnn_forward_shapes_and_attention_sums_to_one_per_graph(graphs):
     torch.manual_seed(0)
     batch = graph_batch(graphs, make_records(2, seed=1))
-    in_ch = graphs.NUM_NODE_KINDS + graphs.NODE_FEAT_DIM
+    in_ch = graphs.NODE_FEAT_DIM
     assert batch.x.shape[1] == in_ch
-    model = EnhancedTaintFlowGNN(in_ch, hidden_channels=16, num_relations=graphs.NUM_EDGE_TYPES, num_layers=2)
-    logits, extras = model(batch.x, batch.edge_index, batch.batch, batch.edge_type)
+    model = gnn_for(graphs, hidden_channels=16, num_layers=2)
+    logits, extras = run(model, batch)
     assert logits.shape == (2, 2)
     assert extras["graph_embedding"].shape == (2, 4 * 16)
     imp = extras["node_importance"]
@@ -137,13 +148,12 @@ def test_gnn_forward_shapes_and_attention_sums_to_one_per_graph(graphs):
 def test_gnn_graphs_of_a_batch_do_not_influence_each_other(graphs):
     torch.manual_seed(0)
     recs = make_records(3, seed=2)
-    in_ch = graphs.NUM_NODE_KINDS + graphs.NODE_FEAT_DIM
-    model = EnhancedTaintFlowGNN(in_ch, hidden_channels=16, num_relations=graphs.NUM_EDGE_TYPES, num_layers=2).eval()
+    model = gnn_for(graphs, hidden_channels=16, num_layers=2).eval()
     with torch.no_grad():
         a = graph_batch(graphs, [recs[0], recs[1]])
         b = graph_batch(graphs, [recs[0], recs[2]])
-        la, ea = model(a.x, a.edge_index, a.batch, a.edge_type)
-        lb, eb = model(b.x, b.edge_index, b.batch, b.edge_type)
+        la, ea = run(model, a)
+        lb, eb = run(model, b)
     n0 = int((a.batch == 0).sum())
     assert torch.allclose(la[0], lb[0], atol=1e-5)
     assert torch.allclose(ea["node_importance"][:n0], eb["node_importance"][:n0], atol=1e-6)
@@ -158,12 +168,18 @@ def test_gnn_without_batch_or_edge_types_is_one_graph(graphs):
     assert float(extras["node_importance"].detach().sum()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_graph_to_data_builds_one_hot_plus_features_and_rejects_bad_ids(graphs):
+def test_graph_to_data_carries_features_kinds_subtokens_and_rejects_bad_ids(graphs):
     g = graphs.build_graph(make_records(1)[0]["code"], "python")
     d = entry_data.graph_to_data(g, 1)
-    assert d.x.shape == (g["num_nodes"], graphs.NUM_NODE_KINDS + graphs.NODE_FEAT_DIM)
-    assert torch.equal(d.x[:, :graphs.NUM_NODE_KINDS].argmax(1), torch.tensor(g["kind"]))
+    assert d.x.shape == (g["num_nodes"], graphs.NODE_FEAT_DIM)
+    assert torch.equal(d.kind, torch.tensor(g["kind"]))
+    assert d.subtok.shape == (g["num_nodes"], graphs.SUBTOKENS["per_node"])
+    for row in g["subtok"]:
+        assert d.subtok[row[0], :len(row) - 1].tolist() == row[1:]
     assert d.y.tolist() == [1]
+    bad_sub = dict(g, subtok=[[0, graphs.SUBTOKENS["buckets"] + 1]])
+    with pytest.raises(ValueError, match="subtok"):
+        entry_data.graph_to_data(bad_sub)
     bad = dict(g, kind=[graphs.NUM_NODE_KINDS] + list(g["kind"][1:]))
     with pytest.raises(ValueError, match="node kind ids"):
         entry_data.graph_to_data(bad)
@@ -176,13 +192,11 @@ def test_graph_to_data_builds_one_hot_plus_features_and_rejects_bad_ids(graphs):
 def test_gnn_overfits_a_tiny_set(graphs):
     torch.manual_seed(0)
     batch = graph_batch(graphs, make_records(16, seed=3))
-    in_ch = graphs.NUM_NODE_KINDS + graphs.NODE_FEAT_DIM
-    model = EnhancedTaintFlowGNN(in_ch, hidden_channels=32, num_relations=graphs.NUM_EDGE_TYPES, num_layers=2,
-                                 dropout=0.0)
+    model = gnn_for(graphs, hidden_channels=32, num_layers=2, dropout=0.0)
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     acc = 0.0
     for _ in range(200):
-        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type)
+        logits, _ = run(model, batch)
         loss = torch.nn.functional.cross_entropy(logits, batch.y)
         opt.zero_grad()
         loss.backward()
@@ -192,7 +206,7 @@ def test_gnn_overfits_a_tiny_set(graphs):
             break
     model.eval()
     with torch.no_grad():
-        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type)
+        logits, _ = run(model, batch)
     assert float((logits.argmax(1) == batch.y).float().mean()) == 1.0
 
 

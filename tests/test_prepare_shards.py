@@ -50,8 +50,12 @@ def test_staged_preparation_is_byte_identical_to_one_task(tmp_path, shards):
     plan, report = staged([str(source)], tmp_path / "staged", tmp_path / "work", shards, seed=11)
     assert len(plan["shards"]) == shards and plan["records"] == single.graphs["built"] + single.graphs["errors"]
     one, many = files_of(tmp_path / "single"), files_of(tmp_path / "staged")
-    assert set(one) == set(many) == {"train/data.jsonl", "validation/data.jsonl", "test/data.jsonl",
-                                     "quarantine.jsonl", "duplicates.jsonl", "report.json"}
+    channels = {"train/data.jsonl", "validation/data.jsonl", "test/data.jsonl",
+                "quarantine.jsonl", "duplicates.jsonl", "report.json"}
+    assert set(one) == set(many)
+    # Besides the channels: each split's graph store (compared byte for byte below as well).
+    assert {n for n in one if "/graph_store/" not in n} == channels
+    assert {f"{split}/graph_store/index.json" for split in ("train", "validation", "test")} <= set(one)
     for name in one:
         if name != "report.json":
             assert one[name] == many[name], name

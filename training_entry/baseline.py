@@ -43,7 +43,7 @@ def input_statistics(samples: Sequence) -> dict:
     nodes = [s.graph_nodes for s in ok if s.graph_nodes is not None]
     return {
         "n": len(ok),
-        "code_length": summary([len(s.code) for s in ok]),
+        "code_length": summary([s.length() for s in ok]),
         "graph_nodes": summary(nodes),
         "language_counts": dict(Counter(s.language or "unknown" for s in ok)),
         "cwe_counts": dict(Counter(s.cwe or "unknown" for s in ok)),
@@ -67,7 +67,7 @@ def build_baseline(val_samples: Sequence, val_scores: Sequence[float], train_sam
     baseline = {
         "v": BASELINE_VERSION,
         "scores": [p for _, p in raw],
-        "code_length": [len(s.code) for s, _ in raw],
+        "code_length": [s.length() for s, _ in raw],
         "language_counts": dict(Counter(s.language or "unknown" for s, _ in rows)),
         "cwe_counts": dict(Counter(s.cwe or "unknown" for s, _ in rows)),
     }

@@ -76,10 +76,36 @@ def forward_batch(model: nn.Module, model_type: str, batch, device: torch.device
     """Run one batch; returns `(logits, labels, extra)` (extra: the transformer's anomaly score)."""
     if model_type == "gnn":
         batch = batch.to(device)
-        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type)
+        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
         return logits, batch.y, None
     logits, anomaly, _ = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
     return logits, batch["y"].to(device), anomaly
+
+
+_LIBC = None
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Batches of graphs differ in size, so the tensors of every step have other sizes and glibc's
+    heap fragments: without this, the RSS of GNN training creeps up by about 2.5 MB per batch
+    (an epoch over 130k graphs would end several GB higher than it started).
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018 - present on glibc only
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+TRIM_EVERY = 20  # batches between release_memory() calls
 
 
 def warmup_linear_decay(base_lr: float, total_steps: int, warmup_frac: float = 0.1, floor: float = 0.1):
@@ -129,6 +155,8 @@ def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.
                                dtype=torch.float64, device=rt.device)
         if on_batch is not None:
             on_batch(i + 1, total_batches, batch_loss)
+        if i % TRIM_EVERY == TRIM_EVERY - 1:
+            release_memory()
     if rt.distributed:
         dist.all_reduce(totals)
     loss_sum, correct, count = totals.tolist()
@@ -144,9 +172,11 @@ def predict(model: nn.Module, model_type: str, loader, rt: Runtime) -> tuple[lis
     model.eval()
     scores: list[float] = []
     anomalies: list[float] = []
-    for batch in loader:
+    for i, batch in enumerate(loader):
         with rt.autocast():
             logits, _, anomaly = forward_batch(model, model_type, batch, rt.device)
+        if i % TRIM_EVERY == TRIM_EVERY - 1:
+            release_memory()
         scores.extend(torch.softmax(logits.float(), dim=-1)[:, 1].tolist())
         if anomaly is not None:
             anomalies.extend(anomaly.float().tolist())

@@ -260,7 +260,8 @@ def _score_gnn(items: list[dict], model: LoadedModel) -> list[dict]:
         graphs.append(graph)
         batch_items.append(datamod.graph_to_data(graph))
     batch = Batch.from_data_list(batch_items).to(model.device)
-    logits, extras = model.model(batch.x, batch.edge_index, batch.batch, batch.edge_type)
+    logits, extras = model.model(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind,
+                                 batch.subtok)
     scores = torch.softmax(logits.float(), dim=-1)[:, 1].tolist()
     importance = extras["node_importance"].float().cpu()
     node_graph = batch.batch.cpu()

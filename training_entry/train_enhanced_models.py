@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--patience", type=_int, default=3, help="early stopping: epochs without improvement (0: off)")
     add("--selection-metric", type=_str, choices=("f1", "accuracy"), default="f1")
     add("--max-train-samples", type=_int, default=None, help="seeded subset of the train split (smoke runs)")
+    add("--sink-dropout", type=_float, default=0.0,
+        help="GNN: share of training graphs drawn as if the catalog knew none of their sinks (0: none)")
     add("--threshold", type=_float, default=None, help="P(vulnerable) cut-off; default 0.5 or the model's")
     add("--num-workers", type=_int, default=0)
     add("--progress-interval-s", type=_float, default=30.0,
@@ -229,6 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         (args.max_length >= 8, f"--max-length must be >= 8, got {args.max_length}"),
         (args.vocab_size >= 300, f"--vocab-size must be >= 300 (256 bytes + specials), got {args.vocab_size}"),
         (args.threshold is None or 0 <= args.threshold <= 1, f"--threshold must be in [0, 1], got {args.threshold}"),
+        (0 <= args.sink_dropout <= 1, f"--sink-dropout must be in [0, 1], got {args.sink_dropout}"),
         (args.max_train_samples is None or args.max_train_samples >= 1,
          f"--max-train-samples must be >= 1, got {args.max_train_samples}"),
         (args.num_workers >= 0, f"--num-workers must be >= 0, got {args.num_workers}"),
@@ -306,7 +309,8 @@ def _json_safe(args: argparse.Namespace) -> dict:
 def featurizer_info() -> dict:
     """The shipped featurizer's vocabulary (`node_vocab.json`)."""
     g = datamod.graphs_module()
-    return {"featurizer_version": g.FEATURIZER_VERSION, "node_kinds": list(g.NODE_KINDS),
+    return {"featurizer_version": g.FEATURIZER_VERSION, "graph_format": g.GRAPH_FORMAT_VERSION,
+            "subtokens": dict(g.SUBTOKENS), "node_kinds": list(g.NODE_KINDS),
             "node_features": list(g.NODE_FEATURES), "edge_types": list(g.EDGE_TYPES),
             "num_node_kinds": g.NUM_NODE_KINDS, "node_feat_dim": g.NODE_FEAT_DIM,
             "num_edge_types": g.NUM_EDGE_TYPES}
@@ -319,7 +323,7 @@ def check_node_vocab(model_dir: Path) -> None:
         raise EntryError(f"{model_dir}: GNN model without node_vocab.json")
     saved = json.loads(path.read_text(encoding="utf-8"))
     current = featurizer_info()
-    for key in ("node_kinds", "node_features", "edge_types"):
+    for key in ("graph_format", "subtokens", "node_kinds", "node_features", "edge_types"):
         if saved.get(key) != current[key]:
             raise EntryError(f"{path}: the model's {key} differ from the shipped featurizer "
                              f"(model {saved.get('featurizer_version')}, "
@@ -359,7 +363,8 @@ def fresh_model(args: argparse.Namespace, train_samples: list) -> tuple[torch.nn
         g = datamod.graphs_module()
         kwargs = {"in_channels": datamod.node_feature_size(), "hidden_channels": hidden,
                   "num_relations": g.NUM_EDGE_TYPES, "num_layers": layers, "num_classes": 2,
-                  "dropout": args.dropout}
+                  "dropout": args.dropout, "num_kinds": g.NUM_NODE_KINDS,
+                  "num_subtoken_buckets": g.SUBTOKENS["buckets"]}
         return build_model("gnn", kwargs), None, kwargs
     from models.transformer import (EnhancedSQLIntentTransformer, load_pretrained_encoder, small_roberta_config,
                                     train_bpe_tokenizer)
@@ -378,11 +383,13 @@ def fresh_model(args: argparse.Namespace, train_samples: list) -> tuple[torch.nn
 
 def get_dataloaders(model_type: str, splits: dict[str, list], *, batch_size: int, tokenizer=None,
                     max_length: int = 256, num_workers: int = 0, seed: int = 0,
-                    rt: engine.Runtime | None = None, text_input: str = datamod.DEFAULT_TEXT_INPUT) -> dict:
+                    rt: engine.Runtime | None = None, text_input: str = datamod.DEFAULT_TEXT_INPUT,
+                    sink_dropout: float = 0.0) -> dict:
     """Loaders per split: `train` shuffled (seeded; a DistributedSampler under DDP), the others in order."""
     loaders = {}
     for name, samples in splits.items():
-        dataset = datamod.make_dataset(model_type, samples, text_input)
+        dataset = datamod.make_dataset(model_type, samples, text_input,
+                                       sink_dropout=sink_dropout if name == "train" else 0.0, seed=seed)
         sampler = None
         if name == "train" and rt is not None and rt.distributed:
             from torch.utils.data.distributed import DistributedSampler
@@ -532,7 +539,8 @@ def train(args: argparse.Namespace, rt: engine.Runtime) -> dict:
         engine.set_seed(epoch_seed)
         train_loader = get_dataloaders(model_type, {"train": train_samples}, batch_size=args.batch_size,
                                        tokenizer=tokenizer, max_length=args.max_length,
-                                       num_workers=args.num_workers, seed=epoch_seed, rt=rt)["train"]
+                                       num_workers=args.num_workers, seed=epoch_seed, rt=rt,
+                                       sink_dropout=args.sink_dropout)["train"]
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
         t0 = time.perf_counter()

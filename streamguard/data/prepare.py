@@ -220,8 +220,11 @@ def _finish(front: _Front, say: Callable[[str], None]) -> PrepareReport:
     report = front.report
     say(f"writing {front.out}")
     report.splits = _split_counts(front.splits)
+    report.data_hash, sizes = _write_splits(front.out, front.splits)
+    if report.graphs:
+        say("writing the graph stores")
+        report.graphs["stores"] = _write_graph_stores(front.out, front.splits, sizes)
     report.warnings = _warnings(report)
-    report.data_hash = _write_splits(front.out, front.splits)
     _count_quarantine(report, front.spool, front.later)
     rows = _merged_quarantine(front.files, front.spool, front.later, front.keep_raw)
     _write_side_files(front.out, rows, front.duplicates, report, front.started)
@@ -461,6 +464,9 @@ def _warnings(report: PrepareReport) -> list[str]:
     if report.graphs and report.graphs["parse_failures"]:
         out.append(f"{report.graphs['parse_failures']} record(s) did not parse cleanly; "
                    "their graphs come from an error-tolerant parse")
+    for split, st in ((report.graphs or {}).get("stores") or {}).items():
+        if "error" in st:
+            out.append(f"no graph store for {split}: {st['error']} (training converts the channel itself)")
     cut = (report.graphs or {}).get("truncated") or {}
     if cut.get("depth"):
         out.append(f"{cut['depth']} graph(s) were cut at a statement nested too deeply to follow "
@@ -476,22 +482,62 @@ def _join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/")] + list(parts))
 
 
-def _write_lines(path: str, rows: Iterable[object], digest=None) -> None:
+def _write_lines(path: str, rows: Iterable[object], digest=None) -> int:
+    """Write rows as JSON lines; returns the number of bytes written."""
+    size = 0
     with io.open_for_write(path) as fh:
         for row in rows:
             data = row if isinstance(row, bytes) else (_dumps(row) + "\n").encode("utf-8", "surrogatepass")
             fh.write(data)
+            size += len(data)
             if digest is not None:
                 digest.update(data)
+    return size
 
 
-def _write_splits(out: str, splits: dict[str, list[dict]]) -> str:
-    """Write the channels; returns sha256 over (split name, file bytes) of all three."""
+def _write_splits(out: str, splits: dict[str, list[dict]]) -> tuple[str, dict[str, int]]:
+    """Write the channels; returns sha256 over (split name, file bytes) of all three, and each file's size."""
     digest = hashlib.sha256()
+    sizes = {}
     for name in SPLITS:
         digest.update(f"{name}\n".encode())
-        _write_lines(_join(out, name, "data.jsonl"), (_output_record(r) for r in splits[name]), digest)
-    return digest.hexdigest()
+        sizes[name] = _write_lines(_join(out, name, "data.jsonl"), (_output_record(r) for r in splits[name]), digest)
+    return digest.hexdigest(), sizes
+
+
+def _write_graph_stores(out: str, splits: dict[str, list[dict]], sizes: dict[str, int]) -> dict:
+    """Each channel's graphs, converted once into an on-disk store beside its data.jsonl
+    (``<split>/graph_store/``, see ``streamguard.core.graph_store``): training reads graphs from it
+    one at a time instead of decoding the JSON lines into memory."""
+    from streamguard.core import graph_store as gstore
+    from streamguard.core import graphs as g
+
+    stats = {}
+    for name in SPLITS:
+        root = _join(out, name, gstore.STORE_DIRNAME)
+        writer = gstore.StoreWriter(root, g.FEATURIZER_VERSION, subtokens=g.SUBTOKENS, feat_dim=g.NODE_FEAT_DIM,
+                                    opener=io.open_for_write)
+        try:
+            for line, rec in enumerate(splits[name]):
+                try:
+                    arrays = gstore.graph_arrays(rec["graph"], g)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise ValueError(f"{name}/data.jsonl:{line + 1} (record {rec['id']!r}): {exc}") from None
+                writer.add(arrays, {"i": line, "where": f"data.jsonl:{line + 1}", "id": rec["id"],
+                                    "label": rec.get("label"), "language": rec.get("language"),
+                                    "cwe": rec.get("cwe"), "nodes": arrays.num_nodes,
+                                    "code_length": len(rec["code"])})
+        except ValueError as exc:
+            # No index is written, so no reader uses the partial store: training converts the
+            # channel itself and reports the same graph with its line.
+            writer.abort()
+            if io._local_path(root) is not None:  # noqa: SLF001
+                gstore.remove_store(io._local_path(root))  # noqa: SLF001
+            stats[name] = {"error": str(exc)}
+            continue
+        index = writer.close(lines=len(splits[name]), sources=[{"name": "data.jsonl", "bytes": sizes[name]}])
+        stats[name] = {"graphs": index["count"], "shards": len(index["shards"])}
+    return stats
 
 
 def _write_side_files(out: str, quarantine: Iterable[dict], duplicates: list[dict],
@@ -666,3 +712,44 @@ def prepare_finish(work: str, shard_results: Sequence[dict] | None = None,
         return _finish(front, say)
     finally:
         spool.close()
+
+
+def ensure_channel_store(channel: str) -> bool:
+    """Give a local prepared channel (``<dir>/data.jsonl`` with graphs) a current graph store.
+
+    Nothing happens when its store already describes ``data.jsonl`` with the shipped featurizer;
+    otherwise the store is rebuilt from the JSON lines, one line at a time (a channel prepared by
+    an older version, or edited). Returns True when a store was written.
+    """
+    import json as _json
+    from pathlib import Path
+
+    from streamguard.core import graph_store as gstore
+    from streamguard.core import graphs as g
+
+    root = Path(channel)
+    data = root / "data.jsonl"
+    sources = [{"name": "data.jsonl", "bytes": data.stat().st_size}]
+    try:
+        store = gstore.GraphStore(root / gstore.STORE_DIRNAME)
+        if (store.version == g.FEATURIZER_VERSION and store.index.get("subtokens") == g.SUBTOKENS
+                and store.index.get("sources") == sources):
+            return False
+    except gstore.StoreError:
+        pass
+    gstore.remove_store(root / gstore.STORE_DIRNAME)
+    writer = gstore.StoreWriter(root / gstore.STORE_DIRNAME, g.FEATURIZER_VERSION, subtokens=g.SUBTOKENS,
+                                feat_dim=g.NODE_FEAT_DIM)
+    lines = 0
+    with open(data, encoding="utf-8") as fh:
+        for lines, line in enumerate(fh, 1):
+            rec = _json.loads(line)
+            graph = rec.get("graph")
+            if not isinstance(graph, dict) or graph.get("v") != g.FEATURIZER_VERSION:
+                graph = g.build_graph(rec["code"], rec["language"])
+            arrays = gstore.graph_arrays(graph, g)
+            writer.add(arrays, {"i": lines - 1, "where": f"data.jsonl:{lines}", "id": rec["id"],
+                                "label": rec.get("label"), "language": rec.get("language"), "cwe": rec.get("cwe"),
+                                "nodes": arrays.num_nodes, "code_length": len(rec["code"])})
+    writer.close(lines=lines, sources=sources)
+    return True

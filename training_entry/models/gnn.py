@@ -1,8 +1,9 @@
 """Taint-Flow GNN: typed-edge message passing over program graphs with per-graph attention pooling.
 
-Input node features are `x = concat(one_hot(kind, NUM_NODE_KINDS), feat)` (see
-`data.graph_to_data`); edges carry a relation id (`edge_type`, ids into the featurizer's
-`EDGE_TYPES`).
+A node enters as `Linear(feat) + Embedding(kind) + mean(Embedding(subtokens))`: `x` holds the
+featurizer's float columns, `kind` the node-kind id, `subtok` up to K hashed identifier/literal
+subtoken ids (0 = none; see `streamguard.core.graphs.subtokens`), all built by
+`data.graph_to_data`. Edges carry a relation id (`edge_type`, ids into the featurizer's `EDGE_TYPES`).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ class EnhancedTaintFlowGNN(nn.Module):
     """Graph classifier over typed program graphs.
 
     Args:
-        in_channels: node feature size (`NUM_NODE_KINDS + NODE_FEAT_DIM`).
+        in_channels: float node feature size (`NODE_FEAT_DIM`).
+        num_kinds: node-kind vocabulary size (`NUM_NODE_KINDS`); 0: no kind embedding.
+        num_subtoken_buckets: subtoken buckets (`SUBTOKENS["buckets"]`); 0: no subtoken embedding.
         hidden_channels: width of every layer.
         num_relations: number of edge types in the graphs. Each relation also gets a reverse
             relation internally, so information flows both along and against data/control flow.
@@ -82,7 +85,8 @@ class EnhancedTaintFlowGNN(nn.Module):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 64, num_relations: int | None = None,
-                 num_layers: int = 3, num_classes: int = 2, dropout: float = 0.1):
+                 num_layers: int = 3, num_classes: int = 2, dropout: float = 0.1, num_kinds: int = 0,
+                 num_subtoken_buckets: int = 0):
         super().__init__()
         if num_relations is None:
             from streamguard.core.graphs import NUM_EDGE_TYPES
@@ -92,8 +96,22 @@ class EnhancedTaintFlowGNN(nn.Module):
             raise ValueError("EnhancedTaintFlowGNN: sizes must be positive, got "
                              f"in={in_channels} hidden={hidden_channels} relations={num_relations} "
                              f"layers={num_layers} classes={num_classes}")
+        if num_kinds < 0 or num_subtoken_buckets < 0:
+            raise ValueError("EnhancedTaintFlowGNN: num_kinds and num_subtoken_buckets must be >= 0")
         self.num_relations = num_relations
-        self.input = nn.Sequential(nn.Linear(in_channels, hidden_channels), nn.GELU())
+        self.input = nn.Linear(in_channels, hidden_channels)
+        self.kind_embedding = nn.Embedding(num_kinds, hidden_channels) if num_kinds else None
+        # Bucket 0 pads: excluded from the mean, and a node without subtokens adds nothing.
+        self.subtoken_embedding = (nn.EmbeddingBag(num_subtoken_buckets + 1, hidden_channels, mode="mean",
+                                                   padding_idx=0) if num_subtoken_buckets else None)
+        # Embeddings start at the scale of the flags' projection (not N(0, 1), which would drown
+        # the featurizer's flags at the start of training); the padding bucket stays zero.
+        for emb in (self.kind_embedding, self.subtoken_embedding):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.1)
+                if getattr(emb, "padding_idx", None) is not None:
+                    with torch.no_grad():
+                        emb.weight[emb.padding_idx].zero_()
         self.convs = nn.ModuleList(RelationalConv(hidden_channels, 2 * num_relations) for _ in range(num_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_channels) for _ in range(num_layers))
         self.dropout = nn.Dropout(dropout)
@@ -106,7 +124,8 @@ class EnhancedTaintFlowGNN(nn.Module):
         )
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None,
-                edge_type: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                edge_type: Tensor | None = None, kind: Tensor | None = None,
+                subtok: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Classify every graph of a batch.
 
         Args:
@@ -114,6 +133,8 @@ class EnhancedTaintFlowGNN(nn.Module):
             edge_index: `[2, E]` (source, target) node indices.
             batch: `[N]` graph id of every node (None: one graph).
             edge_type: `[E]` relation ids (None: all relation 0).
+            kind: `[N]` node-kind ids (required when the model has a kind embedding).
+            subtok: `[N, K]` subtoken bucket ids, 0 = none (required with a subtoken embedding).
 
         Returns:
             `(logits [G, num_classes], extras)` with `extras["node_importance"]` (`[N]`, attention
@@ -130,6 +151,16 @@ class EnhancedTaintFlowGNN(nn.Module):
         all_type = torch.cat([edge_type, edge_type + self.num_relations])
 
         h = self.input(x)
+        if self.kind_embedding is not None:
+            if kind is None:
+                raise ValueError("EnhancedTaintFlowGNN: this model needs node kinds (kind=...)")
+            h = h + self.kind_embedding(kind)
+        if self.subtoken_embedding is not None:
+            if subtok is None:
+                raise ValueError("EnhancedTaintFlowGNN: this model needs node subtokens (subtok=...)")
+            if subtok.numel():
+                h = h + self.subtoken_embedding(subtok)
+        h = torch.nn.functional.gelu(h)
         for conv, norm in zip(self.convs, self.norms):
             h = h + self.dropout(torch.nn.functional.gelu(norm(conv(h, all_index, all_type))))
 

@@ -23,6 +23,7 @@ from . import catalog
 from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
 from .taint import OTHER_CLASS, PATH_CLASS
 from .tokens import build_token_ir
+from .subtokens import MAX_SUBTOKENS, literal_buckets, literal_shape, looks_like_markup, name_buckets
 from .vocab import EDGE_INDEX, FEATURE_INDEX, FLOW_EDGE_TYPES, KIND_INDEX, NODE_FEAT_DIM, SINK_EDGE_TYPE, featurizer_version
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ _FLAG_BITS = np.array([bit for _, bit in _FLAG_COLUMNS], dtype=np.int64)
 _BOOL_COLS = np.array([_TAINTED, _FLOWS_TO_SINK, _ON_PATH, _OVERWRITTEN], dtype=np.int64)
 _LOG_COLS = np.array([_LIT_LEN, _NCHILD, _NUM_USES], dtype=np.int64)
 _LOG_SCALE = np.array([[12.0], [5.0], [4.0]])
+_LIT_SHAPE = tuple(FEATURE_INDEX[c] for c in ("is_sql_literal", "is_shell_literal", "is_path_literal",
+                                                "is_url_literal"))
+_MARKUP = FEATURE_INDEX["is_markup_literal"]
 
 
 def normalise_language(language: str) -> str:
@@ -195,6 +199,7 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     kind = [kind_of(k, 0) for k in g.kinds] if full else [kind_of(g.kinds[old], 0) for old in keep]
     feat = _features(g, keep, flags, tainted, to_sink, on_path, overwritten, num_uses, truncated)
 
+    subtok = _subtokens(g, keep, feat)
     src, dst, etype = _output_edges(fwd_arr, keep, n)
     sink_nodes = np.flatnonzero(sink).tolist()
     san_nodes = sorted(set(g.sanitizes).union(np.flatnonzero(fl & IR.PATH_SANITIZER).tolist()))
@@ -213,7 +218,7 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     if truncated and not reasons:
         reasons.add("budget")
     return {"v": featurizer_version(catalog.active().digest), "language": lang, "parse_ok": bool(parse_ok), "num_nodes": len(keep),
-            "kind": kind, "feat": feat, "edge_index": [src, dst], "edge_type": etype,
+            "kind": kind, "feat": feat, "subtok": subtok, "edge_index": [src, dst], "edge_type": etype,
             "truncated": sorted(reasons), "classes": classes}
 
 
@@ -343,6 +348,29 @@ def _features(g: GraphIR, keep: list[int], flags: list[int], tainted: list[bool]
     out[:, _POSITION] = np.arange(m, dtype=np.float64) / m
     # Rounded so that records are compact and identical across platforms.
     return np.round(out, 4).tolist()
+
+
+def _subtokens(g: GraphIR, keep: list[int], feat: list[list[float]]) -> list[list[int]]:
+    """``[[new node id, bucket, ...], ...]`` for kept nodes with a name or a string literal; also sets
+    the literal-shape columns of ``feat`` (SQL is set by the frontends as well)."""
+    out: list[list[int]] = []
+    names, literals = g.names, g.literals
+    for new, old in enumerate(keep):
+        lit = literals.get(old)
+        if lit is not None:
+            row = feat[new]
+            for col, hit in zip(_LIT_SHAPE, literal_shape(lit)):
+                if hit:
+                    row[col] = 1.0
+            if looks_like_markup(lit):
+                row[_MARKUP] = 1.0
+            ids = literal_buckets(lit)
+        else:
+            nm = names.get(old)
+            ids = name_buckets(*nm) if nm else []
+        if ids:
+            out.append([new] + ids[:MAX_SUBTOKENS])
+    return out
 
 
 def _select(n: int, max_nodes: int, flags: list[int], on_path: list[bool]) -> list[int]:

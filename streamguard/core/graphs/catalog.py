@@ -29,6 +29,8 @@ from typing import Iterator
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "catalog.json"
 ENV_EXTRA = "STREAMGUARD_EXTRA_CATALOGS"
+# Replaces the shipped catalog.json as the base catalog (ablation experiments, a trimmed catalog).
+ENV_BASE = "STREAMGUARD_CATALOG"
 FORMAT = 1
 
 # Sink classes; ids are indices (fixed order: append only). "other" is a sink of no known class.
@@ -297,7 +299,7 @@ def _env_extra() -> list[str]:
     return [p for p in raw.split(os.pathsep) if p.strip()]
 
 
-_ACTIVE: Catalog = load(_env_extra())
+_ACTIVE: Catalog = load(_env_extra(), default=os.environ.get(ENV_BASE) or DEFAULT_PATH)
 DEFAULT_DIGEST = _ACTIVE.digest
 
 

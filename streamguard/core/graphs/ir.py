@@ -219,6 +219,10 @@ class GraphIR:
         self.sink_class: dict[int, str] = {}
         self.sanitizes: dict[int, tuple[str, ...]] = {}
         self._placeholder = 0  # last loop-head placeholder id handed out (negative)
+        # Names (identifiers, called methods with their receiver, types) and string-literal text of
+        # nodes, for the subtoken features (subtokens.py).
+        self.names: dict[int, tuple[str, ...]] = {}
+        self.literals: dict[int, str] = {}
 
     # ----------------------------------------------------------------------------- nodes, edges
     def add(self, kind: str, parent: int, flags: int = 0, lit_len: int = -1) -> int:
@@ -243,6 +247,12 @@ class GraphIR:
             self.edges.append((parent, nid, AST_CHILD))
         else:
             self.depth.append(0)
+        return nid
+
+    def name(self, nid: int, *names: str) -> int:
+        """Attach names to a node (its own name first); returns ``nid``."""
+        if nid >= 0:
+            self.names[nid] = tuple(x for x in names if x)
         return nid
 
     def edge(self, src: int, dst: int, etype: int) -> None:

@@ -23,6 +23,26 @@ def _simple_type(type_name: str) -> str:
     return type_name.split("<", 1)[0].rsplit(".", 1)[-1].strip()
 
 
+def _last_word(obj) -> str:
+    """The receiver's own name for subtokens: ``jdbcTemplate`` of ``this.jdbcTemplate``, ``Runtime`` of
+    ``Runtime.getRuntime()``, the type of ``new File(..)``; "" for anything else."""
+    if obj is None:
+        return ""
+    t = obj.type
+    if t in ("identifier", "type_identifier"):
+        return text(obj)
+    if t == "field_access":
+        fld = obj.child_by_field_name("field")
+        return text(fld) if fld is not None else ""
+    if t == "method_invocation":
+        inner = obj.child_by_field_name("object")
+        return _last_word(inner) if inner is not None else ""
+    if t == "object_creation_expression":
+        typ = obj.child_by_field_name("type")
+        return _simple_type(text(typ)) if typ is not None else ""
+    return ""
+
+
 def _names_a_file_only(method: str, obj) -> bool:
     """``Paths.get(x).getFileName()``, ``Path.of(x).getFileName()``, ``new File(x).getName()``."""
     if method == "getFileName" and obj.type == "method_invocation":
@@ -50,7 +70,9 @@ class JavaExpressions:
                 flags |= IR.SQL_LITERAL
             if PLACEHOLDER.search(s):
                 flags |= IR.PLACEHOLDER
-            return self.g.add("java.string_literal", parent, flags, length)
+            nid = self.g.add("java.string_literal", parent, flags, length)
+            self.g.literals[nid] = s
+            return nid
         return self.g.add("java." + t, parent, flags, len(text(n)))
 
     def track_container(self, key: str, value_n, value_id: int) -> None:
@@ -78,6 +100,7 @@ class JavaExpressions:
         g = self.g
         nid = g.add("java.identifier", parent, IR.IDENT)
         name = text(n)
+        g.name(nid, name)
         g.use(name if g.is_local(name) else "this." + name, nid)
         return nid
 
@@ -98,13 +121,14 @@ class JavaExpressions:
         obj, fld = n.child_by_field_name("object"), n.child_by_field_name("field")
         if obj is not None and obj.type == "this" and fld is not None:
             g.add("java.this", nid)
-            g.add("java.identifier", nid)
+            g.name(g.add("java.identifier", nid), text(fld))
             g.use("this." + text(fld), nid)
             return nid
         if obj is not None:
             g.flow(self.node(obj, nid), nid)
         if fld is not None:
-            g.add("java.identifier", nid)
+            g.name(g.add("java.identifier", nid), text(fld))
+            g.name(nid, text(fld), _last_word(obj))
         return nid
 
     def assignment_expression(self, n, parent: int) -> int:
@@ -159,8 +183,9 @@ class JavaExpressions:
         nid = g.add("java.method_invocation", parent)
         obj, name_n, args = (n.child_by_field_name(f) for f in ("object", "name", "arguments"))
         obj_v = self.node(obj, nid) if obj is not None else -1
-        g.add("java.identifier", nid)
         name = text(name_n) if name_n is not None else ""
+        g.name(g.add("java.identifier", nid), name)
+        g.name(nid, name, _last_word(obj))
         arg_nodes = named(args) if args is not None else []
         aid = g.add("java.argument_list", nid) if args is not None else nid
         vals = [self.node(a, aid) for a in arg_nodes]
@@ -230,7 +255,8 @@ class JavaExpressions:
         typ, args = n.child_by_field_name("type"), n.child_by_field_name("arguments")
         tname = text(typ) if typ is not None else ""
         if typ is not None:
-            g.add("java." + typ.type, nid)
+            g.name(g.add("java." + typ.type, nid), _simple_type(tname))
+            g.name(nid, _simple_type(tname))
         vals = []
         if args is not None:
             aid = g.add("java.argument_list", nid)

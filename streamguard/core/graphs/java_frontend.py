@@ -68,6 +68,8 @@ class _JavaWalker(JavaConstants, JavaExpressions):
             nid = handler(self, n, parent)
         elif t in LEAF:
             nid = g.add("java." + t, parent)
+            if t in _NAMED_LEAVES:
+                g.name(nid, text(n))
             g.line = outer_line
             return nid
         elif t in LITERALS:
@@ -221,11 +223,11 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         nid = g.add("java.enhanced_for_statement", parent)
         typ, name, value = (n.child_by_field_name(f) for f in ("type", "name", "value"))
         if typ is not None:
-            g.add("java." + typ.type, nid)
+            g.name(g.add("java." + typ.type, nid), _type_word(text(typ)))
         v = self.node(value, nid) if value is not None else -1
         before = g.env
         if name is not None:
-            var = g.add("java.identifier", nid, IR.IDENT)
+            var = g.name(g.add("java.identifier", nid, IR.IDENT), text(name))
             key = text(name)
             with g.loop() as frame:
                 g.env = frame.entry
@@ -381,7 +383,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         nid = g.add("java." + n.type, parent)
         typ = n.child_by_field_name("type")
         if typ is not None:
-            g.add("java." + typ.type, nid)
+            g.name(g.add("java." + typ.type, nid), _type_word(text(typ)))
         tname = text(typ).split("<", 1)[0].rsplit(".", 1)[-1].strip() if typ is not None else ""
         for d in n.children_by_field_name("declarator"):
             if n.type == "local_variable_declaration":
@@ -404,7 +406,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
             return
         name = text(name_n)
         key = "this." + name if field else name
-        var = g.add("java.identifier", did, IR.IDENT)
+        var = g.name(g.add("java.identifier", did, IR.IDENT), name)
         if value_n is None:
             if field:
                 g.define(key, var)
@@ -424,6 +426,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         nid = g.add("java." + n.type, parent)
         name_n = n.child_by_field_name("name")
         self.class_stack.append(text(name_n) if name_n is not None else "")
+        g.name(nid, self.class_stack[-1])
         try:
             self._type_body(n, nid)
         finally:
@@ -441,7 +444,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                         self.member(m, bid)
                     self.local_types = saved_types
             elif c.type == "identifier":
-                g.add("java.identifier", nid)
+                g.name(g.add("java.identifier", nid), text(c))
             else:
                 self.node(c, nid)
 
@@ -462,6 +465,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
         name_n = n.child_by_field_name("name")
         info = FuncInfo(text(name_n) if name_n is not None else "<anon>", nid, True,
                         owner=self.class_stack[-1] if self.class_stack else "")
+        g.name(nid, info.name)
         saved_types, self.local_types = self.local_types, {}
         with g.function(info):
             for c in named(n):
@@ -471,7 +475,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                     sid = self.block(c, nid)
                     g.edge(nid, sid, IR.NEXT_STMT)
                 elif c.type == "identifier":
-                    g.add("java.identifier", nid)
+                    g.name(g.add("java.identifier", nid), text(c))
                 else:
                     self.node(c, nid)
         self.local_types = saved_types
@@ -490,7 +494,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                 typ = next((c for c in p.named_children if c.type.endswith("type") or c.type == "type_identifier"),
                            None)
             if typ is not None:
-                g.add("java." + typ.type, fid)
+                g.name(g.add("java." + typ.type, fid), _type_word(text(typ)))
             if name is None:
                 continue
             annotated = any(m.type == "modifiers" and any(
@@ -498,6 +502,7 @@ class _JavaWalker(JavaConstants, JavaExpressions):
                 for m in p.children)
             var = g.add("java.identifier", fid, IR.IDENT | (IR.SOURCE if annotated and info is not None else 0))
             pname = text(name)
+            g.name(var, pname, _type_word(text(typ)) if typ is not None else "")
             g.define(pname, var)
             if info is not None:
                 info.params.append((pname, var, typ is not None and bool(STRINGY_PARAM.search(text(typ)))))
@@ -558,3 +563,11 @@ _HANDLERS = {
     "labeled_statement": _h("labeled_statement"), "finally_clause": _h("generic_block_holder"),
     "synchronized_statement": _h("generic"), "static_initializer": _h("generic_block_holder"),
 }
+
+
+_NAMED_LEAVES = frozenset({"type_identifier", "identifier", "scoped_type_identifier"})
+
+
+def _type_word(type_name: str) -> str:
+    """``HttpServletRequest`` of ``javax.servlet.http.HttpServletRequest``, ``List`` of ``List<String>``."""
+    return type_name.split("<", 1)[0].rsplit(".", 1)[-1].strip().rstrip("[]")

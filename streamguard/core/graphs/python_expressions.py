@@ -112,7 +112,7 @@ class PyExpressions:
 
     def Name(self, n: ast.Name, parent: int) -> int:
         g = self.g
-        nid = g.add("py.Name", parent, IR.IDENT)
+        nid = g.name(g.add("py.Name", parent, IR.IDENT), n.id)
         if isinstance(n.ctx, ast.Load):
             g.use(n.id, nid)
         else:
@@ -129,7 +129,10 @@ class PyExpressions:
                 flags |= IR.SQL_LITERAL
             if PLACEHOLDER.search(v):
                 flags |= IR.PLACEHOLDER
-        return self.g.add(f"py.Constant:{tname}", parent, flags, length)
+        nid = self.g.add(f"py.Constant:{tname}", parent, flags, length)
+        if isinstance(v, str):
+            self.g.literals[nid] = v
+        return nid
 
     def JoinedStr(self, n: ast.JoinedStr, parent: int) -> int:
         g = self.g
@@ -178,12 +181,12 @@ class PyExpressions:
 
     def Attribute(self, n: ast.Attribute, parent: int) -> int:
         g = self.g
-        nid = g.add("py.Attribute", parent)
+        nid = g.name(g.add("py.Attribute", parent), n.attr, _receiver_word(n.value))
         if is_python_source_attribute(dotted(n)):
             g.flags[nid] |= IR.SOURCE
         key = self_key(n)
         if key is not None and key.startswith("self."):
-            g.add("py.Name", nid, IR.IDENT)
+            g.name(g.add("py.Name", nid, IR.IDENT), n.attr)
             g.use(key, nid)
             return nid
         vid = self.node(n.value, nid)
@@ -248,7 +251,7 @@ class PyExpressions:
             g.env = outer.copy() if outer is not None else IR.Env()
             a = n.args
             for p in list(a.posonlyargs) + list(a.args) + list(a.kwonlyargs):
-                g.define(p.arg, g.add("py.arg", nid, IR.IDENT))
+                g.define(p.arg, g.name(g.add("py.arg", nid, IR.IDENT), p.arg))
             g.flow(self.node(n.body, nid), nid)
         return nid
 
@@ -324,10 +327,11 @@ class PyExpressions:
         recv = func.value if isinstance(func, ast.Attribute) else None
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         fv = rv = -1
+        g.name(nid, name, _receiver_word(recv) if recv is not None else "")
         if isinstance(func, ast.Name):
-            g.add("py.Name", nid, IR.IDENT)  # callee name: not a variable read
+            g.name(g.add("py.Name", nid, IR.IDENT), name)  # callee name: not a variable read
         elif isinstance(func, ast.Attribute):
-            fv = g.add("py.Attribute", nid)
+            fv = g.name(g.add("py.Attribute", nid), name)
             if is_python_source_attribute(callee):
                 g.flags[fv] |= IR.SOURCE
             rv = self.node(recv, fv)
@@ -337,7 +341,7 @@ class PyExpressions:
         vals = [self.node(a, nid) for a in n.args]
         kwargs: dict[str, int] = {}
         for i, kw in enumerate(n.keywords):
-            kid = g.add("py.keyword", nid)
+            kid = g.name(g.add("py.keyword", nid), kw.arg or "")
             kv = self.node(kw.value, kid)
             g.flow(kv, kid)
             kwargs[kw.arg if kw.arg is not None else f"**{i}"] = kid
@@ -393,3 +397,14 @@ class PyExpressions:
         g.call(CallInfo(nid, name, vals, kwargs, via_self, rule, skip_self=not isinstance(func, ast.Name),
                         owner_hint=owner, static_call=static))
         return nid
+
+
+def _receiver_word(value: ast.AST) -> str:
+    """The receiver's own name for subtokens: ``cursor`` of ``self.cursor``, ``db`` of ``db.session``."""
+    if isinstance(value, ast.Name):
+        return value.id
+    if isinstance(value, ast.Attribute):
+        return value.attr
+    if isinstance(value, ast.Call):
+        return _receiver_word(value.func)
+    return ""

@@ -194,7 +194,7 @@ class _PyWalker(PyExpressions):
 
     def FunctionDef(self, n, parent: int) -> int:
         g = self.g
-        nid = g.add("py." + type(n).__name__, parent)
+        nid = g.name(g.add("py." + type(n).__name__, parent), n.name)
         for d in n.decorator_list:
             self.node(d, nid)
         a = n.args
@@ -212,7 +212,8 @@ class _PyWalker(PyExpressions):
         with g.function(info):
             aid = g.add("py.arguments", nid)
             for p in params:
-                pid = g.add("py.arg", aid, IR.IDENT)
+                pid = g.name(g.add("py.arg", aid, IR.IDENT), p.arg,
+                             p.annotation.id if isinstance(p.annotation, ast.Name) else "")
                 g.define(p.arg, pid)
                 # Annotations are not enforced at run time: every parameter but self/cls may be untrusted.
                 info.params.append((p.arg, pid, p.arg not in ("self", "cls")))
@@ -232,7 +233,7 @@ class _PyWalker(PyExpressions):
 
     def ClassDef(self, n: ast.ClassDef, parent: int) -> int:
         g = self.g
-        nid = g.add("py.ClassDef", parent)
+        nid = g.name(g.add("py.ClassDef", parent), n.name)
         for e in list(n.decorator_list) + list(n.bases) + [k.value for k in n.keywords]:
             self.node(e, nid)
         self.class_depth += 1

@@ -88,6 +88,10 @@ def build_token_ir(code: str, language: str, budget: int) -> GraphIR:
                               | (IR.SANITIZER if rule.sanitizer else 0)
                               | (IR.PATH_SANITIZER if rule.path_sanitizer else 0))
             nid = g.add(kind, root, flags, length)
+            if kind == "tok.NAME":
+                g.name(nid, text)
+            elif kind == "tok.STRING":
+                g.literals[nid] = text.strip("\"'")
             if rule is not None:
                 if rule.sink and rule.sink_class:
                     g.sink_class[nid] = rule.sink_class

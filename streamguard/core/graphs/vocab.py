@@ -8,9 +8,11 @@ trained model sees: bump ``FEATURIZER_VERSION`` whenever one of them changes.
 from __future__ import annotations
 
 from .catalog import DEFAULT_DIGEST
+from .subtokens import MAX_SUBTOKENS, NUM_SUBTOKEN_BUCKETS, SUBTOKEN_VOCAB
 
 # The graph format's own version, then the hash of the API catalog(s) in use (see catalog.py).
-GRAPH_FORMAT_VERSION = "sg-graph-3"
+# sg-graph-4: identifier/literal subtokens (``subtok``, see subtokens.py) and literal-shape columns.
+GRAPH_FORMAT_VERSION = "sg-graph-4"
 FEATURIZER_VERSION = f"{GRAPH_FORMAT_VERSION}+{DEFAULT_DIGEST[:12]}"
 
 
@@ -107,7 +109,7 @@ def kind_id(name: str) -> int:
     return KIND_INDEX.get(name, 0)
 
 
-# Feature columns of ``feat`` (floats). Flags are 0.0/1.0; the last five are numeric in [0, 1].
+# Feature columns of ``feat`` (floats). Flags are 0.0/1.0; depth .. num_uses are numeric in [0, 1].
 NODE_FEATURES: tuple[str, ...] = (
     "is_source",             # API returning untrusted input (request parameter, env, stdin, socket, file read)
     "is_param_source",       # parameter of an entry function (not called in the file), treated as untrusted
@@ -139,6 +141,10 @@ NODE_FEATURES: tuple[str, ...] = (
     "num_children",          # log2(1 + AST children) / 5, capped at 1
     "position",              # node index / number of nodes (pre-order position in the code)
     "num_uses",              # log2(1 + def-use edges out of this definition) / 4, capped at 1
+    "is_shell_literal",      # string literal that looks like a shell command (ls, sh -c, cmd /c, ; | && $( ...)
+    "is_path_literal",       # string literal that looks like a file path (/etc/x, ../a, C:\\, *.txt)
+    "is_url_literal",        # string literal that is a URL (http:, ldap:, jdbc: ...)
+    "is_markup_literal",     # string literal holding an HTML/XML tag
 )
 NODE_FEAT_DIM = len(NODE_FEATURES)
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(NODE_FEATURES)}
@@ -163,3 +169,7 @@ EDGE_INDEX: dict[str, int] = {name: i for i, name in enumerate(EDGE_TYPES)}
 # Edge types along which taint propagates (sink_arg only ends at a sink).
 FLOW_EDGE_TYPES = frozenset(EDGE_INDEX[t] for t in ("data_flow", "call_arg", "param_flow", "return_flow"))
 SINK_EDGE_TYPE = EDGE_INDEX["sink_arg"]
+
+# Subtoken ids of ``graph["subtok"]``: ``[[node, id, ...], ...]`` for the nodes that carry a name or
+# a string literal, ids in 1..NUM_SUBTOKEN_BUCKETS, at most MAX_SUBTOKENS per node (subtokens.py).
+SUBTOKENS = {"vocab": SUBTOKEN_VOCAB, "buckets": NUM_SUBTOKEN_BUCKETS, "per_node": MAX_SUBTOKENS}
