@@ -19,6 +19,37 @@ import pytest
 GNN_NAME, TRANSFORMER_NAME = "taint_flow_gnn", "sql_intent_transformer"
 
 
+# Safe functions with no query at all. Most of a scanned project looks like this, and the SQL records
+# alone never show the models a function without a sink (the scan tests check one is not reported).
+_SINK_FREE = (
+    ("python", "def {f}(values):\n    return sum(values) / max(len(values), 1)\n"),
+    ("python", "def {f}(first, last):\n    return (first + ' ' + last).strip()\n"),
+    ("python", "def {f}(items, key):\n    return sorted(items, key=lambda r: r[key])\n"),
+    ("java", "public int {f}(List<String> items) {{\n    return items.size();\n}}\n"),
+    ("java", "public String {f}(String a, String b) {{\n    return a.trim() + \"-\" + b.trim();\n}}\n"),
+)
+_SINK_FREE_NAMES = ("mean", "join_names", "order_by", "count_items", "label_of", "size_of")
+
+
+def _add_sink_free_functions(train_dir: Path) -> int:
+    """Append the sink-free functions to the train channel; returns its number of records."""
+    import gzip
+    import json
+
+    from tests.test_training_entry import prepared
+
+    path = train_dir / "data.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    extra = [{"id": f"sink-free-{i}", "code": code.format(f=name), "language": lang, "label": 0, "cwe": "CWE-89"}
+             for i, (name, (lang, code)) in enumerate(
+                 (n, t) for n in _SINK_FREE_NAMES for t in _SINK_FREE)]
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for row in rows + prepared(extra):
+            fh.write(json.dumps(row) + "\n")
+    return len(rows) + len(extra)
+
+
 def _train(model_type: str, channels: dict, model_dir: Path, seed: int) -> None:
     from tests.test_training_entry import TINY_GNN, TINY_TRANSFORMER  # puts training_entry on sys.path
 
@@ -52,8 +83,9 @@ def trained_models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("served")
     channels = make_channels(root / "data", n_train=48, n_val=12, n_test=4, with_graphs=True)
+    n_train = _add_sink_free_functions(channels["train"])
     client = RegistryClient((root / "registry").as_uri())
-    out = {"root": root, "registry": client.uri, "channels": channels}
+    out = {"root": root, "registry": client.uri, "channels": channels, "n_train": n_train}
     for model_type, name in (("gnn", GNN_NAME), ("transformer", TRANSFORMER_NAME)):
         model_dir = root / model_type / "model"
         _train(model_type, channels, model_dir, seed=3)

@@ -140,7 +140,7 @@ def test_weighted_sticky_routing_then_feedback_closes_the_loop(trained_models, s
                          "--validation", str(trained_models["channels"]["validation"]),
                          "--model-dir", str(tmp_path / "retrain" / "model")])
     assert rc == 0, buf.getvalue()[-2000:]
-    assert f"train={48 + len(served)}" in buf.getvalue()  # the champion's data plus every feedback record
+    assert f"train={trained_models['n_train'] + len(served)}" in buf.getvalue()  # the champion's data plus every feedback record
     cfg = json.loads((tmp_path / "retrain" / "model" / "config.json").read_text())
     assert cfg["fine_tuned_from"] == str(trained_models["gnn"]["archive"])
     assert (tmp_path / "retrain" / "model" / "code" / "inference.py").is_file()  # the challenger serves too
