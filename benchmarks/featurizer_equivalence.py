@@ -70,7 +70,7 @@ def inputs(data_dir: Path, records: int, seed: int) -> list[tuple[str, str, str,
     n_java = max(0, records - len(python))
     out += [(i, lang, code, 2000) for i, lang, code in java[:n_java] + python]
     out += [(f"corpus:{c['id']}", c["language"], c["code"], 2000) for c in load_corpus()]
-    from tests._graph_snippets import JAVA, PYTHON
+    from tests.support.graph_snippets import JAVA, PYTHON
 
     out += [(f"snippet:java:{k}", "java", code, 2000) for k, (code, _) in JAVA.items()]
     out += [(f"snippet:python:{k}", "python", code, 2000) for k, (code, _) in PYTHON.items()]

@@ -67,4 +67,4 @@ def airflow_db() -> Path:
 
 
 # Tiny trained, registered models shared by the serving / scan / A/B tests (trained once per session).
-from tests.serving_fixtures import trained_models  # noqa: E402,F401
+from tests.support.serving_fixtures import trained_models  # noqa: E402,F401
