@@ -30,7 +30,7 @@ def main() -> int:
     from streamguard.backends.local import LocalTrainingBackend
     from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request
     from streamguard.sourcedir import build_sourcedir_tarball
-    from tests.unit.training_entry.test_training_entry import make_channels
+    from tests.support.entry_data import make_channels
     from tests.unit.training_entry.test_training_toolkit import TINY, run_toolkit
 
     times: dict[str, list[float]] = {"supervisor": [], "toolkit": []}

@@ -36,7 +36,7 @@ def _add_sink_free_functions(train_dir: Path) -> int:
     import gzip
     import json
 
-    from tests.unit.training_entry.test_training_entry import prepared
+    from tests.support.entry_data import prepared
 
     path = train_dir / "data.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -51,7 +51,7 @@ def _add_sink_free_functions(train_dir: Path) -> int:
 
 
 def _train(model_type: str, channels: dict, model_dir: Path, seed: int) -> None:
-    from tests.unit.training_entry.test_training_entry import TINY_GNN, TINY_TRANSFORMER  # puts training_entry on sys.path
+    from tests.support.entry_data import TINY_GNN, TINY_TRANSFORMER  # puts training_entry on sys.path
 
     import train_enhanced_models as entry
 
@@ -79,7 +79,7 @@ def trained_models(tmp_path_factory):
     """``{"root", "registry", "gnn": {"dir", "archive"}, "transformer": {...}, "versions": {...}}``."""
     from streamguard.registry import RegistryClient
     from streamguard.sourcedir import tar_directory
-    from tests.unit.training_entry.test_training_entry import make_channels
+    from tests.support.entry_data import make_channels
 
     root = tmp_path_factory.mktemp("served")
     channels = make_channels(root / "data", n_train=48, n_val=12, n_test=4, with_graphs=True)

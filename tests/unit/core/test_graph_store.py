@@ -14,8 +14,8 @@ from streamguard.core import graph_store as gstore
 from streamguard.core import graphs
 from streamguard.data.prepare import prepare
 from tests.support.graph_snippets import JAVA, PYTHON
-from tests.unit.training_entry.test_models import make_records
-import data as datamod  # noqa: E402  (training_entry is on sys.path via tests.unit.training_entry.test_models)
+from tests.support.entry_data import make_records
+import data as datamod  # noqa: E402  (training_entry is on sys.path via tests.support.entry_data)
 import train_enhanced_models as entry  # noqa: E402
 
 

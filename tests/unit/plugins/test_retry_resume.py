@@ -217,7 +217,7 @@ def _checkpoint_epoch(ckpt_root: Path) -> int | None:
 @pytest.mark.timeout(600)
 def test_killed_training_fails_the_task_and_the_retry_resumes(tmp_path, monkeypatch):
     from streamguard.sourcedir import build_sourcedir_tarball
-    from tests.unit.training_entry.test_models import make_records
+    from tests.support.entry_data import make_records
 
     # Copy checkpoints out often, so one is at CheckpointConfig before the kill.
     monkeypatch.setenv("STREAMGUARD_LOCAL_CHECKPOINT_SYNC_S", "0.2")

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.training_entry.test_models import ENTRY_DIR
-from tests.unit.training_entry.test_training_entry import TINY_GNN, make_channels
+from tests.support.entry_data import ENTRY_DIR, TINY_GNN, make_channels
 
 pytestmark = pytest.mark.slow
 SCRIPT = ENTRY_DIR / "train_enhanced_models.py"

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import random
-import re
 import sys
-import types
-from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[3]
-ENTRY_DIR = REPO / "training_entry"
-if str(ENTRY_DIR) not in sys.path:
-    sys.path.insert(0, str(ENTRY_DIR))
+from tests.support.entry_data import fake_graphs_module, make_records, real_graphs_available
 
 import data as entry_data  # noqa: E402
 from models import EnhancedSQLIntentTransformer, EnhancedTaintFlowGNN  # noqa: E402
@@ -23,93 +16,16 @@ from models.transformer import (load_pretrained_encoder, small_roberta_config,  
                                 train_bpe_tokenizer)
 
 
-# ------------------------------------------------------------------------------ shared helpers
-def _real_graphs_available() -> bool:
-    try:
-        g = importlib.import_module("streamguard.core.graphs")
-    except ImportError:
-        return False
-    return hasattr(g, "build_graph")
-
-
-def _fake_graphs_module() -> types.ModuleType:
-    """A token-chain stand-in with the featurizer's interface, used only while the real one is absent."""
-    mod = types.ModuleType("streamguard.core.graphs")
-    kinds = ("ident", "string", "plus", "percent", "call", "punct", "number", "other")
-    mod.NODE_KINDS, mod.NUM_NODE_KINDS = kinds, len(kinds)
-    mod.NODE_FEATURES, mod.NODE_FEAT_DIM = ("concat", "quote", "placeholder"), 3
-    mod.EDGE_TYPES, mod.NUM_EDGE_TYPES = ("next", "skip"), 2
-    mod.FEATURIZER_VERSION = mod.GRAPH_FORMAT_VERSION = "fake-1"
-    mod.SUBTOKENS = {"vocab": "fake", "buckets": 64, "per_node": 2}
-
-    def build_graph(code: str, language: str) -> dict:
-        toks = re.findall(r"\w+|'[^']*'|\"[^\"]*\"|\S", code)[:96] or ["<empty>"]
-        kind, feat = [], []
-        for t in toks:
-            k = (1 if t[0] in "'\"" else 2 if t == "+" else 3 if t == "%" else 4 if t in ("execute", "executeQuery")
-                 else 6 if t.isdigit() else 0 if t[0].isalpha() or t[0] == "_" else 5)
-            kind.append(k)
-            feat.append([float(t == "+" or t.startswith("f\"")), float(t[0] in "'\"" and "'" in t[1:-1]),
-                         float(t in ("?", "%s") or "?" in t or "%s" in t)])
-        n = len(toks)
-        src = list(range(n - 1)) + list(range(n - 2))
-        dst = list(range(1, n)) + list(range(2, n))
-        etype = [0] * (n - 1) + [1] * max(n - 2, 0)
-        subtok = [[i, 1 + sum(map(ord, t)) % 64] for i, t in enumerate(toks) if t[0].isalpha()]
-        return {"v": mod.FEATURIZER_VERSION, "language": language, "parse_ok": True, "num_nodes": n,
-                "kind": kind, "feat": feat, "subtok": subtok, "edge_index": [src, dst], "edge_type": etype}
-
-    mod.build_graph = build_graph
-    return mod
-
-
 @pytest.fixture
 def graphs(monkeypatch):
     """The real featurizer when present, else a stand-in installed for this test only."""
-    if _real_graphs_available():
+    if real_graphs_available():
         g = importlib.import_module("streamguard.core.graphs")
 
         return g
-    fake = _fake_graphs_module()
+    fake = fake_graphs_module()
     monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake)
     return fake
-
-
-_FUNCS = ("get_user", "find_order", "load_item", "lookup", "fetch_row", "search", "by_name", "read_account")
-_TABLES = ("users", "orders", "items", "accounts", "products")
-_COLS = ("name", "email", "sku", "owner", "title")
-_VARS = ("name", "value", "term", "key", "q")
-
-
-def make_records(n: int, seed: int = 0, *, java_every: int = 4) -> list[dict]:
-    """Tiny labelled records: SQL built by string concatenation (1) vs parameterised queries (0)."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        label = i % 2
-        f, t, c, v = rng.choice(_FUNCS), rng.choice(_TABLES), rng.choice(_COLS), rng.choice(_VARS)
-        if java_every and i % java_every in (2, 3):
-            if label:
-                code = (f"public ResultSet {f}(Connection conn, String {v}) throws SQLException {{\n"
-                        f"    Statement st = conn.createStatement();\n"
-                        f"    return st.executeQuery(\"SELECT * FROM {t} WHERE {c} = '\" + {v} + \"'\");\n}}\n")
-            else:
-                code = (f"public ResultSet {f}(Connection conn, String {v}) throws SQLException {{\n"
-                        f"    PreparedStatement ps = conn.prepareStatement(\"SELECT * FROM {t} WHERE {c} = ?\");\n"
-                        f"    ps.setString(1, {v});\n    return ps.executeQuery();\n}}\n")
-            lang, cwe = "java", "CWE-89"
-        else:
-            if label:
-                code = (f"def {f}(cur, {v}):\n"
-                        f"    cur.execute(\"SELECT * FROM {t} WHERE {c} = '\" + {v} + \"'\")\n"
-                        f"    return cur.fetchall()\n")
-            else:
-                code = (f"def {f}(cur, {v}):\n"
-                        f"    cur.execute(\"SELECT * FROM {t} WHERE {c} = %s\", ({v},))\n"
-                        f"    return cur.fetchall()\n")
-            lang, cwe = "python", "CWE-89"
-        out.append({"id": f"r{seed}-{i}", "code": code, "label": label, "language": lang, "cwe": cwe})
-    return out
 
 
 def graph_batch(graphs_mod, records: list[dict]):

@@ -18,64 +18,28 @@ import pytest
 import torch
 
 from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
-from tests.unit.training_entry.test_models import ENTRY_DIR, _fake_graphs_module, _real_graphs_available, make_records
+from tests.support.entry_data import (ENTRY_DIR, TINY_GNN, TINY_TRANSFORMER, fake_graphs_module, make_channels,
+                                     make_records, real_graphs_available, write_jsonl)
 
-import artifacts  # noqa: E402  (training_entry is on sys.path via tests.unit.training_entry.test_models)
+import artifacts  # noqa: E402  (training_entry is on sys.path via tests.support.entry_data)
 import train_enhanced_models as entry  # noqa: E402
 from models import build_model  # noqa: E402
 
 SCRIPT = ENTRY_DIR / "train_enhanced_models.py"
 METRIC_REGEXES = {name: re.compile(rf"{name}=(.*?);") for name in ("Train Loss", "Train Acc", "Val Acc")}
-TINY_GNN = ["--hidden-size", "16", "--num-layers", "1"]
-TINY_TRANSFORMER = ["--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--max-length", "64",
-                    "--vocab-size", "400"]
 
 
 @pytest.fixture(autouse=True)
 def _graphs_and_env(monkeypatch, tmp_path):
     """Real featurizer when present (else a stand-in); no SageMaker env leaks in; failure file in tmp."""
-    if not _real_graphs_available():
-        monkeypatch.setitem(sys.modules, "streamguard.core.graphs", _fake_graphs_module())
+    if not real_graphs_available():
+        monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake_graphs_module())
     for var in list(os.environ):
         if var.startswith("SM_"):
             monkeypatch.delenv(var)
     monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "sm_output"))
     # A fresh checkpoint dir per test (never a shared /opt/ml/checkpoints that would resume across tests).
     monkeypatch.setenv("SM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
-
-
-def write_jsonl(path: Path, records: list[dict], *, gz: bool = False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r) + "\n" for r in records)
-    if gz:
-        import gzip
-
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def prepared(records: list[dict]) -> list[dict]:
-    """Records as `streamguard prepare` writes them (with the featurizer's graph)."""
-    g = importlib.import_module("streamguard.core.graphs")
-
-    return [dict(r, group=r["id"], source="test", origin="input", graph=g.build_graph(r["code"], r["language"]))
-            for r in records]
-
-
-def make_channels(root: Path, *, n_train: int = 32, n_val: int = 12, n_test: int = 12,
-                  with_graphs: bool = False) -> dict[str, Path]:
-    recs = {"train": make_records(n_train, seed=10), "validation": make_records(n_val, seed=11),
-            "test": make_records(n_test, seed=12)}
-    out = {}
-    for name, rows in recs.items():
-        rows = prepared(rows) if with_graphs else rows
-        # train as a gzipped file in a channel dir, the others as plain files in their dirs
-        out[name] = write_jsonl(root / name / ("data.jsonl.gz" if name == "train" else "data.jsonl"), rows,
-                                gz=name == "train").parent
-    return out
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -25,7 +25,7 @@ import pytest
 from streamguard.core.job_errors import DETERMINISTIC_EXIT_CODE, is_deterministic_failure
 from streamguard.sagemaker_jobs import build_evaluate_request, build_training_request, parse_metrics
 from streamguard.sourcedir import build_sourcedir_tarball
-from tests.unit.training_entry.test_training_entry import make_channels
+from tests.support.entry_data import make_channels
 
 pytestmark = pytest.mark.slow
 TINY = {"hidden-size": 16, "num-layers": 1, "batch-size": 8, "learning-rate": 0.005, "seed": 3}
