@@ -4,9 +4,8 @@ s3fs (aiobotocore) bypasses moto's in-process ``mock_aws``, so anything that goe
 fsspec talks to this real HTTP server instead. One server runs per test process (started on
 first use); each test gets a clean state (``/moto-api/reset``) and fake credentials.
 
-Use in a test module::
-
-    from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
+The ``moto_server`` fixture (tests/unit/conftest.py) starts it, resets it and points the AWS
+environment at it::
 
     def test_upload(moto_server):
         boto3.client("s3").create_bucket(Bucket="bkt")   # goes to moto via AWS_ENDPOINT_URL
@@ -17,8 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.request
-
-import pytest
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -62,20 +59,3 @@ def reset_moto_server(endpoint: str) -> None:
 def aws_env(endpoint: str) -> dict[str, str]:
     """The environment that points boto3, s3fs and the AWS CLI at ``endpoint`` with fake keys."""
     return {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": endpoint}
-
-
-@pytest.fixture
-def moto_server(monkeypatch, tmp_path) -> str:
-    """A clean moto server with AWS env vars pointing at it; yields the endpoint URL."""
-    endpoint = start_moto_server()
-    reset_moto_server(endpoint)
-    for name in _CLEARED_ENV:
-        monkeypatch.delenv(name, raising=False)
-    # An empty config/credentials file, so nothing from ~/.aws leaks into a test.
-    empty = tmp_path / "aws-empty-config"
-    empty.write_text("")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    for name, value in aws_env(endpoint).items():
-        monkeypatch.setenv(name, value)
-    yield endpoint

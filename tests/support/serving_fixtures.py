@@ -1,4 +1,4 @@
-"""Tiny trained models for the serving, scan and A/B tests: trained once per test session.
+"""Tiny trained models for the serving, scan and A/B tests (the session fixture ``trained_models``).
 
 Both models are trained by the real entry script (in process, a few seconds on 2 cores), packed as
 model.tar.gz the way the local backend does, and registered in a local registry as versions 1
@@ -13,8 +13,6 @@ import io
 import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
-
-import pytest
 
 GNN_NAME, TRANSFORMER_NAME = "taint_flow_gnn", "sql_intent_transformer"
 
@@ -74,14 +72,12 @@ def register(client, name: str, model_type: str, archive: Path, job: str, *, sta
                            data_hash="d" * 16, code_version="test", hyperparameters={}, gate=gate, status=status)
 
 
-@pytest.fixture(scope="session")
-def trained_models(tmp_path_factory):
+def train_and_register(root: Path) -> dict:
     """``{"root", "registry", "gnn": {"dir", "archive"}, "transformer": {...}, "versions": {...}}``."""
     from streamguard.registry import RegistryClient
     from streamguard.sourcedir import tar_directory
     from tests.support.entry_data import make_channels
 
-    root = tmp_path_factory.mktemp("served")
     channels = make_channels(root / "data", n_train=48, n_val=12, n_test=4, with_graphs=True)
     n_train = _add_sink_free_functions(channels["train"])
     client = RegistryClient((root / "registry").as_uri())

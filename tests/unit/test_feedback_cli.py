@@ -9,7 +9,6 @@ import pytest
 
 from streamguard import storage
 from streamguard.cli import main
-from tests.support.moto_server import moto_server  # noqa: F401 - pytest fixture
 
 GOOD = [
     {"code": "cursor.execute('SELECT * FROM t WHERE id=' + uid)", "verdict": "confirmed", "model_version": "3",

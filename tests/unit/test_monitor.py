@@ -8,8 +8,7 @@ import os
 import pytest
 
 from streamguard.cli import main
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
-from tests.unit.backends.test_local_backend import make_request, world  # noqa: F401  (fixture)
+from tests.support.local_world import make_request
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -33,7 +33,6 @@ from streamguard.sagemaker_jobs import (
     parse_metrics,
     validate_request,
 )
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY_DIR = REPO / "training_entry"

@@ -20,7 +20,6 @@ from streamguard.sagemaker_jobs import (
     pytorch_training_image,
     validate_request,
 )
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
 
 ROLE = "arn:aws:iam::123456789012:role/streamguard-sagemaker"
 CHANNELS = {c: f"s3://sg-bucket/runs/r1/data/{c}" for c in ("train", "validation", "test")}

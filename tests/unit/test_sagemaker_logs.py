@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 if str(PLUGINS) not in sys.path:

@@ -9,7 +9,6 @@ import boto3
 import pytest
 
 from streamguard import storage
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
 
 
 def test_normalize_and_join(tmp_path, monkeypatch):

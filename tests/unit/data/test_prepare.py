@@ -13,7 +13,6 @@ from streamguard.cli import main
 from streamguard.data.dedup import normalize_code
 from streamguard.data.prepare import PrepareError, prepare
 from streamguard.data.synthetic import generate_samples, write_samples
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
 
 
 def py(i: int, label: int = 1) -> str:

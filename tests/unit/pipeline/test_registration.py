@@ -15,7 +15,6 @@ from streamguard.pipeline.params import MODEL_NAMES
 from streamguard.pipeline.retraining import compare_and_decide
 from streamguard.pipeline.training import model_package_group_name, record_version
 from streamguard.registry import RegistryClient
-from tests.support.moto_server import moto_server  # noqa: F401 - pytest fixture
 
 CONFIG = {"min_gain": 0.01, "max_fpr_rise": 0.005, "alpha": 0.05, "slice_tolerance": 0.02}
 GATE = {"passed": True, "reasons": [], "thresholds": {"min_val_accuracy": 0.5}}

@@ -20,7 +20,7 @@ from streamguard_ops.operators import LocalTrainingOperator  # noqa: E402
 from streamguard_ops.sensors import LocalTrainingSensor  # noqa: E402
 
 from streamguard.backends.local import pid_alive  # noqa: E402
-from tests.unit.backends.test_local_backend import make_request, world  # noqa: E402,F401  (fixture)
+from tests.support.local_world import make_request  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,7 +10,6 @@ import pytest
 from streamguard.registry import PreconditionFailed, RecordExists, RegistryClient, RegistryError
 from streamguard.registry.s3 import S3Store
 from streamguard.registry.store import version_key
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
 from tests.unit.registry.test_registry import (
     MODEL,
     register_kwargs,

@@ -10,7 +10,6 @@ from botocore.config import Config
 
 from streamguard.registry import RegistryClient, RegistryError
 from streamguard.registry.s3 import S3Store
-from tests.support.moto_server import moto_server  # noqa: F401 - pytest fixture
 
 GATE = {"passed": True, "reasons": [], "thresholds": {"min_val_accuracy": 0.5}}
 

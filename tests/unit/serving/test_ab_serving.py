@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.moto_server import moto_server  # noqa: F401  (fixture)
 from tests.support.serving_fixtures import GNN_NAME, TRANSFORMER_NAME
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.support.moto_server import moto_server  # noqa: F401  (pytest fixture)
 from tests.support.entry_data import (ENTRY_DIR, TINY_GNN, TINY_TRANSFORMER, fake_graphs_module, make_channels,
                                      make_records, real_graphs_available, write_jsonl)
 
