@@ -10,7 +10,7 @@ import pytest
 from streamguard.registry import PreconditionFailed, RecordExists, RegistryClient, RegistryError
 from streamguard.registry.s3 import S3Store
 from streamguard.registry.store import version_key
-from tests.unit.registry.test_registry import (
+from tests.support.registry_scenarios import (
     MODEL,
     register_kwargs,
     run_concurrent_alias_moves,
