@@ -20,7 +20,7 @@ from tests.support.browser import (
     import_playwright,
     launch_chromium,
 )
-from tests.repo.test_security import scan_tree
+from tests.support.secret_scan import scan_tree
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(720)]
 
