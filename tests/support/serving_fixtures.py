@@ -11,10 +11,34 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import textwrap
 from contextlib import redirect_stdout
 from pathlib import Path
 
 GNN_NAME, TRANSFORMER_NAME = "taint_flow_gnn", "sql_intent_transformer"
+
+# Code the serving tests send: a Python and a Java SQL injection, and a parameterised query.
+VULN_PY = textwrap.dedent('''\
+    from flask import request
+
+    def lookup(cur):
+        name = request.args.get("name")
+        query = "SELECT * FROM users WHERE name = '" + name + "'"
+        cur.execute(query)
+        return cur.fetchall()
+''')
+SAFE_PY = textwrap.dedent('''\
+    def lookup(cur, name):
+        cur.execute("SELECT * FROM users WHERE name = %s", (name,))
+        return cur.fetchall()
+''')
+VULN_JAVA = textwrap.dedent('''\
+    public ResultSet find(Connection conn, String user) throws SQLException {
+        Statement st = conn.createStatement();
+        String q = "SELECT * FROM t WHERE c = '" + user + "'";
+        return st.executeQuery(q);
+    }
+''')
 
 
 # Safe functions with no query at all. Most of a scanned project looks like this, and the SQL records

@@ -14,8 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.support.serving_fixtures import GNN_NAME, TRANSFORMER_NAME, register
-from tests.unit.training_entry.test_inference_handler import SAFE_PY, VULN_JAVA, VULN_PY
+from tests.support.serving_fixtures import GNN_NAME, SAFE_PY, TRANSFORMER_NAME, VULN_JAVA, VULN_PY, register
 
 pytestmark = pytest.mark.slow
 

@@ -19,29 +19,9 @@ from pathlib import Path
 import pytest
 
 from streamguard.sourcedir import safe_extract
+from tests.support.serving_fixtures import SAFE_PY, VULN_JAVA, VULN_PY
 
 REPO = Path(__file__).resolve().parents[3]
-VULN_PY = textwrap.dedent('''\
-    from flask import request
-
-    def lookup(cur):
-        name = request.args.get("name")
-        query = "SELECT * FROM users WHERE name = '" + name + "'"
-        cur.execute(query)
-        return cur.fetchall()
-''')
-SAFE_PY = textwrap.dedent('''\
-    def lookup(cur, name):
-        cur.execute("SELECT * FROM users WHERE name = %s", (name,))
-        return cur.fetchall()
-''')
-VULN_JAVA = textwrap.dedent('''\
-    public ResultSet find(Connection conn, String user) throws SQLException {
-        Statement st = conn.createStatement();
-        String q = "SELECT * FROM t WHERE c = '" + user + "'";
-        return st.executeQuery(q);
-    }
-''')
 
 # Drives the toolkit like the model server: initialize once, then handle() per request.
 TOOLKIT_DRIVER = textwrap.dedent('''\
