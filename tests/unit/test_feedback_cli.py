@@ -76,7 +76,7 @@ def test_push_copies_once_and_refuses_unusable_input(tmp_path, capsys, monkeypat
     assert len(list(pushed[0].parent.iterdir())) == 1
 
 
-def test_push_to_s3(moto_server, tmp_path, capsys):  # noqa: F811 - the fixture above
+def test_push_to_s3(moto_server, tmp_path, capsys):
     import boto3
 
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="fb-bucket")

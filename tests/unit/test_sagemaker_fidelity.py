@@ -323,7 +323,7 @@ def test_training_and_evaluate_requests_register_their_metric_definitions(monkey
     validate_request(evaluate)
 
 
-def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, tmp_path):  # noqa: F811
+def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, tmp_path):
     import json
 
     import boto3

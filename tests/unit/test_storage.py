@@ -85,7 +85,7 @@ def test_file_uris(tmp_path):
     assert not list((tmp_path / "store").rglob(".*"))
 
 
-def test_s3_uris(moto_server, tmp_path):  # noqa: F811
+def test_s3_uris(moto_server, tmp_path):
     boto3.client("s3").create_bucket(Bucket="sg-storage")
     _roundtrip("s3://sg-storage/prefix", tmp_path)
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="sg-storage")["Contents"]]

@@ -114,7 +114,7 @@ def test_file_uri_input_and_output(tmp_path):
     assert sum(len(v) for v in split_records(out).values()) >= 10
 
 
-def test_s3_uri_input(moto_server, tmp_path):  # noqa: F811
+def test_s3_uri_input(moto_server, tmp_path):
     import boto3
 
     boto3.client("s3").create_bucket(Bucket="sg-prepare")

@@ -42,7 +42,7 @@ def _evaluation(tmp_path, name: str, correct: int) -> dict:
 
 
 @pytest.fixture
-def sagemaker_mode(moto_server, monkeypatch, tmp_path):  # noqa: F811 - the fixture above
+def sagemaker_mode(moto_server, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
         "conn_type": "aws", "login": "testing", "password": "testing",
         "extra": {"region_name": "us-east-1", "endpoint_url": moto_server}}))

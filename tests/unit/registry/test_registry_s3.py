@@ -22,7 +22,7 @@ BUCKET = "sg-registry"
 
 
 @pytest.fixture
-def s3_client(moto_server) -> RegistryClient:  # noqa: F811
+def s3_client(moto_server) -> RegistryClient:
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     return RegistryClient(f"s3://{BUCKET}/registry")
 
@@ -63,7 +63,7 @@ def test_conditional_writes(s3_client):
     assert store.read("scratch/x.json").data == b"2"
 
 
-def test_missing_bucket_is_a_clear_error(moto_server):  # noqa: F811
+def test_missing_bucket_is_a_clear_error(moto_server):
     message = r"creating s3://no-such-bucket/r/models/m/by_job/job-a.json failed: NoSuchBucket \(bucket does not"
     with pytest.raises(RegistryError, match=message):
         RegistryClient("s3://no-such-bucket/r").register("m", **register_kwargs("job-a"))

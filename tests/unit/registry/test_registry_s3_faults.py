@@ -50,7 +50,7 @@ def _register(client: RegistryClient, job: str):
 
 
 @pytest.fixture()
-def bucket(moto_server):  # noqa: F811
+def bucket(moto_server):
     boto3.client("s3").create_bucket(Bucket="sg-faults")
     return "s3://sg-faults/registry"
 
