@@ -5,7 +5,7 @@ exported with ``git archive``, as in ``taint_corpus_bench.py``) and with this ch
 compares the records whole (nodes, kinds, features and flags, edges, taint columns, sink classes,
 truncation), plus ``taint_reaches_sink`` on each. Inputs: a seeded sample of ``../shared/data``
 (``--records``, Java and all of SVEN's Python), the whole ``benchmarks/taint_corpus``, the test
-snippets of ``tests/_graph_snippets.py``, this repository's own Python files, and a few
+snippets of ``tests/support/graph_snippets.py``, this repository's own Python files, and a few
 pathological inputs (5,000-term concatenations, deep nesting, a graph past ``max_nodes``).
 Baseline results are cached per revision and input (a digest each) under ``--cache``.
 
