@@ -81,8 +81,8 @@ def make_tarball(model_dir: Path, dest: Path) -> Path:
 def gnn_run(tmp_path_factory):
     """One 2-epoch GNN training run on prepared channels (shared by several tests)."""
     mp = pytest.MonkeyPatch()
-    if not _real_graphs_available():
-        mp.setitem(sys.modules, "streamguard.core.graphs", _fake_graphs_module())
+    if not real_graphs_available():
+        mp.setitem(sys.modules, "streamguard.core.graphs", fake_graphs_module())
     root = tmp_path_factory.mktemp("gnn")
     ch = make_channels(root / "data", with_graphs=True)
     argv = ["--model-type", "gnn", "--epochs", "2", "--batch-size", "8", "--learning-rate", "0.005",
