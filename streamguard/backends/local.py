@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from streamguard.core import archive
 from streamguard.jobs import ACTIVE_STATES, TERMINAL_STATES
 from streamguard.sagemaker_jobs import check_job_name
 
@@ -59,14 +60,8 @@ def parse_iso(value: str | None) -> datetime | None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file + ``os.replace`` so readers never see a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A job file (request, status, input config) as JSON, written atomically."""
+    archive.write_json_atomic(path, data, indent=1, sort_keys=True, default=str)
 
 
 def read_json(path: Path) -> Any:

@@ -338,7 +338,7 @@ class Supervisor:
         tarball = p.root / "sourcedir.tar.gz"
         self.log(f"source dir: {submit}")
         from streamguard import storage
-        from streamguard.sourcedir import safe_extract
+        from streamguard.core.archive import safe_extract
 
         storage.download(submit, str(tarball))
         safe_extract(tarball, p.code)
