@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from . import ir as IR
 from .consts import UNKNOWN
-from .ir import FuncInfo, GraphIR
+from .graph_ir import GraphIR
+from .ir import FuncInfo
 from .java_constants import JavaConstants
 from .java_expressions import JavaExpressions
 from .java_syntax import LEAF, LITERALS, STRINGY_PARAM, named, parser, text

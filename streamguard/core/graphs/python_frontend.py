@@ -11,7 +11,8 @@ import ast
 
 from . import ir as IR
 from .consts import UNKNOWN
-from .ir import FuncInfo, GraphIR
+from .graph_ir import GraphIR
+from .ir import FuncInfo
 from .python_expressions import PyExpressions, dotted, hashable, self_key
 from .rules import python_path_normaliser_methods, python_path_normalisers
 from .python_repair import tolerant_parse
