@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -235,16 +233,13 @@ class LocalTrainingBackend:
 
         # Exclusive creation: prepare a staging dir, then rename it into place; the rename fails
         # if another caller created the job first (then we reconnect to theirs).
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".staging-{name}-{uuid.uuid4().hex[:8]}"
-        paths = JobPaths(staging)
-        paths.logs.mkdir(parents=True)
-        write_json_atomic(paths.request, request)
-        write_json_atomic(paths.status, initial_status(request, job_dir))
         try:
-            os.rename(staging, job_dir)
+            with archive.atomic_directory(job_dir) as staging:
+                paths = JobPaths(staging)
+                paths.logs.mkdir(parents=True)
+                write_json_atomic(paths.request, request)
+                write_json_atomic(paths.status, initial_status(request, job_dir))
         except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
             existing = self._reconnect(name, request)
             if existing is not None:
                 return existing
