@@ -106,12 +106,13 @@ def member_key(name: str) -> str:
 
 
 @contextlib.contextmanager
-def open_checked(archive: str | os.PathLike, *, expected_sha256: str | None = None,
-                 where: str | None = None) -> Iterator[tuple[tarfile.TarFile, list[tarfile.TarInfo], str]]:
+def open_checked(archive: str | os.PathLike, *, expected_sha256: str | None = None, where: str | None = None,
+                 hash_always: bool = True) -> Iterator[tuple[tarfile.TarFile, list[tarfile.TarInfo], str]]:
     """Open a tar(.gz) whose hash (when expected) and every member have been checked.
 
     Yields:
-        (the open archive, its members, the file's sha256).
+        (the open archive, its members, the file's sha256; "" when neither expected nor
+        ``hash_always``).
 
     Raises:
         ArchiveIntegrityError: the sha256 differs from ``expected_sha256``.
@@ -119,7 +120,7 @@ def open_checked(archive: str | os.PathLike, *, expected_sha256: str | None = No
         ArchiveError: not a readable tar archive.
     """
     where = where or str(archive)
-    sha = check_sha256(archive, expected_sha256, where)
+    sha = check_sha256(archive, expected_sha256, where) if expected_sha256 or hash_always else ""
     try:
         tar = tarfile.open(archive, "r:*")
     except (tarfile.TarError, EOFError) as error:
@@ -147,7 +148,7 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, expecte
     """
     where = where or str(archive)
     dest_path = Path(dest)
-    with open_checked(archive, expected_sha256=expected_sha256, where=where) as (tar, members, _sha):
+    with open_checked(archive, expected_sha256=expected_sha256, where=where, hash_always=False) as (tar, members, _):
         dest_path.mkdir(parents=True, exist_ok=True)
         try:
             tar.extractall(dest_path, members=members, filter="data")
