@@ -139,12 +139,15 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, expecte
                  where: str | None = None) -> Path:
     """Unpack a tar(.gz) into ``dest`` after checking its hash and every member; returns ``dest``.
 
-    Nothing is extracted when a check fails.
+    Nothing is extracted when the hash or a member check fails. The ``"data"`` filter judges each
+    member as it is extracted, so when it refuses one (a path that resolves outside ``dest``
+    through a link already there) the members before it are on disk: callers extract into a
+    fresh directory (or `atomic_directory`) and drop it on an error.
 
     Raises:
         ArchiveIntegrityError, UnsafeArchiveError, ArchiveError: as `open_checked`; also
-            UnsafeArchiveError when the ``"data"`` filter refuses a member (e.g. a path that
-            resolves outside ``dest`` through a link already there).
+            UnsafeArchiveError when the filter refuses a member, ArchiveError when the data
+            cannot be read.
     """
     where = where or str(archive)
     dest_path = Path(dest)
@@ -155,6 +158,8 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, expecte
         except tarfile.FilterError as error:
             name = getattr(getattr(error, "tarinfo", None), "name", "?")
             raise UnsafeArchiveError(f"{where}: refusing member: {name!r} ({error})") from error
+        except (tarfile.TarError, EOFError) as error:
+            raise ArchiveError(f"{where}: not a readable tar archive ({error})") from error
     return dest_path
 
 
