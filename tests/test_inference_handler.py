@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.sourcedir import safe_extract
+from streamguard.core.archive import safe_extract
 
 REPO = Path(__file__).resolve().parents[1]
 VULN_PY = textwrap.dedent('''\
