@@ -119,7 +119,8 @@ def take_snapshot(code_dir: Path, attempts: int = 10, wait_s: float = 30.0) -> d
     Returns:
         ``{"src", "lib", "sourcedir_sha256", "featurizer_version", "git_head", "git_dirty"}``.
     """
-    from streamguard.sourcedir import build_sourcedir_tarball, safe_extract
+    from streamguard.core.archive import safe_extract
+    from streamguard.sourcedir import build_sourcedir_tarball
 
     problem = ""
     for attempt in range(1, attempts + 1):

@@ -9,8 +9,7 @@ Entries are sorted, with fixed mtimes, owners and modes, and the gzip header car
 time, so the archive's sha256 is a content hash of the shipped code. ``__pycache__``, ``*.pyc``
 and hidden files are left out.
 
-`safe_extract` is the one way the bundle unpacks an archive (source dirs, model and output
-tarballs): it refuses absolute paths, ``..``, links and device files instead of trusting them.
+Checking and unpacking archives, and the atomic write, live in `streamguard.core.archive`.
 """
 
 from __future__ import annotations
@@ -21,7 +20,9 @@ import io
 import os
 import tarfile
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from streamguard.core.archive import check_member_name, write_bytes_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAINING_ENTRY_DIR = REPO_ROOT / "training_entry"
@@ -29,10 +30,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 ENTRY_POINT = "train_enhanced_models.py"
 _FIXED_MTIME = 946684800  # 2000-01-01, any fixed value works; 0 upsets some unpackers
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ipynb_checkpoints"}
-
-
-class UnsafeArchiveError(ValueError):
-    """An archive member would escape the destination or is not a plain file/directory."""
 
 
 def _files_under(root: Path, *, source_only: bool = True) -> list[Path]:
@@ -64,7 +61,7 @@ def write_deterministic_tar(members: Iterable[tuple[str, Path]], out_path: str |
     if duplicates:
         raise ValueError(f"write_deterministic_tar: duplicate archive names {duplicates}")
     for name in names:
-        _check_member_name(name, "write_deterministic_tar")
+        check_member_name(name, "write_deterministic_tar")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -80,9 +77,7 @@ def write_deterministic_tar(members: Iterable[tuple[str, Path]], out_path: str |
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
     payload = buf.getvalue()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(payload)
-    os.replace(tmp, out)
+    write_bytes_atomic(out, payload)
     return out, hashlib.sha256(payload).hexdigest()
 
 
@@ -138,34 +133,3 @@ def upload_sourcedir(uri: str, **kwargs) -> tuple[str, str]:
     with tempfile.TemporaryDirectory(prefix="sg-sourcedir-") as tmp:
         path, sha = build_sourcedir_tarball(Path(tmp) / "sourcedir.tar.gz", **kwargs)
         return storage.upload_file(path, uri), sha
-
-
-def _check_member_name(name: str, where: str) -> None:
-    pure = PurePosixPath(name)
-    if not name or name.startswith(("/", "\\")) or pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        raise UnsafeArchiveError(f"{where}: member {name!r} has an absolute path")
-    if any(part == ".." for part in pure.parts) or "\\" in name:
-        raise UnsafeArchiveError(f"{where}: member {name!r} would escape the destination ('..' or backslash)")
-
-
-def safe_extract(tar_path: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Unpack a tar(.gz) into ``dest`` after checking every member; returns ``dest``.
-
-    Raises:
-        UnsafeArchiveError: an absolute path, ``..``, a symlink/hardlink or a device/FIFO member
-            (nothing is extracted then).
-    """
-    dest_path = Path(dest)
-    where = str(tar_path)
-    with tarfile.open(tar_path, "r:*") as tar:
-        members = tar.getmembers()
-        for member in members:
-            _check_member_name(member.name, where)
-            if member.issym() or member.islnk():
-                raise UnsafeArchiveError(f"{where}: member {member.name!r} is a link (-> {member.linkname!r})")
-            if not (member.isfile() or member.isdir()):
-                raise UnsafeArchiveError(f"{where}: member {member.name!r} is not a regular file or directory")
-        dest_path.mkdir(parents=True, exist_ok=True)
-        # The "data" filter repeats these checks inside tarfile and strips setuid bits.
-        tar.extractall(dest_path, members=members, filter="data")
-    return dest_path

@@ -11,11 +11,11 @@ import hashlib
 import os
 import posixpath
 import stat
-import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from streamguard import uri_policy
+from streamguard.core.archive import write_bytes_atomic
 
 SCHEMES = uri_policy.SCHEMES
 _CHUNK = 1 << 20
@@ -101,14 +101,7 @@ def write_bytes(uri: str, data: bytes) -> str:
         fs, path = _fs(uri)
         fs.pipe_file(path, data)
         return uri
-    target = local_path(uri)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(local_path(uri), data)
     return uri
 
 

@@ -1,4 +1,7 @@
-"""Files the entry script reads and writes: atomic writes, safe model.tar.gz extraction, checkpoints.
+"""Files the entry script reads and writes: model dirs from model.tar.gz, weights, checkpoints.
+
+Archive checks, safe extraction and atomic writes are `streamguard.core.archive` (shipped beside
+this file).
 
 Weights are always safetensors, and so is a checkpoint's optimizer state: its tensors as
 safetensors, its hyperparameters and scalars as JSON in the file's metadata. Nothing is pickled.
@@ -6,11 +9,8 @@ safetensors, its hyperparameters and scalars as JSON in the file's metadata. Not
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
+
+from streamguard.core import archive
 
 # A checkpoint dir holds, per epoch N, `last-eN.safetensors` (weights), `optimizer-eN.safetensors` and
 # `checkpoint-eN.json` (the state), `best-eM.safetensors` for the best epoch M so far, and
@@ -47,22 +49,9 @@ class ArtifactError(ValueError):
     """A model archive or directory that cannot be used as given (integrity, layout, unsafe member)."""
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a file so that readers (and a kill mid-write) see either the old or the new content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_json(path: str | Path, obj: Any) -> None:
-    """Atomic JSON write (indented, keys in insertion order)."""
-    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Atomic JSON write (indented, keys in insertion order; paths and tensor scalars as values)."""
+    archive.write_json_atomic(path, obj, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:
@@ -75,11 +64,8 @@ def _json_default(obj: Any) -> Any:
 
 def save_weights(model: torch.nn.Module, path: str | Path, *, epoch: int | None = None) -> None:
     """Atomic safetensors write of a model's parameters and buffers (``epoch`` in its metadata)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    save_model(model, str(tmp), metadata=None if epoch is None else {_EPOCH_KEY: str(int(epoch))})
-    os.replace(tmp, path)
+    with archive.atomic_path(path) as tmp:
+        save_model(model, str(tmp), metadata=None if epoch is None else {_EPOCH_KEY: str(int(epoch))})
 
 
 def file_epoch(path: str | Path) -> int | None:
@@ -101,41 +87,6 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
 
 
 # ------------------------------------------------------------------------------ model.tar.gz
-def safe_extract(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a tar(.gz) refusing absolute paths, `..` components, links and special files."""
-    dest = Path(dest).resolve()
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:*") as tf:
-        members = tf.getmembers()
-        for m in members:
-            name = m.name
-            parts = Path(name).parts
-            if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in parts:
-                raise ArtifactError(f"{archive}: refusing member {name!r} (absolute path or '..')")
-            if not (m.isfile() or m.isdir()):
-                raise ArtifactError(f"{archive}: refusing member {name!r} (link or special file)")
-            if not (dest / name).resolve().is_relative_to(dest):
-                raise ArtifactError(f"{archive}: refusing member {name!r} (escapes the target directory)")
-        for m in members:
-            target = dest / m.name
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(m)
-            with src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-    return dest
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_model_dir(path: str | Path, workdir: str | Path, expected_sha256: str | None = None) -> Path:
     """A directory holding `config.json` from a model dir, a model.tar.gz, or a channel holding one.
 
@@ -154,13 +105,12 @@ def resolve_model_dir(path: str | Path, workdir: str | Path, expected_sha256: st
         return p
     if p.is_dir() and (p / "model.tar.gz").is_file():
         p = p / "model.tar.gz"
-    if expected_sha256 and p.is_file():
-        actual = file_sha256(p)
-        if actual != expected_sha256:
-            raise ArtifactError(f"{p}: sha256 {actual} differs from the registry's {expected_sha256}; "
-                             "the model was changed after registration: refusing to load it")
     if p.is_file() and (p.name.endswith((".tar.gz", ".tgz", ".tar"))):
-        out = safe_extract(p, Path(workdir) / "model")
+        try:
+            out = archive.safe_extract(p, Path(workdir) / "model", expected_sha256=expected_sha256)
+        except archive.ArchiveError as exc:
+            suffix = "; refusing to load it" if isinstance(exc, archive.ArchiveIntegrityError) else ""
+            raise ArtifactError(f"{exc}{suffix}") from exc
         if not (out / "config.json").is_file():
             raise ArtifactError(f"{path}: the archive has no config.json at its root")
         return out
@@ -234,10 +184,8 @@ def save_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path, *, 
                 "scalars": json.dumps(scalars)}
     if epoch is not None:
         metadata[_EPOCH_KEY] = str(int(epoch))
-    path = Path(path)
-    tmp = _tmp_path(path)
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with archive.atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, path: str | Path) -> None:

@@ -64,6 +64,7 @@ import engine  # noqa: E402
 from baseline import build_baseline  # noqa: E402
 from models import build_model  # noqa: E402
 from progress import EpochProgress  # noqa: E402
+from streamguard.core.archive import write_text_atomic  # noqa: E402
 from streamguard.core.job_errors import DETERMINISTIC_EXIT_CODE, deterministic_message  # noqa: E402
 from streamguard.core.metrics import classification_metrics  # noqa: E402
 
@@ -422,7 +423,7 @@ def _prediction_rows(samples: list, scores: list[float | None], threshold: float
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    artifacts.write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 # ---------------------------------------------------------------------------------------- train

@@ -4,8 +4,9 @@ A version's ``artifact_uri`` points at the ``model.tar.gz`` the training job wro
 checked against the record's ``artifact_sha256`` and scanned before anything is read: any member
 with an absolute path, a ``..`` component, a link or a special file makes the whole archive
 refused, since the registry promises an archive exactly as training produced it. Only the three
-report files are read, by name, without extracting anything else. Parsed reports are cached on
-disk and in memory by sha256 (records are immutable, so a sha256 always means the same files).
+report files are read, by name, without extracting anything else (`streamguard.core.archive`
+does the checks). Parsed reports are cached on disk and in memory by sha256 (records are
+immutable, so a sha256 always means the same files).
 
 ``extra["report_uri"]``, when a record has it, names a directory holding the same files and is
 used instead of the archive.
@@ -14,18 +15,16 @@ used instead of the archive.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import shutil
-import tarfile
 import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
+
+from streamguard.core import archive
 
 HISTORY = "history.json"
 METRICS = "metrics.json"
@@ -34,7 +33,6 @@ REPORT_FILES = (HISTORY, METRICS, PREDICTIONS)
 
 # A report file bigger than this is not a report; refuse rather than fill memory.
 MAX_REPORT_FILE_BYTES = 64 * 1024 * 1024
-_CHUNK = 1024 * 1024
 
 
 class ArtifactError(Exception):
@@ -80,57 +78,21 @@ def _join_uri(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name
 
 
-def check_member(member: tarfile.TarInfo, where: str) -> None:
-    """Refuse an archive member that could write or point outside the extraction directory.
+def read_report_files_from_archive(path: Path, where: str, expected_sha256: str = "") -> tuple[dict[str, bytes], str]:
+    """Check the archive (sha256 when expected, then every member), return the report files at its
+    root and the archive's sha256.
 
     Raises:
-        ArtifactError: absolute path, ``..`` component, symlink, hard link or special file.
+        ArtifactError: tampered (sha256 mismatch), unreadable, an unsafe member, or a report file too big.
     """
-    name = member.name
-    path = PurePosixPath(name)
-    if path.is_absolute() or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
-        raise ArtifactError(f"{where}: refused, member {name!r} has an absolute path")
-    if ".." in path.parts or ".." in name.replace("\\", "/").split("/"):
-        raise ArtifactError(f"{where}: refused, member {name!r} contains '..'")
-    if member.issym() or member.islnk():
-        raise ArtifactError(f"{where}: refused, member {name!r} is a link (to {member.linkname!r})")
-    if not (member.isfile() or member.isdir()):
-        raise ArtifactError(f"{where}: refused, member {name!r} is not a regular file or directory")
-
-
-def _member_key(name: str) -> str:
-    """The member's path without a leading ``./`` (tar files from ``tar -C dir .`` carry one)."""
-    parts = [p for p in PurePosixPath(name).parts if p != "."]
-    return "/".join(parts)
-
-
-def read_report_files_from_archive(path: Path, where: str) -> dict[str, bytes]:
-    """Scan every member of a ``.tar.gz`` for safety, then return the report files found at its root.
-
-    Raises:
-        ArtifactError: the archive is unreadable, a member is unsafe, or a report file is too big.
-    """
-    found: dict[str, bytes] = {}
     try:
-        with tarfile.open(path, mode="r:*") as archive:
-            members = archive.getmembers()
-            for member in members:
-                check_member(member, where)
-            for member in members:
-                key = _member_key(member.name)
-                if key not in REPORT_FILES or not member.isfile():
-                    continue
-                if member.size > MAX_REPORT_FILE_BYTES:
-                    raise ArtifactError(
-                        f"{where}: {key} is {member.size} bytes, over the {MAX_REPORT_FILE_BYTES} limit"
-                    )
-                handle = archive.extractfile(member)
-                if handle is None:
-                    raise ArtifactError(f"{where}: cannot read member {member.name!r}")
-                found[key] = handle.read()
-    except (tarfile.TarError, EOFError, OSError) as error:
+        contents = archive.read_members(path, REPORT_FILES, expected_sha256=expected_sha256 or None, where=where,
+                                        max_member_bytes=MAX_REPORT_FILE_BYTES)
+    except archive.ArchiveError as error:
+        raise ArtifactError(str(error)) from error
+    except OSError as error:
         raise ArtifactError(f"{where}: not a readable tar archive ({error})") from error
-    return found
+    return contents.files, contents.sha256
 
 
 def parse_history(data: bytes, where: str) -> list[dict]:
@@ -274,20 +236,16 @@ class ReportLoader:
     def _load_archive(self, artifact_uri: str, expected_sha256: str) -> Report:
         with tempfile.TemporaryDirectory(prefix="streamguard-ui-") as tmp:
             local = Path(tmp) / "model.tar.gz"
-            actual = self._download(artifact_uri, local)
-            if expected_sha256 and actual != expected_sha256:
-                raise ArtifactError(
-                    f"{artifact_uri}: refused, sha256 is {actual} but the registry record says {expected_sha256}"
-                )
-            files = read_report_files_from_archive(local, artifact_uri)
+            self._download(artifact_uri, local)
+            files, actual = read_report_files_from_archive(local, artifact_uri, expected_sha256)
         report = build_report(files, artifact_uri)
         key = expected_sha256 or actual
         self._remember(key, report)
         self._to_disk(key, files)
         return report
 
-    def _download(self, uri: str, target: Path) -> str:
-        """Fetch ``uri`` to ``target`` and return the sha256 of what arrived."""
+    def _download(self, uri: str, target: Path) -> None:
+        """Fetch ``uri`` to ``target``."""
         try:
             self.fetch(uri, target)
         except FileNotFoundError as error:
@@ -296,11 +254,6 @@ class ReportLoader:
             raise ArtifactError(f"{uri}: cannot read artifact ({error})") from error
         if not target.is_file():
             raise ArtifactError(f"{uri}: not a single file (a model.tar.gz was expected)")
-        digest = hashlib.sha256()
-        with open(target, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
 
     def _from_memory(self, key: str) -> Report | None:
         with self._lock:
@@ -334,19 +287,15 @@ class ReportLoader:
         final = self.cache_dir / key
         if final.exists():
             return
-        staging: Path | None = None
         try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.cache_dir))
-            for name, data in files.items():
-                (staging / name).write_bytes(data)
-            (staging / "complete").write_text("ok\n")
-            os.replace(staging, final)
+            with archive.atomic_directory(final) as staging:
+                for name, data in files.items():
+                    (staging / name).write_bytes(data)
+                (staging / "complete").write_text("ok\n")
         except OSError:
             # An unwritable cache (or another process publishing the same sha256 first) only
             # costs a re-read next time.
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+            pass
 
 
 def _is_sha256(value: str) -> bool:

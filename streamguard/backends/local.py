@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from streamguard.core import archive
 from streamguard.jobs import ACTIVE_STATES, TERMINAL_STATES
 from streamguard.sagemaker_jobs import check_job_name
 
@@ -59,14 +58,8 @@ def parse_iso(value: str | None) -> datetime | None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file + ``os.replace`` so readers never see a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A job file (request, status, input config) as JSON, written atomically."""
+    archive.write_json_atomic(path, data, indent=1, sort_keys=True, default=str)
 
 
 def read_json(path: Path) -> Any:
@@ -240,16 +233,13 @@ class LocalTrainingBackend:
 
         # Exclusive creation: prepare a staging dir, then rename it into place; the rename fails
         # if another caller created the job first (then we reconnect to theirs).
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".staging-{name}-{uuid.uuid4().hex[:8]}"
-        paths = JobPaths(staging)
-        paths.logs.mkdir(parents=True)
-        write_json_atomic(paths.request, request)
-        write_json_atomic(paths.status, initial_status(request, job_dir))
         try:
-            os.rename(staging, job_dir)
+            with archive.atomic_directory(job_dir) as staging:
+                paths = JobPaths(staging)
+                paths.logs.mkdir(parents=True)
+                write_json_atomic(paths.request, request)
+                write_json_atomic(paths.status, initial_status(request, job_dir))
         except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
             existing = self._reconnect(name, request)
             if existing is not None:
                 return existing

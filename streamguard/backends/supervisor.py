@@ -17,7 +17,8 @@ Checkpoints are also copied to ``CheckpointConfig.S3Uri`` while training runs (e
 training process ends whatever the outcome (Failed and Stopped included), as SageMaker does, so
 a new job with the same ``CheckpointConfig`` (a task retry) resumes from the last epoch saved.
 A copy is only made of a consistent checkpoint: no file newer than the entry's state JSON,
-which the entry writes last.
+which the entry writes last (`streamguard.backends.checkpoint_sync`). The command line and the
+``SM_*`` environment are built by `streamguard.backends.container_env`.
 
 Differences from SageMaker, on purpose: one host only (``InstanceCount`` > 1 runs one process and
 says so in the log), no ``requirements.txt`` install (the local environment already has the
@@ -36,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -53,16 +53,16 @@ from streamguard.backends.local import (
     utcnow_iso,
     write_json_atomic,
 )
-from streamguard.sagemaker_jobs import MetricParser, decode_hyperparameter, user_hyperparameters
+from streamguard.backends.checkpoint_sync import checkpoint_fingerprint, copy_checkpoints
+from streamguard.backends.container_env import (HOST, command_args, input_data_config, resource_config,
+                                                training_environment)
+from streamguard.sagemaker_jobs import MetricParser, decode_hyperparameter
 
-HOST = "algo-1"
 # Seconds between SIGTERM and SIGKILL: SageMaker allows 120 s; a local run needs less.
 STOP_GRACE_S = float(os.environ.get("STREAMGUARD_LOCAL_STOP_GRACE_S", "10"))
 STATUS_WRITE_INTERVAL_S = 0.5
 # Seconds between checkpoint copies to CheckpointConfig.S3Uri while training runs.
 CHECKPOINT_SYNC_S = float(os.environ.get("STREAMGUARD_LOCAL_CHECKPOINT_SYNC_S", "5"))
-# The entry writes this file last in each checkpoint (training_entry/artifacts.py CHECKPOINT_STATE).
-CHECKPOINT_STATE_FILE = "checkpoint.json"
 TAIL_LINES = 20
 MAX_REASON_CHARS = 1024  # the API's limit for FailureReason
 LOG_MARK = "[streamguard-local "
@@ -108,79 +108,6 @@ def upload(local: Path, uri: str) -> str:
     from streamguard import storage
 
     return storage.upload_file(str(local), uri)
-
-
-def command_args(hyperparameters: dict[str, str]) -> list[str]:
-    """``--name value`` pairs as the SageMaker training toolkit builds them (values JSON-decoded).
-
-    Sorted by name, as the toolkit does. Dicts and lists are passed as JSON; other values via
-    ``str`` (so ``true`` arrives as ``True``).
-    """
-    args = []
-    for key, value in sorted(user_hyperparameters(hyperparameters).items()):
-        text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-        args += [f"--{key}", text]
-    return args
-
-
-def _env_name(key: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in key).upper()
-
-
-def training_environment(request: dict, paths: JobPaths, checkpoint_dir: Path, base_env: dict | None = None) -> dict:
-    """The ``SM_*`` environment of the training process (see SAGEMAKER.md's contract table)."""
-    env = dict(os.environ if base_env is None else base_env)
-    hps = request.get("HyperParameters", {})
-    user = user_hyperparameters(hps)
-    channels = [c["ChannelName"] for c in request.get("InputDataConfig", [])]
-    program = decode_hyperparameter(hps["sagemaker_program"])
-    env.update({
-        "SM_MODEL_DIR": str(paths.model),
-        "SM_OUTPUT_DATA_DIR": str(paths.output_data),
-        "SM_OUTPUT_DIR": str(paths.output),
-        "SM_OUTPUT_INTERMEDIATE_DIR": str(paths.output / "intermediate"),
-        "SM_INPUT_DIR": str(paths.root / "input"),
-        "SM_INPUT_CONFIG_DIR": str(paths.input_config),
-        "SM_CHECKPOINT_DIR": str(checkpoint_dir),
-        "SM_CHANNELS": json.dumps(sorted(channels)),
-        "SM_HPS": json.dumps(user, sort_keys=True),
-        "SM_USER_ARGS": json.dumps(command_args(hps)),
-        "SM_NUM_GPUS": os.environ.get("STREAMGUARD_LOCAL_NUM_GPUS", "0"),
-        "SM_NUM_CPUS": str(os.cpu_count() or 1),
-        "SM_HOSTS": json.dumps([HOST]),
-        "SM_CURRENT_HOST": HOST,
-        "SM_NETWORK_INTERFACE_NAME": "lo",
-        "SM_MODULE_NAME": Path(str(program)).stem,
-        "SM_MODULE_DIR": str(decode_hyperparameter(hps["sagemaker_submit_directory"])),
-        "SM_LOG_LEVEL": str(decode_hyperparameter(hps.get("sagemaker_container_log_level", "20"))),
-        "SM_RESOURCE_CONFIG": json.dumps(resource_config()),
-        "SM_INPUT_DATA_CONFIG": json.dumps(input_data_config(request)),
-        "SM_TRAINING_ENV": json.dumps({"job_name": request["TrainingJobName"], "hyperparameters": user,
-                                       "channel_input_dirs": {c: str(paths.input_data / c) for c in channels}}),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(paths.code), env.get("PYTHONPATH", "")) if p),
-        "PYTHONUNBUFFERED": "1",
-    })
-    for channel in channels:
-        env[f"SM_CHANNEL_{_env_name(channel)}"] = str(paths.input_data / channel)
-    for key, value in user.items():
-        env[f"SM_HP_{_env_name(key)}"] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-    return env
-
-
-def resource_config() -> dict:
-    return {"current_host": HOST, "hosts": [HOST], "network_interface_name": "lo"}
-
-
-def input_data_config(request: dict) -> dict:
-    return {
-        c["ChannelName"]: {
-            "ContentType": c.get("ContentType"),
-            "TrainingInputMode": c.get("InputMode") or request["AlgorithmSpecification"].get("TrainingInputMode", "File"),
-            "S3DistributionType": c["DataSource"]["S3DataSource"].get("S3DataDistributionType", "FullyReplicated"),
-            "RecordWrapperType": "None",
-        }
-        for c in request.get("InputDataConfig", [])
-    }
 
 
 class Supervisor:
@@ -338,7 +265,7 @@ class Supervisor:
         tarball = p.root / "sourcedir.tar.gz"
         self.log(f"source dir: {submit}")
         from streamguard import storage
-        from streamguard.sourcedir import safe_extract
+        from streamguard.core.archive import safe_extract
 
         storage.download(submit, str(tarball))
         safe_extract(tarball, p.code)
@@ -479,58 +406,6 @@ class Supervisor:
         self.status["ModelArtifacts"] = {"S3ModelArtifacts": model_uri}
         self.status["ModelArtifactSha256"] = model_sha
         self.save()
-
-
-def checkpoint_fingerprint(checkpoint_dir: Path) -> tuple | None:
-    """(relative path, size, mtime_ns) of every file, or None when the checkpoint is not consistent.
-
-    Consistent means: no file is newer than the state JSON the entry writes last (a checkpoint
-    being written has new weights and an old JSON). A dir without that JSON (another entry, or
-    files other than epoch checkpoints) counts as consistent as it is.
-    """
-    files = sorted(p for p in checkpoint_dir.rglob("*") if p.is_file())
-    stats = [(p.relative_to(checkpoint_dir).as_posix(), p.stat()) for p in files]
-    state = next((st for rel, st in stats if rel == CHECKPOINT_STATE_FILE), None)
-    if state is not None and any(st.st_mtime_ns > state.st_mtime_ns for _, st in stats):
-        return None
-    return tuple((rel, st.st_size, st.st_mtime_ns) for rel, st in stats)
-
-
-def copy_checkpoints(checkpoint_dir: Path, uri: str, staging: Path) -> tuple | None:
-    """Copy a consistent checkpoint dir to ``uri``; returns its fingerprint, or None if it was not copied.
-
-    The files are first copied to ``staging`` and the fingerprint re-checked, so what is uploaded
-    is one checkpoint even while the entry writes the next one.
-    """
-    before = checkpoint_fingerprint(checkpoint_dir)
-    if not before:  # inconsistent (mid-write) or empty
-        return None
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        shutil.copytree(checkpoint_dir, staging)
-        if checkpoint_fingerprint(checkpoint_dir) != before:
-            return None
-        from streamguard.storage import upload_dir
-
-        # The state JSON goes last, so a reader of ``uri`` never sees a JSON ahead of its weights.
-        state = staging / CHECKPOINT_STATE_FILE
-        state_bytes = state.read_bytes() if state.is_file() else None
-        if state_bytes is not None:
-            state.unlink()
-        upload_dir(staging, uri)
-        if state_bytes is not None:
-            state.write_bytes(state_bytes)
-            upload(state, _join(uri, CHECKPOINT_STATE_FILE))
-        return before
-    finally:
-        # The staging copy is only a consistent snapshot for the upload; leave no second copy behind.
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _join(uri: str, *parts: str) -> str:
-    from streamguard.storage import join_uri
-
-    return join_uri(uri, *parts)
 
 
 def _exists(uri: str) -> bool:

@@ -13,6 +13,8 @@ import json
 import os
 import time
 
+from streamguard.core.archive import atomic_path
+
 # The row encoding of `streamguard.data.prepare` (compact, UTF-8, lone surrogates kept).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 SHARD_PREFIX, GRAPHS_PREFIX, SUFFIX = "shard-", "graphs-", ".jsonl"
@@ -53,12 +55,9 @@ def build_shard(shard: str, target: str) -> dict:
             except (ValueError, TypeError) as exc:
                 raise ShardError(f"{shard}:{number}: not a shard row ([code, language]): {exc}") from exc
             rows.append((code, language))
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as out:
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:  # a shard's graphs appear whole or not at all
         for code, language in rows:
             out.write((_ENCODER.encode(graph_or_error(code, language)) + "\n").encode("utf-8", "surrogatepass"))
-    os.replace(tmp, target)  # a shard's graphs appear whole or not at all
     return {"graphs": target, "records": len(rows), "cpu_seconds": round(time.process_time() - cpu0, 3),
             "seconds": round(time.monotonic() - wall0, 3)}
 

@@ -12,27 +12,27 @@ Hostile inputs are bounded: only ``file://`` and ``s3://`` are opened (``streamg
 directories skip hidden files and folders; FIFOs, sockets and devices are refused (opening one
 could block forever); a line longer than ``max_line_bytes`` is skipped without being held and
 reported with its length; a gzip stream that inflates beyond ``max_gzip_ratio`` times its size
-is refused; JSON nested deeper than :data:`MAX_DEPTH` is rejected as a line, not a crash.
+is refused; JSON nested deeper than ``json_lines.MAX_DEPTH`` is rejected as a line, not a crash.
+
+Decoding one line (UTF-8, JSON, object, depth) is `streamguard.data.json_lines`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gzip
-import hashlib
 import io as stdio
 import json
 import os
 import stat
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from streamguard import uri_policy
+from streamguard.data.json_lines import InputLine, array_items, decode_line
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -52,8 +52,6 @@ _PRESCAN_BYTES = 8 << 20
 _COMPRESSED_READ = 8 << 10
 # A *.json file holding one JSON array is parsed whole; above this size it must be JSON lines.
 MAX_ARRAY_BYTES = 64 << 20
-# Deepest nesting of a decoded value (a record is flat; a prepared graph is 3 deep).
-MAX_DEPTH = 64
 _CHUNK = 1 << 20
 
 
@@ -63,27 +61,6 @@ class InputError(Exception):
     def __init__(self, file: str, message: str):
         super().__init__(f"{file}: {message}")
         self.file = file
-
-
-@dataclass
-class InputLine:
-    """One line of one input: ``record`` when it decoded to a JSON object, else ``error``.
-
-    ``line`` is 1-based; 0 marks a whole-file condition (an empty file). ``raw`` keeps the line
-    text for quarantine; ``raw_base64`` keeps the exact bytes when they are not valid UTF-8.
-    ``length`` (bytes, newline excluded) and ``sha256`` (None for a line too long to hold)
-    identify an error line without its text.
-    """
-
-    file: str
-    line: int
-    record: dict | None = None
-    error: str | None = None
-    reason: str | None = None
-    raw: str | None = None
-    raw_base64: str | None = None
-    length: int | None = None
-    sha256: str | None = None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -384,7 +361,7 @@ def read_lines(file: str, *, max_line_bytes: int | None = None,
             if file.lower().endswith((".json", ".json.gz")):
                 first = _peek_array(reader)
                 if first is not None:
-                    yield from _array_items(file, first)
+                    yield from array_items(file, first)
                     return
             empty = True
             for raw, length in reader.lines():
@@ -394,7 +371,7 @@ def read_lines(file: str, *, max_line_bytes: int | None = None,
                                     error=f"line is {length} bytes, over the {cap}-byte limit "
                                           "(STREAMGUARD_MAX_LINE_BYTES / --max-line-bytes); not read")
                     continue
-                item = _decode_line(file, reader.line_no, raw)
+                item = decode_line(file, reader.line_no, raw)
                 if item is not None:
                     yield item
             if empty:
@@ -425,83 +402,6 @@ def _peek_array(reader: _Reader) -> Any:
     if isinstance(value, list):
         return value
     return None
-
-
-def _array_items(file: str, items: list) -> Iterator[InputLine]:
-    if not items:
-        yield InputLine(file, 0, error="empty JSON array", reason="empty_file", raw="[]", length=2)
-    for i, value in enumerate(items, start=1):  # "line" is the 1-based array position here
-        if isinstance(value, dict) and _depth_ok(value):
-            yield InputLine(file, i, record=value)
-            continue
-        text = _safe_dumps(value)
-        data = text.encode("utf-8", "surrogatepass")
-        if isinstance(value, dict):
-            yield InputLine(file, i, error=f"JSON nested deeper than {MAX_DEPTH} levels", reason="too_deep",
-                            raw=text, length=len(data), sha256=hashlib.sha256(data).hexdigest())
-        else:
-            yield InputLine(file, i, error=f"JSON value is {_kind(value)}, not an object",
-                            reason="not_object", raw=text, length=len(data), sha256=hashlib.sha256(data).hexdigest())
-
-
-def _safe_dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (ValueError, RecursionError):
-        return "<value too deeply nested to print>"
-
-
-def _depth_ok(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` nests at most ``limit`` containers deep (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return False
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-    return True
-
-
-def _decode_line(file: str, line_no: int, raw: bytes) -> InputLine | None:
-    """Decode one line; None for blank lines (they carry no data)."""
-    if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    raw = raw.rstrip(b"\r\n")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _bad_line(file, line_no, raw, "invalid_utf8",
-                         f"line is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                         raw=raw.decode("utf-8", errors="backslashreplace"),
-                         raw_base64=base64.b64encode(raw).decode("ascii"))
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        return _bad_line(file, line_no, raw, "too_deep", "invalid JSON: nested too deeply to parse", raw=text)
-    except ValueError as exc:
-        return _bad_line(file, line_no, raw, "invalid_json", f"invalid JSON: {exc}", raw=text)
-    if not isinstance(value, dict):
-        return _bad_line(file, line_no, raw, "not_object", f"JSON value is {_kind(value)}, not an object",
-                         raw=text)
-    if any(isinstance(v, (dict, list)) for v in value.values()) and not _depth_ok(value):
-        return _bad_line(file, line_no, raw, "too_deep", f"JSON nested deeper than {MAX_DEPTH} levels",
-                         raw=text)
-    return InputLine(file, line_no, record=value)
-
-
-def _bad_line(file: str, line_no: int, data: bytes, reason: str, error: str, **kw) -> InputLine:
-    return InputLine(file, line_no, error=error, reason=reason, length=len(data),
-                     sha256=hashlib.sha256(data).hexdigest(), **kw)
-
-
-def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
-            type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def open_for_write(path: str) -> IO[bytes]:

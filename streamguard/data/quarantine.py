@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamguard.data.io import InputLine
+from streamguard.data.json_lines import InputLine
 
 
 # One encoder for every row: json.dumps with options builds a new encoder per call.

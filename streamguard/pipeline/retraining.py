@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tarfile
 import tempfile
 from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime, timezone
@@ -17,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from streamguard import settings, storage
+from streamguard.core import archive
 from streamguard.pipeline.params import (FEEDBACK_ASSET_NAME, MODEL_NAMES, MODEL_TYPES,  # noqa: F401
                                          RETRAINING_PARAMS, ParamError, TrainingConfig, _check,
                                          check_input_uri, resolve_gates)
-from streamguard.pipeline.training import (ArtifactIntegrityError, check_sha256,  # noqa: F401
-                                           record_version, run_uri)
+from streamguard.pipeline.training import record_version, run_uri
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +137,7 @@ def _read_from_artifact(artifact_uri: str, member: str, expected_sha256: str) ->
     with tempfile.TemporaryDirectory(prefix="sg-art-") as tmp:
         local = Path(tmp) / "model.tar.gz"
         storage.download(artifact_uri, str(local))
-        check_sha256(local, expected_sha256, artifact_uri)
-        with tarfile.open(local) as tf:
-            if member not in tf.getnames():
-                return None
-            return json.load(tf.extractfile(member))
+        return archive.read_json_member(local, member, expected_sha256=expected_sha256, where=artifact_uri)
 
 
 def _last_retrain_at(model_type: str) -> datetime | None:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import re
-import tarfile
 import tempfile
 import time
 from dataclasses import asdict, is_dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard import settings, storage
+from streamguard.core import archive
 from streamguard.pipeline.params import MODEL_NAMES, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -462,13 +462,11 @@ def describe_job_record(job_name: str, backend: str, model_type: str) -> dict:
 
 
 def _fetch_tar(uri: str, dest: Path) -> Path:
-    from streamguard.sourcedir import safe_extract
-
     dest.mkdir(parents=True, exist_ok=True)
     local = dest / "archive.tar.gz"
     storage.download(uri, str(local))
     out = dest / "x"
-    safe_extract(str(local), str(out))
+    archive.safe_extract(str(local), str(out))
     return out
 
 
@@ -478,24 +476,6 @@ def output_uri_of(describe: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------- evaluation
-class ArtifactIntegrityError(RuntimeError):
-    """A registered artifact no longer matches the sha256 recorded in the registry."""
-
-
-def check_sha256(path: Path, expected: str | None, uri: str) -> str:
-    """The file's sha256; raises ArtifactIntegrityError when ``expected`` is given and differs."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    actual = digest.hexdigest()
-    if expected and actual != expected:
-        raise ArtifactIntegrityError(
-            f"{uri}: sha256 {actual} differs from the registry's {expected}; "
-            "the artifact was changed after registration: refusing to use it")
-    return actual
-
-
 def evaluation_metrics_uri(predictions_uri: str) -> str:
     """Where `evaluate_model` stores the evaluate job's `metrics.json` (beside `predictions.jsonl`)."""
     return predictions_uri.rsplit("/", 1)[0] + "/metrics.json"
@@ -519,7 +499,7 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
         with tempfile.TemporaryDirectory(prefix="sg-verify-") as tmp:
             local = Path(tmp) / "model.tar.gz"
             storage.download(artifact_uri, str(local))
-            check_sha256(local, expected_sha256, artifact_uri)
+            archive.check_sha256(local, expected_sha256, artifact_uri)
 
     request = build_evaluate_job(config, model_type, data, source, dag_id, run_id, backend,
                                  model_channel_uri=artifact_uri.rsplit("/", 1)[0] + "/",
@@ -536,13 +516,12 @@ def evaluate_model(config: TrainingConfig, model_type: str, job: dict, data: dic
         storage.upload_file(str(out / "metrics.json"), evaluation_metrics_uri(predictions_uri))
         model_tar = tmp_path / "model.tar.gz"
         storage.download(artifact_uri, str(model_tar))
-        sha = check_sha256(model_tar, expected_sha256, artifact_uri)
+        contents = archive.read_members(model_tar, ["metrics.json"], expected_sha256=expected_sha256,
+                                        where=artifact_uri)
+        sha = contents.sha256
         size = model_tar.stat().st_size
-        with tarfile.open(model_tar) as tf:
-            member = tf.getmember("metrics.json") if "metrics.json" in tf.getnames() else None
-            trained_metrics = json.load(tf.extractfile(member)) if member else {}
-            weights = [m for m in tf.getmembers() if m.name.endswith(".safetensors")]
-            weights_bytes = sum(m.size for m in weights)
+        trained_metrics = json.loads(contents.files["metrics.json"]) if "metrics.json" in contents.files else {}
+        weights_bytes = sum(n for name, n in contents.sizes.items() if name.endswith(".safetensors"))
     test = test_metrics.get("test", test_metrics)
     return {
         "model_type": model_type,

@@ -17,10 +17,10 @@ import errno
 import fcntl
 import hashlib
 import os
-import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from streamguard.core.archive import write_bytes_atomic, write_temp_beside
 from streamguard.registry.records import PreconditionFailed, RecordExists, RegistryError
 from streamguard.registry.store import RegistryStore, StoredObject
 
@@ -69,22 +69,13 @@ class LocalStore(RegistryStore):
             raise RegistryError(f"invalid registry key {key!r}")
         return self.root.joinpath(*parts)
 
-    def _write_temp(self, path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return tmp
-
     def create(self, key: str, data: bytes) -> str:
         path = self._path(key)
         with _os_errors("write", path):
             return self._create(path, data)
 
     def _create(self, path: Path, data: bytes) -> str:
-        tmp = self._write_temp(path, data)
+        tmp = write_temp_beside(path, data, fsync=True)
         os.chmod(tmp, 0o444)  # a created object is never edited in place (swaps replace the file)
         try:
             os.link(tmp, path)
@@ -126,8 +117,7 @@ class LocalStore(RegistryStore):
                 raise PreconditionFailed(f"{path} vanished before compare-and-swap") from None
             if _etag(current) != etag:
                 raise PreconditionFailed(f"{path} changed since it was read")
-            tmp = self._write_temp(path, data)
-            os.replace(tmp, path)
+            write_bytes_atomic(path, data, fsync=True)
         return _etag(data)
 
     @contextlib.contextmanager

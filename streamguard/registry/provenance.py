@@ -1,23 +1,11 @@
-"""Provenance helpers for registry records: artifact hashes and the bundle's code version."""
+"""Provenance of registry records: the bundle's code version (artifact hashes: `streamguard.core.archive`)."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import subprocess
 from pathlib import Path
-
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a local file, read in 1 MiB chunks (model archives can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)

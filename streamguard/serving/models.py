@@ -10,7 +10,6 @@ afterwards, so the second archive's ``inference``/``models``/``data`` do not res
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import sys
@@ -153,7 +152,7 @@ def _cache_dir() -> Path:
 def fetch_artifact(record: Any, workdir: str | Path | None = None) -> Path:
     """Download a version's model.tar.gz, check its sha256 against the registry, unpack it; returns the dir."""
     from streamguard import storage
-    from streamguard.sourcedir import UnsafeArchiveError, safe_extract
+    from streamguard.core import archive
 
     sha = record.artifact_sha256
     base = Path(workdir) if workdir else _cache_dir()
@@ -169,23 +168,16 @@ def fetch_artifact(record: Any, workdir: str | Path | None = None) -> Path:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{record.model_name} v{record.version}: cannot fetch {record.artifact_uri}: {exc}",
                                  "check the artifact store and credentials") from exc
-        actual = hashlib.sha256(local.read_bytes()).hexdigest()
-        if actual != sha:
-            raise ModelLoadError(
-                f"{record.model_name} v{record.version}: {record.artifact_uri} has sha256 {actual}, the registry "
-                f"recorded {sha}: the artifact changed after registration; refusing to serve it",
-                "restore the original artifact, or register the new one as a new version")
-        unpacked = Path(tmp) / "model"
         try:
-            safe_extract(local, unpacked)
-        except (UnsafeArchiveError, OSError, ValueError) as exc:
+            with archive.atomic_directory(target, overwrite=True) as unpacked:
+                archive.safe_extract(local, unpacked, expected_sha256=sha, where=record.artifact_uri)
+                (unpacked / ".sha256").write_text(sha + "\n")
+        except archive.ArchiveIntegrityError as exc:
+            raise ModelLoadError(
+                f"{record.model_name} v{record.version}: {exc}; refusing to serve it",
+                "restore the original artifact, or register the new one as a new version") from exc
+        except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{record.artifact_uri}: {exc}") from exc
-        (unpacked / ".sha256").write_text(sha + "\n")
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        os.replace(unpacked, target)
     return target
 
 

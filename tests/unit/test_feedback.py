@@ -11,9 +11,9 @@ import pytest
 from streamguard.feedback import (
     FeedbackBatch,
     ingest_feedback,
-    normalise_code,
     production_metrics,
 )
+from streamguard.feedback_record import normalise_code
 
 TS = "2025-03-01T12:00:00Z"
 

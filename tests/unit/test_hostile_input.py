@@ -387,10 +387,16 @@ def test_read_only_registry_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys
             if path.is_dir():
                 path.chmod(0o555)
     else:  # root ignores permission bits: make the store's writes fail the way a read-only directory does
+        from streamguard.registry import local as local_store
+
         def denied(self, path, *args, **kwargs):
             raise PermissionError(13, "Permission denied", str(path))
 
-        monkeypatch.setattr(LocalStore, "_write_temp", denied)
+        def write_denied(path, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(local_store, "write_temp_beside", write_denied)
+        monkeypatch.setattr(local_store, "write_bytes_atomic", write_denied)
         monkeypatch.setattr(LocalStore, "_locked", denied)
     try:
         code = main(["registry", "promote", "taint_flow_gnn", "1", "--uri", str(tmp_path / "reg")])

@@ -17,7 +17,8 @@ from streamguard.data.prepare import prepare, prepare_finish, prepare_plan
 from streamguard.data.synthetic import generate_samples, write_samples
 from streamguard.sagemaker_processing import (build_graph_processing_request, run_graph_processing,
                                               validate_processing_request)
-from streamguard.sourcedir import build_sourcedir_tarball, safe_extract
+from streamguard.core.archive import safe_extract
+from streamguard.sourcedir import build_sourcedir_tarball
 
 ROLE = "arn:aws:iam::123456789012:role/streamguard-sagemaker"
 IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.9.0-cpu-py312-ubuntu22.04-sagemaker"

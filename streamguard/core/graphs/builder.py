@@ -16,7 +16,7 @@ from itertools import chain
 import numpy as np
 
 from . import ir as IR
-from .ir import GraphIR
+from .graph_ir import GraphIR
 from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
 from . import catalog

@@ -13,7 +13,7 @@ import re
 import tokenize
 
 from . import ir as IR
-from .ir import GraphIR
+from .graph_ir import GraphIR
 from .rules import PLACEHOLDER, SQL_TEXT, classify_java_call, classify_python_call
 
 _GENERIC_TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|\S")

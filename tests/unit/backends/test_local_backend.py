@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from streamguard.backends.local import JobConflictError, JobNotFoundError, pid_alive
+from streamguard.core.archive import UnsafeArchiveError, safe_extract
 from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request, parse_metrics
-from streamguard.sourcedir import UnsafeArchiveError, build_sourcedir_tarball, safe_extract
+from streamguard.sourcedir import build_sourcedir_tarball
 from tests.support.local_world import FAKE_ENTRY, make_request
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,7 +10,8 @@ import tarfile
 import pytest
 
 from streamguard.pipeline.params import ParamError
-from streamguard.pipeline.retraining import ArtifactIntegrityError, _read_from_artifact, resolve_retraining_config
+from streamguard.core.archive import ArchiveIntegrityError
+from streamguard.pipeline.retraining import _read_from_artifact, resolve_retraining_config
 
 
 def _tar_with(path, name: str, payload: dict) -> str:
@@ -33,7 +34,7 @@ def test_tampered_artifact_is_refused(tmp_path):
     art = tmp_path / "model.tar.gz"
     sha = _tar_with(art, "baseline.json", {"v": 1})
     _tar_with(art, "baseline.json", {"v": 1, "scores": [0.9]})  # rewritten after registration
-    with pytest.raises(ArtifactIntegrityError, match="differs from the registry"):
+    with pytest.raises(ArchiveIntegrityError, match="differs from the registry"):
         _read_from_artifact(art.as_uri(), "baseline.json", sha)
 
 
@@ -57,7 +58,7 @@ def test_champion_evaluation_refuses_a_tampered_archive_before_starting_a_job(tm
     plan = {"champion": {"training_job_name": "sg-gnn-x", "artifact_uri": art.as_uri(), "artifact_sha256": sha},
             "training_config": retraining.bootstrap_config(resolve_retraining_config({}), "gnn").to_dict(),
             "channels": {"test": (tmp_path / "test").as_uri()}, "data_hash": "h"}
-    with pytest.raises(ArtifactIntegrityError, match="differs from the registry"):
+    with pytest.raises(ArchiveIntegrityError, match="differs from the registry"):
         retraining.evaluate_champion(plan, "gnn", {"uri": "file:///src.tar.gz", "sha256": "s" * 64},
                                      "streamguard_retraining", "r1", "local")
     assert started == []

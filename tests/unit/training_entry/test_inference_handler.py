@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.sourcedir import safe_extract
+from streamguard.core.archive import safe_extract
 from tests.support.serving_fixtures import SAFE_PY, VULN_JAVA, VULN_PY
 
 REPO = Path(__file__).resolve().parents[3]

@@ -260,7 +260,7 @@ def test_tarball_with_unsafe_members_is_refused(tmp_path):
                 info.size = 1
                 tf.addfile(info, io.BytesIO(b"x"))
         with pytest.raises(ValueError, match="refusing member"):
-            artifacts.safe_extract(path, tmp_path / "out")
+            artifacts.resolve_model_dir(path, tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
 
 
