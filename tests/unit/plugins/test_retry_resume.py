@@ -3,7 +3,7 @@
 The slow test runs the real entry on the local backend: the job is killed after an epoch
 checkpoint reached ``CheckpointConfig.S3Uri``, the sensor's try 1 fails with the job's reason (a
 retryable failure), and the sensor's try 2 starts ``<name>-a2`` by itself, which resumes from that
-checkpoint and finishes every epoch. `tests/test_e2e_resume.py` shows the same through
+checkpoint and finishes every epoch. `tests/e2e/test_e2e_resume.py` shows the same through
 `airflow dags test`.
 """
 

@@ -19,7 +19,7 @@ import pytest
 
 from streamguard.core import archive
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 for extra in (REPO / "training_entry", REPO / "plugins"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
