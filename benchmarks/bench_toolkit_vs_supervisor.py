@@ -3,8 +3,9 @@
 Both run the same entry (`training_entry/train_enhanced_models.py`, GNN, 1 epoch, tiny data) from
 the same `sourcedir.tar.gz`: once as a local backend job (`streamguard.backends.local`: status
 record, channels, metrics, `model.tar.gz`), once through PyPI `sagemaker-training` under
-`SAGEMAKER_BASE_DIR` as `tests/test_training_toolkit.py` lays it out (its requirements install runs
-with `PIP_NO_INDEX`, so it only checks the pins). Prints wall seconds per run and the medians.
+`SAGEMAKER_BASE_DIR` as `tests/unit/training_entry/test_training_toolkit.py` lays it out (its
+requirements install runs with `PIP_NO_INDEX`, so it only checks the pins). Prints wall seconds per
+run and the medians.
 
     nice -n 10 .venv/bin/python benchmarks/bench_toolkit_vs_supervisor.py --runs 3
 """
@@ -30,8 +31,8 @@ def main() -> int:
     from streamguard.backends.local import LocalTrainingBackend
     from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request
     from streamguard.sourcedir import build_sourcedir_tarball
-    from tests.test_training_entry import make_channels
-    from tests.test_training_toolkit import TINY, run_toolkit
+    from tests.support.entry_data import make_channels
+    from tests.unit.training_entry.test_training_toolkit import TINY, run_toolkit
 
     times: dict[str, list[float]] = {"supervisor": [], "toolkit": []}
     with tempfile.TemporaryDirectory(prefix="sg-bench-tk-") as tmp:

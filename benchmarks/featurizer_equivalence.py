@@ -5,7 +5,7 @@ exported with ``git archive``, as in ``taint_corpus_bench.py``) and with this ch
 compares the records whole (nodes, kinds, features and flags, edges, taint columns, sink classes,
 truncation), plus ``taint_reaches_sink`` on each. Inputs: a seeded sample of ``../shared/data``
 (``--records``, Java and all of SVEN's Python), the whole ``benchmarks/taint_corpus``, the test
-snippets of ``tests/_graph_snippets.py``, this repository's own Python files, and a few
+snippets of ``tests/support/graph_snippets.py``, this repository's own Python files, and a few
 pathological inputs (5,000-term concatenations, deep nesting, a graph past ``max_nodes``).
 Baseline results are cached per revision and input (a digest each) under ``--cache``.
 
@@ -70,7 +70,7 @@ def inputs(data_dir: Path, records: int, seed: int) -> list[tuple[str, str, str,
     n_java = max(0, records - len(python))
     out += [(i, lang, code, 2000) for i, lang, code in java[:n_java] + python]
     out += [(f"corpus:{c['id']}", c["language"], c["code"], 2000) for c in load_corpus()]
-    from tests._graph_snippets import JAVA, PYTHON
+    from tests.support.graph_snippets import JAVA, PYTHON
 
     out += [(f"snippet:java:{k}", "java", code, 2000) for k, (code, _) in JAVA.items()]
     out += [(f"snippet:python:{k}", "python", code, 2000) for k, (code, _) in PYTHON.items()]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent install of what the browser test (tests/test_ui_browser.py) needs:
+# Idempotent install of what the browser test (tests/browser/test_ui_browser.py) needs:
 #   - Debian's Chromium at /usr/bin/chromium (apt; only possible as root), and
 #   - Playwright for Python in .venv (the wheel bundles its driver; no `playwright install`:
 #     the test drives the system Chromium, nothing downloads a browser build).

@@ -65,6 +65,3 @@ def airflow_db() -> Path:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return home
 
-
-# Tiny trained, registered models shared by the serving / scan / A/B tests (trained once per session).
-from tests.serving_fixtures import trained_models  # noqa: E402,F401

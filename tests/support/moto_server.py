@@ -1,0 +1,61 @@
+"""A shared moto S3/SageMaker server for tests (``ThreadedMotoServer`` on a free loopback port).
+
+s3fs (aiobotocore) bypasses moto's in-process ``mock_aws``, so anything that goes through
+fsspec talks to this real HTTP server instead. One server runs per test process (started on
+first use); each test gets a clean state (``/moto-api/reset``) and fake credentials.
+
+The ``moto_server`` fixture (tests/unit/conftest.py) starts it, resets it and points the AWS
+environment at it::
+
+    def test_upload(moto_server):
+        boto3.client("s3").create_bucket(Bucket="bkt")   # goes to moto via AWS_ENDPOINT_URL
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.request
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+# Settings that would send requests elsewhere or read a developer's real AWS config.
+_CLEARED_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ROLE_ARN",
+                "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+_lock = threading.Lock()
+_server = None
+_endpoint: str | None = None
+
+
+def start_moto_server() -> str:
+    """Start (once per process) a moto server on 127.0.0.1:<free port>; return its endpoint URL."""
+    global _server, _endpoint
+    with _lock:
+        if _endpoint is None:
+            from moto.server import ThreadedMotoServer
+
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+            _server, _endpoint = server, f"http://{host}:{port}"
+        return _endpoint
+
+
+def reset_moto_server(endpoint: str) -> None:
+    """Drop every bucket, object and job the server holds."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    """The environment that points boto3, s3fs and the AWS CLI at ``endpoint`` with fake keys."""
+    return {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": endpoint}
