@@ -41,43 +41,78 @@ def retry_delay_from_env() -> float:
     return value
 
 
-def training_operators(backend: str) -> tuple[type, type, dict[str, Any]]:
-    """(operator class, sensor class, sensor kwargs) for `backend`."""
+def deferrable_from_env() -> bool:
+    """Whether the train task follows its job from the triggerer: `STREAMGUARD_DEFERRABLE` (default true).
+
+    True: the train task owns its job to the end, and Airflow's retries of it are the job's
+    attempts (a job that fails retryably is resumed as ``<job>-a<n>`` by itself). False (no
+    triggerer): the train task only starts the job and the `wait` sensor watches it in a worker
+    slot; a failed job then fails the run, and only clearing the train task starts the next attempt.
+    """
+    raw = os.environ.get("STREAMGUARD_DEFERRABLE", "").strip().lower() or "true"
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"STREAMGUARD_DEFERRABLE={raw!r} is not one of true, false")
+    return raw in ("true", "1", "yes")
+
+
+def training_operators(backend: str, deferrable: bool | None = None) -> tuple[type, type, dict[str, Any], dict[str, Any]]:
+    """(operator class, sensor class, operator kwargs, sensor kwargs) for `backend`.
+
+    ``deferrable`` (default `deferrable_from_env`): the operator waits for its job in the
+    triggerer, and the sensor then only reports the attempt that completed (its log and record).
+    """
+    if deferrable is None:
+        deferrable = deferrable_from_env()
     if backend == "sagemaker":
         from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator, ResumingSageMakerTrainingSensor
 
+        poke = float(os.environ.get("STREAMGUARD_SAGEMAKER_POKE_SECONDS", "60"))
         # Reschedule mode frees the worker slot between pokes of a job that runs for hours.
         return ReconnectingSageMakerTrainingOperator, ResumingSageMakerTrainingSensor, {
-            "poke_interval": float(os.environ.get("STREAMGUARD_SAGEMAKER_POKE_SECONDS", "60")),
-            "mode": "reschedule", "print_log": True}
+            "wait_for_completion": deferrable, "deferrable": deferrable, "check_interval": max(1, int(poke))}, {
+            "poke_interval": poke, "mode": "reschedule", "print_log": True}
     from streamguard_ops.operators import LocalTrainingOperator
     from streamguard_ops.sensors import LocalTrainingSensor
 
+    poke = float(os.environ.get("STREAMGUARD_LOCAL_POKE_SECONDS", "3"))
     return LocalTrainingOperator, LocalTrainingSensor, {
-        "poke_interval": float(os.environ.get("STREAMGUARD_LOCAL_POKE_SECONDS", "3")), "mode": "poke"}
+        "wait_for_completion": deferrable, "deferrable": deferrable, "check_interval": poke}, {
+        "poke_interval": poke, "mode": "poke"}
 
 
 # ------------------------------------------------------------------------------------ task retries
 # Attempt names, failure classes and the create / reconnect / restart / fail decision live in
-# `streamguard.lifecycle` (pure). Both training operators and both sensors call `start_job`, the one
-# path that starts jobs; a sensor's poke only watches (`lifecycle.watch_outcome`).
+# `streamguard.lifecycle` (pure). Only the training operators call `start_job`, the one path that
+# starts jobs; sensors only watch the attempt they are given (`watch_failure`).
 from streamguard.lifecycle import AUTOMATIC, MANUAL, attempt_job_name, job_attempts  # noqa: E402,F401
 
 
-def is_retry(context) -> bool:
-    """The first execution of a try >= 2 (not a later poke of a rescheduled try)."""
-    return (try_number_of(context) or 1) >= 2 and first_execution_of_try(context)
+def try_of(task, context) -> tuple[bool, str]:
+    """``(retry, who)`` of this execution, as `streamguard.lifecycle.try_origin` reads the task instance.
+
+    ``retry`` is False for a later execution of the same try (a rescheduled poke), which must not
+    start another attempt.
+    """
+    from streamguard.lifecycle import try_origin
+
+    ti = context.get("ti") if hasattr(context, "get") else None
+    retries = getattr(getattr(ti, "task", None), "retries", None)
+    if not isinstance(retries, int):
+        retries = getattr(task, "retries", None)
+    retry, who = try_origin(try_number_of(context), getattr(ti, "max_tries", None), retries)
+    return retry and first_execution_of_try(context), who
 
 
-def start_job(task, context, request, describe, create, *, who: str):
+def start_job(task, context, request, describe, create):
     """Create, reconnect to or restart ``request``'s job as `streamguard.lifecycle.next_action` decides.
 
+    Called only by the task that owns the job (a training operator): Airflow's retries of that task
+    are the job's attempts (`AUTOMATIC`), and its first try after a person cleared it is `MANUAL`.
+
     Args:
-        task: the operator or sensor (for its task id and log).
+        task: the operator (for its task id, retries and log).
         request: the ``CreateTrainingJob`` dict; describe: ``name -> describe dict`` or None;
             create: ``request -> None``.
-        who: `MANUAL` for the train operator (run again only when a person cleared it), `AUTOMATIC`
-            for a sensor's or evaluation task's own retry.
 
     Returns:
         the `streamguard.lifecycle.Action` taken.
@@ -92,26 +127,27 @@ def start_job(task, context, request, describe, create, *, who: str):
     if not isinstance(request, dict) or "TrainingJobName" not in request:
         raise AirflowFailException(f"{task.task_id}: config must be a CreateTrainingJob dict with "
                                    f"TrainingJobName, got {type(request).__name__}")
-    action = ensure_job(request, describe, create, retry=is_retry(context), who=who)
+    retry, who = try_of(task, context)
+    action = ensure_job(request, describe, create, retry=retry, who=who)
     if action.kind == FAIL:
         raise AirflowFailException(f"training job {action.name} {action.describe.get('TrainingJobStatus')}: "
                                    f"{action.describe.get('FailureReason') or 'no reason given'} ({action.reason})")
     if action.kind == RESTART:
-        task.log.info("%s ended %s (%s): started %s with the same request; it resumes from the checkpoints at %s",
-                      action.replaces, action.describe.get("TrainingJobStatus"),
-                      action.describe.get("FailureReason") or "no reason given", action.name,
+        task.log.info("%s ended %s (%s): started %s with the same request (%s retry); it resumes from the "
+                      "checkpoints at %s", action.replaces, action.describe.get("TrainingJobStatus"),
+                      action.describe.get("FailureReason") or "no reason given", action.name, who,
                       (request.get("CheckpointConfig") or {}).get("S3Uri", "(no CheckpointConfig)"))
     return action
 
 
-def will_retry(sensor, context) -> bool:
+def will_retry(task, context) -> bool:
     """Whether a failure of this try is followed by another (``ti.try_number <= ti.max_tries``)."""
     ti = context.get("ti") if hasattr(context, "get") else None
     number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
     if not isinstance(number, int):
-        return bool(sensor.retries)
+        return bool(task.retries)
     if not isinstance(max_tries, int):
-        max_tries = sensor.retries or 0
+        max_tries = task.retries or 0
     return number <= max_tries
 
 
@@ -121,20 +157,32 @@ def first_execution_of_try(context) -> bool:
     return not count
 
 
-def job_failure(sensor, context, describe: dict, system: str) -> Exception | None:
-    """What a watching sensor raises for ``describe``: None while it runs or once it completed.
+def attempt_failure(task, context, describe: dict, system: str) -> Exception | None:
+    """What the train task raises for its attempt's ``describe``: None while it runs or once it completed.
 
-    Retryable (`AirflowException`) when the sensor has the request (so its retry can start the next
-    attempt), `streamguard.lifecycle.failure_class` says a new attempt may succeed and a retry
-    follows; final (`AirflowFailException`) otherwise. The message names the job, its state, its
+    Retryable (`AirflowException`) when `streamguard.lifecycle.failure_class` says a new attempt may
+    succeed and Airflow retries this task (its retry starts the next attempt); final
+    (`AirflowFailException`) otherwise. The message names the job, its state, its
     ``FailureReason`` and what happens next.
     """
+    return _outcome_error(describe, system, will_retry=will_retry(task, context), watcher=False)
+
+
+def watch_failure(describe: dict, system: str) -> Exception | None:
+    """What a sensor raises for the job it watches: None while it runs or once it completed.
+
+    Always final (`AirflowFailException`): a sensor's retry would only see the same ended job
+    again, and it never starts one. The message says who can start the next attempt.
+    """
+    return _outcome_error(describe, system, will_retry=False, watcher=True)
+
+
+def _outcome_error(describe: dict, system: str, *, will_retry: bool, watcher: bool) -> Exception | None:
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     from streamguard.lifecycle import watch_outcome
 
-    retries = getattr(sensor, "config", None) is not None and will_retry(sensor, context)
-    outcome, message = watch_outcome(describe, will_retry=retries)
+    outcome, message = watch_outcome(describe, will_retry=will_retry, watcher=watcher)
     if outcome == "retry":
         return AirflowException(f"{system} {message}")
     if outcome == "fail":
