@@ -30,7 +30,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import backend_from_env, job_name_template, retry_delay_from_env, training_operators
+from streamguard_ops.wiring import backend_from_env, job_name_template, retry_delay_from_env, training_operators
 
 from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAINING_PARAMS, form_params
 

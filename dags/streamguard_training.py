@@ -35,8 +35,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import (backend_from_env, job_name_template, prepare_on_from_env, retry_delay_from_env,
-                                     training_operators)
+from streamguard_ops.wiring import (backend_from_env, job_name_template, prepare_on_from_env, retry_delay_from_env,
+                                    training_operators)
 
 from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS, form_params
 

@@ -24,10 +24,9 @@ PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
-from streamguard_ops.backend import attempt_job_name  # noqa: E402
-
 from streamguard import storage  # noqa: E402
 from streamguard.backends.local import LocalTrainingBackend, kill_group  # noqa: E402
+from streamguard.lifecycle import attempt_job_name  # noqa: E402
 from streamguard.registry import RegistryClient  # noqa: E402
 from tests.e2e_support import TINY_TRAINING_CONF, run_dags_test, succeeded, tail  # noqa: E402
 

@@ -337,7 +337,7 @@ def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, 
 
 def test_failed_job_is_resumed_by_the_train_retry_and_registered(sagemaker_env, capfd):
     from streamguard.registry import RegistryClient
-    from streamguard_ops.backend import attempt_job_name
+    from streamguard.lifecycle import attempt_job_name
 
     sagemaker_env.sim.reset()
     # The first job dies as an out-of-memory kill would; the next one is allowed to run.

@@ -28,9 +28,10 @@ if str(PLUGINS) not in sys.path:
 import asyncio  # noqa: E402
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred  # noqa: E402
-from streamguard_ops.backend import job_name_template, start_job  # noqa: E402
+from streamguard_ops.attempts import start_job  # noqa: E402
 from streamguard_ops.operators import LocalTrainingOperator  # noqa: E402
 from streamguard_ops.sensors import LocalTrainingSensor  # noqa: E402
+from streamguard_ops.wiring import job_name_template  # noqa: E402
 
 from streamguard.backends.local import kill_group  # noqa: E402
 from streamguard.lifecycle import attempt_job_name  # noqa: E402

@@ -11,14 +11,14 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from streamguard_ops.backend import attempt_failure, start_job
+from streamguard_ops.attempts import attempt_failure, start_job
 from streamguard_ops.hooks import LocalTrainingHook
 
 
 class LocalTrainingOperator(BaseOperator):
     """Start a local training job from a SageMaker ``CreateTrainingJob`` dict (templated), and own it.
 
-    The one task that starts the request's jobs (`streamguard_ops.backend.start_job`, which asks
+    The one task that starts the request's jobs (`streamguard_ops.attempts.start_job`, which asks
     `streamguard.lifecycle.next_action`). A job already created under its (deterministic) name is
     reconnected to, not started twice. On a retry (try >= 2) a job that ended Failed is replaced by
     ``<name>-a<n>`` with the same request, which resumes from the checkpoints the failed job left at

@@ -6,7 +6,7 @@ so an existing job of that name *is* this attempt's job: `ReconnectingSageMakerT
 adopts it while it runs or once it completed. A job that ended Failed or Stopped cannot recover,
 so a retry (try >= 2) starts ``<name>-a<n>`` with the same request: its ``CheckpointConfig`` (per
 run and model) makes the entry resume from the last epoch checkpoint SageMaker copied out of the
-failed job (`streamguard_ops.backend.start_job`, which asks `streamguard.lifecycle.next_action`).
+failed job (`streamguard_ops.attempts.start_job`, which asks `streamguard.lifecycle.next_action`).
 
 In deferrable mode (``wait_for_completion=True, deferrable=True``, the DAGs' default) the
 operator follows the job from the triggerer with the provider's own `SageMakerTrigger`, as the
@@ -29,7 +29,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOp
 from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
 from botocore.exceptions import ClientError
 
-from streamguard_ops.backend import attempt_failure, start_job, watch_failure
+from streamguard_ops.attempts import attempt_failure, start_job, watch_failure
 
 _NOT_FOUND = ("ValidationException", "ResourceNotFound")
 

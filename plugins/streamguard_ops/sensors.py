@@ -8,7 +8,7 @@ from functools import cached_property
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowTaskTimeout
 
-from streamguard_ops.backend import watch_failure
+from streamguard_ops.attempts import watch_failure
 from streamguard_ops.hooks import LocalTrainingHook
 
 
