@@ -201,7 +201,8 @@ def try_origin(try_number: int | None, max_tries: int | None, retries: int | Non
     ``retry``: the try is not the task's first (``try_number >= 2``). ``who``: `MANUAL` when it is
     the first try after a person cleared the task, else `AUTOMATIC`. Clearing sets ``max_tries`` to
     the last try number plus the task's ``retries`` (Airflow's ``clear_task_instances``), so the
-    first try after a clear is ``max_tries - retries + 1``; Airflow's own retries come after it.
+    first try after a clear is ``max_tries - retries + 1`` (the number Airflow's task runner itself
+    takes for the first try, in ``get_first_reschedule_date``); Airflow's own retries come after it.
     Unknown numbers (a direct call, no task instance) count as a first try, or as `AUTOMATIC`
     when only ``try_number`` is known: that never bills a failure that would recur again.
     """
