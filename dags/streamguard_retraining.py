@@ -10,7 +10,8 @@ regression, metric gate). Every decision goes to the registry's event log.
 
 Per model: `decide` → branch → `skip` | `retrain_data` → `build_job` → `train` → `wait` →
 `collect` → `evaluate_challenger` + `evaluate_champion` → `gate` → `compare_and_promote` → `ab_plan`.
-A fine-tuning job that fails is resumed from its checkpoint by the retry of `wait`, as in training.
+A fine-tuning job that fails in a way a new attempt may fix is resumed from its checkpoint by
+Airflow's retry of `train`, as in training (`STREAMGUARD_DEFERRABLE`, on by default).
 
 A model with no champion yet (never trained, or every version rejected by the gate) is trained
 from scratch on the champion-less path: the job a training run would start, on the newest
@@ -29,12 +30,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import backend_from_env, job_name_template, retry_delay_from_env, training_operators
+from streamguard_ops.wiring import backend_from_env, job_name_template, retry_delay_from_env, training_operators
 
 from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAINING_PARAMS, form_params
 
 BACKEND = backend_from_env()
-TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
+TrainingOperator, TrainingSensor, TRAIN_KWARGS, SENSOR_KWARGS = training_operators(BACKEND)
 
 # Feedback producers write under <artifact root>/feedback/ (`streamguard feedback push` checks and
 # copies a file there) and then update this asset (REST API: POST /api/v2/assets/events).
@@ -183,11 +184,11 @@ def streamguard_retraining():
             plan = retrain_data(config, feedback, decision)
             choice >> [skipped, plan]
             spec = build_job(plan, source)
-            train = TrainingOperator(task_id="train", config=spec["request"])
-            # Watches the job train started; given the request, a retry after the job Failed starts
-            # `<name>-a<n>` itself, which resumes from the last epoch checkpoint.
-            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), config=spec["request"],
-                                  **SENSOR_KWARGS)
+            # `train` starts the job and (deferrable, the default) follows it to its end: its retries are
+            # the job's attempts. `wait` only watches the attempt train reported, streams its log and
+            # hands `collect` the completed attempt.
+            train = TrainingOperator(task_id="train", config=spec["request"], **TRAIN_KWARGS)
+            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
             spec["request"] >> train >> wait
             job = collect(wait.output)
             challenger_eval = evaluate_challenger(plan, job, source)

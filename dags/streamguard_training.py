@@ -8,10 +8,17 @@ frozen test channel by real inference, passes them through the metric gate and w
 `plan_data` → `build_graphs` (one mapped task per shard) → `prepare_data` → `package_source` → per model: `build_job` → `train` (training job) → `wait`
 (sensor) → `collect` → `evaluate` → `gate` → `register` → `summary`.
 
-Retries: a training job that fails (the process killed, an instance lost) fails `wait` with the
-job's reason; the retry of `wait` starts the next attempt `<job>-a<n>` with the same request, which
-resumes from the last epoch checkpoint. A failure that would recur (SageMaker's `ClientError`, the
-entry's exit code 3) or a job someone stopped is not restarted. `evaluate` runs its job with the same
+Retries: `train` starts the job and, in deferrable mode (`STREAMGUARD_DEFERRABLE`, the default;
+needs a triggerer, which `airflow dags test` runs in-process), follows it to its end from the
+triggerer. A job that fails in a way a new attempt may fix (the process killed, an instance lost,
+a transient error) fails that try of `train`; Airflow's retry of `train` starts the next attempt
+`<job>-a<n>` with the same request, which resumes from the last epoch checkpoint. A failure that
+would recur (SageMaker's `ClientError`, the entry's exit code 3) or a job someone stopped fails
+`train` for good; clearing `train` starts another attempt anyway. `wait` only watches the attempt
+`train` reported (it never starts a job): it streams the job's log and hands `collect` the
+completed attempt. With `STREAMGUARD_DEFERRABLE=false` (no triggerer) `train` returns once the job
+is started and `wait` watches it in a worker slot; a failed job then fails the run, and only
+clearing `train` starts the next attempt. `evaluate` runs its job with the same
 lifecycle (`streamguard.lifecycle`): it reconnects, retries a transient failure as the next attempt
 and, on SageMaker, gives its worker slot back while the job runs.
 
@@ -28,14 +35,14 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
-from streamguard_ops.backend import (backend_from_env, job_name_template, prepare_on_from_env, retry_delay_from_env,
-                                     training_operators)
+from streamguard_ops.wiring import (backend_from_env, job_name_template, prepare_on_from_env, retry_delay_from_env,
+                                    training_operators)
 
 from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS, form_params
 
 BACKEND = backend_from_env()
 PREPARE_ON = prepare_on_from_env(BACKEND)
-TrainingOperator, TrainingSensor, SENSOR_KWARGS = training_operators(BACKEND)
+TrainingOperator, TrainingSensor, TRAIN_KWARGS, SENSOR_KWARGS = training_operators(BACKEND)
 
 default_args = {
     "owner": "streamguard",
@@ -137,11 +144,11 @@ def streamguard_training():
                 return {"request": request, "job_name": request["TrainingJobName"]}
 
             spec = build_job(config, data, source)
-            train = TrainingOperator(task_id="train", config=spec["request"])
-            # Watches the job train started; given the request, a retry after the job Failed starts
-            # `<name>-a<n>` itself, which resumes from the last epoch checkpoint.
-            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), config=spec["request"],
-                                  **SENSOR_KWARGS)
+            # `train` starts the job and (deferrable, the default) follows it to its end: its retries are
+            # the job's attempts. `wait` only watches the attempt train reported, streams its log and
+            # hands `collect` the completed attempt.
+            train = TrainingOperator(task_id="train", config=spec["request"], **TRAIN_KWARGS)
+            wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
 
             @task
             def collect(trained: dict, model_type: str = model_type) -> dict:

@@ -2,12 +2,15 @@
 
 Every job of one ``CreateTrainingJob`` request is an *attempt*: ``<base>``, then ``<base>-a2``,
 ``<base>-a3``... numbered without gaps, each started only after the one before it ended Failed or
-Stopped. The newest attempt is the request's job. Training jobs (train operator + wait sensor) and
-evaluation jobs (one rescheduling task) both ask `next_action` what to do, given the attempts that
-exist, and `failure_class` whether a failed attempt is worth another.
+Stopped. The newest attempt is the request's job. Only the task that owns a job starts attempts:
+the train operator (``streamguard_ops``), which follows its job to the end in deferrable mode, and
+the evaluation task. Each asks `next_action` what to do, given the attempts that exist, and
+`failure_class` whether a failed attempt is worth another. Sensors only watch an attempt they are
+given (`watch_outcome` with ``watcher=True``): Airflow has no cycles, so a failed sensor cannot
+re-run the task upstream of it.
 
 Decision table (`next_action`; ``retry`` = the task's try >= 2 and this is the first execution of
-that try, not a later poke of a rescheduled one):
+that try, not a later poke of a rescheduled one or a resumption after a deferral):
 
 ============================  =========  ====================  ======================================
 newest attempt                retry      who                   action
@@ -15,7 +18,7 @@ newest attempt                retry      who                   action
 none                          any        any                   create ``<base>``
 InProgress / Stopping         any        any                   reconnect (watch it)
 Completed                     any        any                   reconnect (read its outputs)
-Failed or Stopped             no         any                   reconnect (the watcher reports it)
+Failed or Stopped             no         any                   reconnect (the owner reports it)
 Failed, class ``retry``       yes        any                   restart as the next attempt
 Failed, class ``final``       yes        ``automatic``         fail for good
 Stopped                       yes        ``automatic``         fail for good (stopped on purpose)
@@ -23,10 +26,11 @@ Failed / Stopped, any class   yes        ``manual``            restart as the ne
 any of the above restarts     yes        any                   fail for good once `MAX_ATTEMPTS` exist
 ============================  =========  ====================  ======================================
 
-``automatic`` is a retry Airflow scheduled by itself after the watcher failed (the wait sensor, an
-evaluation task): it restarts only what a new attempt can fix. ``manual`` is the train task run
-again: Airflow retries it only when creating the job failed, so a train task that finds its job
-Failed or Stopped was cleared by a person, who asked for another attempt.
+``automatic`` is a retry Airflow scheduled by itself: the owner failed its try retryably (its
+attempt failed in a way a new attempt may fix) or died (its worker was lost); it restarts only
+what a new attempt can fix. ``manual`` is the first try after a person cleared the task, who asked
+for another attempt whatever ended the last one. `try_origin` tells the two apart from the task
+instance's numbers.
 
 Failure classes (`failure_class`), from structured fields, never from the wording of a message:
 
@@ -170,7 +174,7 @@ def next_action(base: str, attempts: list[tuple[str, dict]], *, retry: bool, who
         base: the request's (deterministic) job name.
         attempts: `job_attempts` of ``base``.
         retry: the first execution of a try >= 2.
-        who: `AUTOMATIC` (a watcher's retry) or `MANUAL` (the train task run again).
+        who: `AUTOMATIC` (Airflow's own retry) or `MANUAL` (the first try after a person cleared the task).
     """
     if who not in (AUTOMATIC, MANUAL):
         raise ValueError(f"next_action: who={who!r} is not {AUTOMATIC!r} or {MANUAL!r}")
@@ -191,11 +195,34 @@ def next_action(base: str, attempts: list[tuple[str, dict]], *, retry: bool, who
     return Action(RESTART, attempt_job_name(base, len(attempts) + 1), newest, replaces=name)
 
 
-def watch_outcome(describe: dict, *, will_retry: bool) -> tuple[str, str]:
-    """What a watcher does with the job it watches: ``(outcome, message)``.
+def try_origin(try_number: int | None, max_tries: int | None, retries: int | None) -> tuple[bool, str]:
+    """``(retry, who)`` of a task's try, for `next_action`.
+
+    ``retry``: the try is not the task's first (``try_number >= 2``). ``who``: `MANUAL` when it is
+    the first try after a person cleared the task, else `AUTOMATIC`. Clearing sets ``max_tries`` to
+    the last try number plus the task's ``retries`` (Airflow's ``clear_task_instances``), so the
+    first try after a clear is ``max_tries - retries + 1`` (the number Airflow's task runner itself
+    takes for the first try, in ``get_first_reschedule_date``); Airflow's own retries come after it.
+    Unknown numbers (a direct call, no task instance) count as a first try, or as `AUTOMATIC`
+    when only ``try_number`` is known: that never bills a failure that would recur again.
+    """
+    if not isinstance(try_number, int) or try_number < 2:
+        return False, AUTOMATIC
+    if isinstance(max_tries, int) and isinstance(retries, int) and try_number == max_tries - retries + 1:
+        return True, MANUAL
+    return True, AUTOMATIC
+
+
+def watch_outcome(describe: dict, *, will_retry: bool, watcher: bool = False) -> tuple[str, str]:
+    """What the task watching a job does with it: ``(outcome, message)``.
 
     outcome: ``wait`` (still running), ``done`` (Completed), ``retry`` (fail this try; its retry
     starts the next attempt) or ``fail`` (fail for good).
+
+    Args:
+        will_retry: Airflow retries the task if this try fails.
+        watcher: the task only watches (a sensor): it cannot start an attempt, so a failure is
+            final for it, and the message says who can start the next one.
     """
     status = describe.get("TrainingJobStatus")
     name = describe.get("TrainingJobName")
@@ -205,6 +232,10 @@ def watch_outcome(describe: dict, *, will_retry: bool) -> tuple[str, str]:
         return "done", f"{name} completed"
     klass = failure_class(describe)
     reason = describe.get("FailureReason") or "no reason given"
+    if klass == RETRY and watcher:
+        return "fail", (f"training job {name} {status}: {reason} (a new attempt may succeed, but a sensor does not "
+                        "start one: clear the train task to start the next attempt, which resumes from the last "
+                        "checkpoint; in deferrable mode the train task retries it by itself)")
     if klass == RETRY and will_retry:
         return "retry", (f"training job {name} {status}: {reason} (a retry of this task starts the next attempt, "
                          "which resumes from the last checkpoint)")
@@ -219,7 +250,8 @@ def watch_outcome(describe: dict, *, will_retry: bool) -> tuple[str, str]:
 
 def ensure_job(request: dict, describe: Callable[[str], dict | None], create: Callable[[dict], None], *,
                retry: bool, who: str) -> Action:
-    """The one path that starts jobs: `next_action` for ``request``, then create what it says.
+    """The one path that starts jobs (used by the owner only): `next_action` for ``request``, then create
+    what it says.
 
     Args:
         describe: ``name -> describe dict`` or None; create: ``request -> None``, given the

@@ -1,8 +1,10 @@
-"""StreamGuard's Airflow operators and sensors for the local training backend.
+"""StreamGuard's Airflow operators, sensors and trigger for the local training backend.
 
-`hooks.LocalTrainingHook` does all I/O, `operators.LocalTrainingOperator` starts (or reconnects
-to) a job from a ``CreateTrainingJob`` dict, `sensors.LocalTrainingSensor` waits for it, as the
-amazon provider's SageMaker operator and sensor do for SageMaker. `reconnect` adapts the provider's
-operator so that task retries adopt the existing job. Modules import only airflow.sdk and light
-streamguard modules, so DAG parsing stays fast.
+`hooks.LocalTrainingHook` does all I/O. `operators.LocalTrainingOperator` starts (or reconnects
+to, or restarts as the next attempt) a job from a ``CreateTrainingJob`` dict and, deferrable,
+follows it to its end through `triggers.LocalTrainingTrigger`; `sensors.LocalTrainingSensor`
+only watches a job it is given, as the amazon provider's SageMaker operator, trigger and sensor do
+for SageMaker. `reconnect` adapts the provider's operator and sensor the same way. Only the
+operators start jobs. Modules import only airflow.sdk and light streamguard modules, so DAG
+parsing stays fast.
 """

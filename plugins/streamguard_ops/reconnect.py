@@ -1,29 +1,35 @@
-"""SageMaker training operator and sensor that reconnect to their own job and resume after a failure.
+"""The SageMaker training operator that owns its job to the end, and a sensor that only watches.
 
 The provider's `action_if_job_exists` offers "timestamp" (start a second, billable job under a new
 name) or "fail" (fail the retry). StreamGuard's job names are deterministic per DAG run and config,
-so an existing job of that name *is* this attempt's job: a retry adopts it while it runs or once
-it completed. A job that ended Failed or Stopped cannot recover, so a retry (try >= 2) starts
-``<name>-a<try>`` with the same request: its ``CheckpointConfig`` (per run and model) makes the
-entry resume from the last epoch checkpoint SageMaker copied out of the failed job.
+so an existing job of that name *is* this attempt's job: `ReconnectingSageMakerTrainingOperator`
+adopts it while it runs or once it completed. A job that ended Failed or Stopped cannot recover,
+so a retry (try >= 2) starts ``<name>-a<n>`` with the same request: its ``CheckpointConfig`` (per
+run and model) makes the entry resume from the last epoch checkpoint SageMaker copied out of the
+failed job (`streamguard_ops.attempts.start_job`, which asks `streamguard.lifecycle.next_action`).
 
-`ResumingSageMakerTrainingSensor` makes that automatic: a job that Failed fails the sensor's try with
-the job's ``FailureReason``, and the sensor's retry starts the next attempt itself, so nobody has to
-clear the train task. Both go through `streamguard_ops.backend.start_job`, which asks
-`streamguard.lifecycle.next_action`; the sensor's pokes only watch. In ``reschedule`` mode with
-``print_log`` the sensor tails CloudWatch itself (`streamguard.cloudwatch.LogTail`), with its
-offsets kept between pokes.
+In deferrable mode (``wait_for_completion=True, deferrable=True``, the DAGs' default) the
+operator follows the job from the triggerer with the provider's own `SageMakerTrigger`, as the
+provider's deferrable `SageMakerTrainingOperator` does, and decides from the job's describe when
+it resumes: a failure a new attempt may fix fails the try retryably, so Airflow's retry of the
+train task is the next attempt; a ``ClientError``, the entry's deterministic exit code or a
+Stopped job fails it for good. A trigger that runs out of polls while the job still runs defers
+again.
+
+`ResumingSageMakerTrainingSensor` only watches the job it is given (never creates one). In
+``reschedule`` mode with ``print_log`` it tails CloudWatch itself (`streamguard.cloudwatch.LogTail`),
+with its offsets kept between pokes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from datetime import timedelta
 
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
 from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
 from botocore.exceptions import ClientError
 
-from streamguard_ops.backend import AUTOMATIC, MANUAL, job_failure, start_job
+from streamguard_ops.attempts import attempt_failure, start_job, watch_failure
 
 _NOT_FOUND = ("ValidationException", "ResourceNotFound")
 
@@ -51,18 +57,21 @@ def _describe_or_none(hook, name: str) -> dict | None:
 
 
 class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
-    """Create the training job unless a job with the same (deterministic) name already exists.
+    """Create the training job unless a job with the same (deterministic) name already exists; own it.
+
+    Args: the provider's. Defaults differ: ``wait_for_completion=False`` and ``print_log=False``
+        (the sensor downstream tails the logs). ``check_if_job_exists`` is always False: existence
+        is checked here, before the provider would rename or fail. With ``deferrable`` and
+        ``wait_for_completion``, the trigger polls every ``check_interval`` seconds for as long as
+        the request's ``StoppingCondition`` lets the job run, then defers again while it still runs.
 
     Returns (XCom): the provider's ``{"Training": <describe>}`` plus ``"job_name"``, the job
-    actually used (``<name>-a<try>`` on a new attempt), as `LocalTrainingOperator` returns it.
+    actually used (``<name>-a<n>`` on a new attempt), as `LocalTrainingOperator` returns it.
     """
 
     def __init__(self, **kwargs):
         kwargs.setdefault("wait_for_completion", False)
-        # Not waiting, the provider would still sleep `check_interval` (30 s) to tail the logs
-        # once; the sensor downstream tails them instead.
         kwargs.setdefault("print_log", False)
-        # Existence is checked here, before the provider would rename or fail.
         kwargs["check_if_job_exists"] = False
         super().__init__(**kwargs)
 
@@ -72,25 +81,85 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
     def execute(self, context):
         from streamguard.lifecycle import RECONNECT
 
-        created: list[str] = []
-
         def create(request: dict) -> None:
             self.config = request
             _validate(request)
-            created.append(request["TrainingJobName"])
 
-        action = start_job(self, context, self.config, self._describe_or_none, create, who=MANUAL)
+        action = start_job(self, context, self.config, self._describe_or_none, create)
         if action.kind == RECONNECT:
             self.log.info(
                 "Training job %s already exists (status %s): reconnecting instead of starting a second job.",
                 action.name, action.describe.get("TrainingJobStatus"),
             )
+            describe = action.describe
+        else:
+            # The provider's execute sends self.config (renamed by `create` for a new attempt) and
+            # returns at once; waiting (deferred or polling) is done below, with one decision.
+            wait, deferrable = self.wait_for_completion, self.deferrable
+            self.wait_for_completion = self.deferrable = False
+            try:
+                super().execute(context)
+            finally:
+                self.wait_for_completion, self.deferrable = wait, deferrable
+            describe = self._describe_or_none(action.name) or {"TrainingJobStatus": "InProgress"}
+        if not self.wait_for_completion:
             return self.serialize_result(action.name)
-        # The provider's execute sends self.config (renamed by `create` for a new attempt).
-        return self._with_name(super().execute(context), action.name)
+        return self._follow(context, action.name, describe)
+
+    def _follow(self, context, name: str, describe: dict):
+        status = describe.get("TrainingJobStatus")
+        if status in ("InProgress", "Stopping"):
+            if self.deferrable:
+                self._defer(name)
+            self._poll(name)
+            describe = self._describe_or_none(name) or {}
+        error = attempt_failure(self, context, dict(describe, TrainingJobName=name), "SageMaker")
+        if error is not None:
+            raise error
+        self.log.info("SageMaker training job %s completed.", name)
+        return self.serialize_result(name)
+
+    def _poll(self, name: str) -> None:
+        import time
+
+        while (self._describe_or_none(name) or {}).get("TrainingJobStatus") in ("InProgress", "Stopping"):
+            time.sleep(self.check_interval)
+
+    def _defer(self, name: str):
+        from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+
+        stopping = self.config.get("StoppingCondition") or {}
+        longest = stopping.get("MaxWaitTimeInSeconds") or stopping.get("MaxRuntimeInSeconds") or 86400
+        polls = int(longest // max(1, int(self.check_interval))) + 10
+        self.log.info("Following SageMaker training job %s from the triggerer (every %ss, up to %s polls)",
+                      name, self.check_interval, polls)
+        self.defer(
+            trigger=SageMakerTrigger(job_name=name, job_type="Training", waiter_delay=int(self.check_interval),
+                                     waiter_max_attempts=polls, aws_conn_id=self.aws_conn_id,
+                                     region_name=self.region_name, verify=self.verify,
+                                     botocore_config=self.botocore_config),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.max_ingestion_time) if self.max_ingestion_time else None,
+        )
+
+    def execute_complete(self, context, event=None):
+        """Resumed by `SageMakerTrigger`: describe the job again and decide from its state (not the event's
+        wording): done, a retryable failure (Airflow's retry starts the next attempt), or final."""
+        from airflow.sdk.exceptions import AirflowException
+
+        name = (event or {}).get("job_name")
+        if not name:
+            raise AirflowException(f"{self.task_id}: resumed without a job name (event {event!r})")
+        describe = self._describe_or_none(name)
+        if describe is None:
+            raise AirflowException(f"SageMaker training job {name} not found after the trigger fired ({event!r})")
+        if describe.get("TrainingJobStatus") in ("InProgress", "Stopping"):  # the trigger ran out of polls
+            self.log.info("SageMaker training job %s still %s: following it again", name,
+                          describe.get("TrainingJobStatus"))
+            self._defer(name)
+        return self._follow(context, name, describe)
 
     def serialize_result(self, job_name: str) -> dict:
-        # Also what the provider's deferred `execute_complete` returns, with the event's job name.
         return self._with_name(super().serialize_result(job_name), job_name)
 
     @staticmethod
@@ -102,28 +171,21 @@ class ReconnectingSageMakerTrainingOperator(SageMakerTrainingOperator):
 
 
 class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
-    """`SageMakerTrainingSensor` that watches a request's newest attempt and resumes a failed job.
+    """`SageMakerTrainingSensor` that watches one attempt, tails its logs incrementally and reports it.
 
-    Args:
-        config: the ``CreateTrainingJob`` request the train task sent (templated). Without it the
-            sensor behaves as the provider's, except that a failure is final (its retry would only
-            see the same failed job again).
-        job_name: the job the train task used (templated); with ``config``, the newest attempt is watched.
+    Watches only: the job the train task reported (``job_name``, templated). A job that ended
+    Failed or Stopped fails the sensor for good with its ``FailureReason``, saying who can start
+    the next attempt (the train task: by itself in deferrable mode, else when a person clears it).
 
     Returns (XCom): ``{"job_name", "status", "backend": "sagemaker"}`` of the attempt that completed.
     """
 
-    template_fields: Sequence[str] = (*SageMakerTrainingSensor.template_fields, "config")
-
-    def __init__(self, *, config: dict | None = None, job_name: str | None = None, **kwargs):
-        if not job_name and config is None:
-            raise ValueError(f"{kwargs.get('task_id')}: give job_name, config or both")
+    def __init__(self, *, job_name: str, **kwargs):
+        if not job_name:
+            raise ValueError(f"{kwargs.get('task_id')}: job_name is needed (the job the train task reported)")
         super().__init__(job_name=job_name, **kwargs)
-        self.config = config
 
     def execute(self, context):
-        if self.config is not None:
-            self.job_name = start_job(self, context, self.config, self._describe, self._create, who=AUTOMATIC).name
         super().execute(context)
         status = (self.last_description or {}).get("TrainingJobStatus", "Completed")
         return {"job_name": self.job_name, "status": status, "backend": "sagemaker"}
@@ -144,7 +206,7 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
             self.log.info("training job %s: %s (%s)", self.job_name, state, response.get("SecondaryStatus"))
             return False
         if state in self.failed_states():
-            raise job_failure(self, context, response, "SageMaker")
+            raise watch_failure(dict(response, TrainingJobName=self.job_name), "SageMaker")
         return True
 
     def _tail_logs(self, context) -> None:
@@ -169,21 +231,6 @@ class ResumingSageMakerTrainingSensor(SageMakerTrainingSensor):
 
     def _logs_client(self):
         return self.hook.logs_hook.get_conn()
-
-    def _describe(self, name: str) -> dict | None:
-        return _describe_or_none(self.hook, name)
-
-    def _create(self, request: dict) -> None:
-        _validate(request)
-        try:
-            self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") == "ResourceInUse" or "already exists" in str(error.get("Message", "")):
-                self.log.info("training job %s already exists (started by a concurrent retry): watching it",
-                              request["TrainingJobName"])
-                return
-            raise
 
 
 def _offset_store(context):

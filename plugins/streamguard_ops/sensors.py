@@ -6,26 +6,24 @@ from collections.abc import Sequence
 from functools import cached_property
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowTaskTimeout
 
-from streamguard_ops.backend import AUTOMATIC, job_failure, start_job
+from streamguard_ops.attempts import watch_failure
 from streamguard_ops.hooks import LocalTrainingHook
 
 
 class LocalTrainingSensor(BaseSensorOperator):
-    """Poke a local training job until it ends; push its `JobRecord` dict on success.
+    """Poke a local training job until it ends; push its `JobRecord` dict on success. Watches only.
 
-    Given ``config`` (the ``CreateTrainingJob`` request the train task sent), the sensor watches
-    that request's newest attempt and resumes training on its own: a job whose failure a new attempt
-    may fix (`streamguard.lifecycle.failure_class`) fails this try with the job's ``FailureReason``,
-    and the retry starts ``<name>-a<n>`` with the same request through the train operator's own path
-    (`streamguard_ops.backend.start_job`), which resumes from the last epoch checkpoint. Without
-    ``config``, for a failure that would recur or a Stopped job, the failure is final. A sensor that
-    times out or is killed stops the job.
+    The sensor never creates or restarts a job: it watches the attempt the train task reported
+    (``job_name``, templated from the train task's XCom) and streams its log into the task log. A
+    job that ended Failed or Stopped fails the sensor for good with the job's ``FailureReason``: a
+    retry of the sensor would see the same ended job, and only the train task starts attempts (by
+    itself in deferrable mode; otherwise a person clears it). A sensor that is retried after its
+    worker died follows the same job. A sensor that times out or is killed stops the job.
 
     Args:
-        job_name: the job to watch (templated); with ``config``, the newest attempt is watched.
-        config: the train task's request (templated), which lets a retry start the next attempt.
+        job_name: the job to watch (templated).
         model_type: recorded in the pushed `JobRecord`.
         print_log: stream the job's log into the task log.
         jobs_dir: override the local jobs directory.
@@ -33,16 +31,15 @@ class LocalTrainingSensor(BaseSensorOperator):
     Returns (XCom): the finished job's `JobRecord` dict (its ``job_name`` is the attempt that completed).
     """
 
-    template_fields: Sequence[str] = ("job_name", "config")
+    template_fields: Sequence[str] = ("job_name",)
     ui_color = "#d6eaf8"
 
-    def __init__(self, *, job_name: str | None = None, config: dict | None = None, model_type: str | None = None,
-                 print_log: bool = True, jobs_dir: str | None = None, **kwargs):
+    def __init__(self, *, job_name: str, model_type: str | None = None, print_log: bool = True,
+                 jobs_dir: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        if not job_name and config is None:
-            raise ValueError(f"{kwargs.get('task_id')}: give job_name, config or both")
+        if not job_name:
+            raise ValueError(f"{kwargs.get('task_id')}: job_name is needed (the job the train task reported)")
         self.job_name = job_name
-        self.config = config
         self.model_type = model_type
         self.print_log = print_log
         self.jobs_dir = jobs_dir
@@ -66,28 +63,17 @@ class LocalTrainingSensor(BaseSensorOperator):
             self.log.info("%s: %s (%s)", self.job_name, state, describe.get("SecondaryStatus"))
             return False
         if state in self.hook.failed_states:
-            raise job_failure(self, context, describe, "local")
+            raise watch_failure(describe, "local")
         record = self.hook.job_record(describe, self.model_type)
         self.log.info("%s completed: artifact %s, metrics %s", self.job_name, record.artifact_uri, record.metrics)
         return PokeReturnValue(is_done=True, xcom_value=record.to_dict())
 
     def execute(self, context):
-        if self.config is not None:
-            self.job_name = start_job(self, context, self.config, self.hook.describe_or_none, self._create,
-                                      who=AUTOMATIC).name
         try:
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowTaskTimeout):
             self._stop("sensor timed out")
             raise
-
-    def _create(self, request: dict) -> None:
-        try:
-            created = self.hook.create_training_job(request)
-        except ValueError as exc:  # an invalid request: another try cannot fix it
-            raise AirflowFailException(f"local training job {request['TrainingJobName']}: {exc}") from exc
-        self.log.info("Started local training job %s (%s); log: %s", request["TrainingJobName"],
-                      created["TrainingJobStatus"], self.hook.log_path(request["TrainingJobName"]))
 
     def on_kill(self) -> None:
         self._stop("task killed")

@@ -5,8 +5,10 @@ api-server, scheduler, dag-processor and triggerer are started once for the modu
 triggered through the REST API with a JWT from the api-server (POST /auth/token). To keep the
 module short, one set of runs carries every scenario:
 
-1. two training runs at once (non-default params: GNN only, 1 epoch, tiny data, 2 graph shards);
-   while one of their `wait` sensors runs, the worker running it is SIGKILLed. The scheduler
+1. two training runs at once (non-default params: GNN only, 1 epoch, tiny data, 2 graph shards),
+   with the train tasks not deferrable (``STREAMGUARD_DEFERRABLE=false``: `train` starts the job,
+   `wait` watches it in a worker slot), so that a worker is watching a running job; while one of
+   their `wait` sensors runs, the worker running it is SIGKILLed. The scheduler
    notices the missing heartbeats (threshold set low for the test), the sensor is retried on the
    other worker and follows the detached training job, which outlived the worker, to its end;
    the killed worker is started again;
@@ -60,6 +62,9 @@ TEST_SETTINGS = {
     "STREAMGUARD_RETRY_DELAY_SECONDS": "2",
     "STREAMGUARD_LOCAL_POKE_SECONDS": "1",
     "STREAMGUARD_GATE_THRESHOLDS": OPEN_GATE,
+    # A worker watches each job (train starts it, wait watches it), so killing that worker kills a
+    # watch; deferred, the triggerer would watch it instead (tests/test_e2e_resume.py runs that mode).
+    "STREAMGUARD_DEFERRABLE": "false",
 }
 
 

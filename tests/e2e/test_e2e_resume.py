@@ -2,9 +2,10 @@
 
 While the DAG runs, the test kills the GNN training process (SIGKILL, as the OOM killer or a lost
 instance would) right after its first epoch checkpoint reached ``CheckpointConfig``. Nobody clears
-anything: `gnn.wait` fails with the job's reason, Airflow retries it, the retry starts
-``<job>-a2`` from the same request, the entry resumes from the checkpoint, and the run finishes
-with the resumed job registered.
+anything: `gnn.train`, deferred while its job runs (`airflow dags test` runs the trigger
+in-process), fails with the job's reason; Airflow retries it, the retry starts ``<job>-a2`` from
+the same request, the entry resumes from the checkpoint, `gnn.wait` only watches that attempt,
+and the run finishes with the resumed job registered.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
-from streamguard_ops.backend import attempt_job_name  # noqa: E402
-
 from streamguard import storage  # noqa: E402
 from streamguard.backends.local import LocalTrainingBackend, kill_group  # noqa: E402
+from streamguard.lifecycle import attempt_job_name  # noqa: E402
 from streamguard.registry import RegistryClient  # noqa: E402
 from tests.support.e2e import TINY_TRAINING_CONF, run_dags_test, succeeded, tail  # noqa: E402
 
@@ -73,7 +73,7 @@ def test_a_killed_training_job_is_resumed_by_the_retry_and_registered(airflow_db
     job = found["job"]
     assert succeeded(proc), tail(proc)
 
-    # The sensor failed with the job's reason, and said what its retry would do.
+    # The train task failed with the job's reason, and said what its retry would do.
     assert f"training job {job} Failed: AlgorithmError" in out and "killed by signal 9" in out
     assert "a retry of this task starts the next attempt" in out
     # Its retry started <job>-a2, which resumed from the checkpoint instead of starting over.

@@ -5,11 +5,13 @@ operator, sensor and hook talk to a ``ThreadedMotoServer`` through the ``aws_def
 and `tests.support.sagemaker_sim.SageMakerSimulator` makes moto's training jobs real (the local backend
 runs each received ``CreateTrainingJob`` request against the moto S3 bucket). The tests check the
 exact requests SageMaker receives, the registry and SageMaker model packages they lead to, a
-job that fails for good, a failed job resumed by the sensor's retry, and that a retried training
-task starts no second job.
+job that fails for good, a failed job resumed by the deferred train task's retry (the provider's
+`SageMakerTrigger`, run in-process by `DAG.test`), and that a retried training task starts no
+second job.
 
-Three settings are shortened for the test only: the sensors' ``poke_interval`` (60 s in the DAG),
-the evaluation tasks' reschedule interval (``STREAMGUARD_SAGEMAKER_POKE_SECONDS``, 60 s) and every
+Three settings are shortened for the test only: the sensors' ``poke_interval`` and the train
+tasks' trigger interval (60 s in the DAG), the evaluation tasks' reschedule interval
+(``STREAMGUARD_SAGEMAKER_POKE_SECONDS``, 60 s) and every
 task's ``retry_delay`` (20 s).
 """
 
@@ -302,7 +304,7 @@ def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, 
     from streamguard.registry import RegistryClient
 
     sagemaker_env.sim.reset()
-    # A ClientError recurs on every attempt: the sensor fails for good, without a retry.
+    # A ClientError recurs on every attempt: the train task fails for good, without a retry.
     sagemaker_env.sim.fail_training("transformer", CLIENT_ERROR)
     sagemaker_env.mp.setenv("STREAMGUARD_REGISTRY_URI", f"s3://{BUCKET}/registry-failed")
     capfd.readouterr()
@@ -312,11 +314,11 @@ def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, 
     tis = {ti.task_id: ti for ti in dr.get_task_instances()}
     states = {task_id: ti.state for task_id, ti in tis.items()}
     assert dr.state == "failed", states
-    assert states["transformer.train"] == "success"
-    assert states["transformer.wait"] == "failed" and tis["transformer.wait"].try_number == 1
-    assert states["transformer.collect"] == states["transformer.register"] == "upstream_failed"
+    assert states["transformer.train"] == "failed" and tis["transformer.train"].try_number == 1
+    assert states["transformer.wait"] == states["transformer.collect"] == "upstream_failed"
+    assert states["transformer.register"] == "upstream_failed"
     (failed,) = sagemaker_env.sim.training_requests()
-    # The sensor's error carries SageMaker's FailureReason and says why nothing retries it.
+    # The train task's error carries SageMaker's FailureReason and says why nothing retries it.
     assert (f"SageMaker training job {failed['TrainingJobName']} Failed: {CLIENT_ERROR} "
             "(not retried: this failure would recur)") in task_log, task_log[-3000:]
     assert hyperparameter(failed, "model-type") == "transformer"
@@ -333,9 +335,9 @@ def test_failed_training_job_fails_the_run_and_registers_nothing(sagemaker_env, 
     assert failed["TrainingJobName"] not in package_jobs
 
 
-def test_failed_job_is_resumed_by_the_sensor_retry_and_registered(sagemaker_env, capfd):
+def test_failed_job_is_resumed_by_the_train_retry_and_registered(sagemaker_env, capfd):
     from streamguard.registry import RegistryClient
-    from streamguard_ops.backend import attempt_job_name
+    from streamguard.lifecycle import attempt_job_name
 
     sagemaker_env.sim.reset()
     # The first job dies as an out-of-memory kill would; the next one is allowed to run.
@@ -346,8 +348,10 @@ def test_failed_job_is_resumed_by_the_sensor_retry_and_registered(sagemaker_env,
     task_log = capfd.readouterr().out
     tis = {ti.task_id: ti for ti in dr.get_task_instances()}
     assert dr.state == "success", {task_id: ti.state for task_id, ti in tis.items()}
-    assert tis["transformer.train"].try_number == 1  # nobody cleared or retried train
-    assert tis["transformer.wait"].try_number == 2
+    # The deferred train task saw its job fail; Airflow's retry of train started the next attempt.
+    assert tis["transformer.train"].try_number == 2
+    assert tis["transformer.wait"].try_number == 1  # the sensor only watched the attempt that completed
+    assert "from the triggerer" in task_log
     first, second = sagemaker_env.sim.training_requests()
     base = first["TrainingJobName"]
     assert f"SageMaker training job {base} Failed: {FAILURE_REASON} (a retry of this task starts" in task_log

@@ -6,7 +6,8 @@ import pytest
 
 from streamguard import lifecycle
 from streamguard.lifecycle import (AUTOMATIC, CREATE, FAIL, FINAL, MANUAL, RECONNECT, RESTART, RETRY, STOPPED,
-                                   Action, attempt_job_name, ensure_job, failure_class, next_action, watch_outcome)
+                                   Action, attempt_job_name, ensure_job, failure_class, job_attempts, next_action,
+                                   watch_outcome)
 from streamguard.sagemaker_jobs import JOB_NAME_HASH_LEN, JOB_NAME_MAX, make_job_name
 
 BASE = "sg-gnn-manual-1-0123456789"
@@ -124,3 +125,64 @@ def test_attempt_names_keep_the_hash_defined_once():
         named = attempt_job_name(long, n)
         assert len(named) <= JOB_NAME_MAX and named.endswith(f"-{digest}-a{n}")
     assert attempt_job_name(BASE, 1) == BASE and attempt_job_name(BASE, 2) == A2
+
+
+# ------------------------------------------------------------------------ attempts of one request
+def test_attempt_names_keep_the_hash_and_the_length_limit():
+    assert attempt_job_name(BASE, 2) == BASE + "-a2"
+    long = make_job_name("sg", "transformer-ft", "streamguard_retraining/scheduled__2026-01-01T00:00:00+00:00", {})
+    assert len(long) == JOB_NAME_MAX
+    named = attempt_job_name(long, 12)
+    assert len(named) == JOB_NAME_MAX and named.endswith(long[-10:] + "-a12")
+    assert named.startswith("sg-transformer-ft-")
+    assert attempt_job_name(BASE, 1) == BASE
+    with pytest.raises(ValueError, match="< 1"):
+        attempt_job_name(BASE, 0)
+
+
+@pytest.mark.parametrize("jobs, try_number, expected", [
+    ({}, 1, (BASE, None, None)),                                   # first try: create
+    ({BASE: "Failed"}, 1, (BASE, "Failed", None)),                 # first try: never replaced
+    ({BASE: "Failed"}, None, (BASE, "Failed", None)),              # no task instance: as before
+    ({BASE: "InProgress"}, 2, (BASE, "InProgress", None)),         # still running: reconnect
+    ({BASE: "Completed"}, 3, (BASE, "Completed", None)),
+    ({BASE: "Failed"}, 2, (BASE + "-a2", None, BASE)),             # failed: new attempt
+    ({BASE: "Stopped"}, 2, (BASE + "-a2", None, BASE)),
+    ({}, 2, (BASE, None, None)),                                   # try 1 never created it
+    ({BASE: "Failed", BASE + "-a2": "InProgress"}, 3, (BASE + "-a2", "InProgress", None)),
+    ({BASE: "Failed", BASE + "-a2": "InProgress"}, 1, (BASE + "-a2", "InProgress", None)),  # newest, any try
+    ({BASE: "Failed", BASE + "-a2": "Failed"}, 3, (BASE + "-a3", None, BASE + "-a2")),
+    ({BASE: "Failed", BASE + "-a2": "Failed"}, 2, (BASE + "-a3", None, BASE + "-a2")),  # numbered by attempt
+    ({BASE: "Failed", BASE + "-a2": "Failed", BASE + "-a3": "Completed"}, 4, (BASE + "-a3", "Completed", None)),
+])
+def test_train_operator_choice(jobs, try_number, expected):
+    """The train operator (`MANUAL`: run again only when a person cleared it) restarts any Failed or Stopped job."""
+    def describe(name):
+        return {"TrainingJobStatus": jobs[name]} if name in jobs else None
+
+    action = next_action(BASE, job_attempts(BASE, describe), retry=(try_number or 1) >= 2, who=MANUAL)
+    existing = None if action.starts_job else action.describe
+    assert (action.name, existing and existing["TrainingJobStatus"], action.replaces) == expected
+
+
+def test_attempts_are_listed_oldest_first_and_stop_at_the_first_gap():
+    jobs = {BASE: "Failed", BASE + "-a2": "Failed", BASE + "-a4": "InProgress"}
+    found = job_attempts(BASE, lambda n: {"TrainingJobStatus": jobs[n]} if n in jobs else None)
+    assert [n for n, _ in found] == [BASE, BASE + "-a2"]
+
+
+def test_try_origin_tells_airflows_retry_from_a_persons_clear():
+    from streamguard.lifecycle import try_origin
+
+    assert try_origin(1, 2, 2) == (False, AUTOMATIC)
+    assert try_origin(2, 2, 2) == (True, AUTOMATIC) and try_origin(3, 2, 2) == (True, AUTOMATIC)
+    assert try_origin(4, 5, 2) == (True, MANUAL)      # cleared after try 3 (max_tries = 3 + 2)
+    assert try_origin(5, 5, 2) == (True, AUTOMATIC)   # Airflow's retry after that
+    assert try_origin(2, None, 2) == (True, AUTOMATIC) and try_origin(None, None, None) == (False, AUTOMATIC)
+
+
+def test_a_watcher_never_retries_and_says_who_starts_the_next_attempt():
+    outcome, message = watch_outcome(dict(KILLED, TrainingJobName=BASE), will_retry=True, watcher=True)
+    assert outcome == "fail" and "clear the train task" in message and "a sensor does not start one" in message
+    assert watch_outcome(dict(INPUT, TrainingJobName=BASE), will_retry=True, watcher=True)[0] == "fail"
+    assert watch_outcome(dict(DONE, TrainingJobName=BASE), will_retry=False, watcher=True)[0] == "done"
