@@ -63,6 +63,7 @@ from baseline import build_baseline  # noqa: E402
 from cli_args import build_parser, parse_args  # noqa: E402,F401  (the entry's flags)
 from entry_errors import EntryError, exit_code, require, write_failure  # noqa: E402
 from models import build_model  # noqa: E402
+from models.gnn import check_node_vocab, featurizer_info  # noqa: E402,F401  (node_vocab.json)
 from progress import EpochProgress  # noqa: E402
 from streamguard.core.job_errors import DETERMINISTIC_EXIT_CODE  # noqa: E402,F401
 from streamguard.core.metrics import classification_metrics  # noqa: E402
@@ -90,31 +91,6 @@ def _fmt(value: float | None) -> str:
 # -------------------------------------------------------------------------------------- helpers
 def _json_safe(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
-
-
-def featurizer_info() -> dict:
-    """The shipped featurizer's vocabulary (`node_vocab.json`)."""
-    g = datamod.graphs_module()
-    return {"featurizer_version": g.FEATURIZER_VERSION, "graph_format": g.GRAPH_FORMAT_VERSION,
-            "subtokens": dict(g.SUBTOKENS), "node_kinds": list(g.NODE_KINDS),
-            "node_features": list(g.NODE_FEATURES), "edge_types": list(g.EDGE_TYPES),
-            "num_node_kinds": g.NUM_NODE_KINDS, "node_feat_dim": g.NODE_FEAT_DIM,
-            "num_edge_types": g.NUM_EDGE_TYPES}
-
-
-def check_node_vocab(model_dir: Path) -> None:
-    """A GNN only fits graphs from the featurizer it was trained with: compare vocabularies."""
-    path = model_dir / "node_vocab.json"
-    if not path.is_file():
-        raise EntryError(f"{model_dir}: GNN model without node_vocab.json")
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    current = featurizer_info()
-    for key in ("graph_format", "subtokens", "node_kinds", "node_features", "edge_types"):
-        if saved.get(key) != current[key]:
-            raise EntryError(f"{path}: the model's {key} differ from the shipped featurizer "
-                             f"(model {saved.get('featurizer_version')}, "
-                             f"featurizer {current['featurizer_version']}); "
-                             "retrain instead of fine-tuning or evaluating it")
 
 
 def read_model_config(model_dir: Path) -> dict:
