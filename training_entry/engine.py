@@ -1,4 +1,4 @@
-"""Device, precision, distributed set-up and the train / predict loops shared by both models."""
+"""Device, precision, distributed set-up, data loaders and the train / predict passes shared by both models."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+
+import data as datamod
 
 
 @dataclass
@@ -72,16 +74,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def forward_batch(model: nn.Module, model_type: str, batch, device: torch.device):
-    """Run one batch; returns `(logits, labels, extra)` (extra: the transformer's anomaly score)."""
-    if model_type == "gnn":
-        batch = batch.to(device)
-        logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
-        return logits, batch.y, None
-    logits, anomaly, _ = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-    return logits, batch["y"].to(device), anomaly
-
-
 _LIBC = None
 
 
@@ -126,15 +118,19 @@ def warmup_linear_decay(base_lr: float, total_steps: int, warmup_frac: float = 0
     return lr_at
 
 
-def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.optim.Optimizer,
+def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
                     loss_fn: nn.Module, rt: Runtime, max_grad_norm: float = 1.0,
                     lr_at=None, step_offset: int = 0, on_batch=None) -> tuple[float, float, int]:
     """One pass over the training data; returns (mean loss, accuracy, samples) over all workers.
+
+    `model` is the model or its DistributedDataParallel wrapper; batches go through the model's
+    `forward_batch`, the forward pass through `model` itself (so DDP averages the gradients).
 
     `lr_at(global_step)`, when given, sets the learning rate before each step;
     `on_batch(done, total, loss)`, when given, is called after each step (progress reporting).
     """
     total_batches = len(loader) if on_batch is not None else 0
+    bare = unwrap(model)
     model.train()
     totals = torch.zeros(3, dtype=torch.float64, device=rt.device)  # loss sum, correct, count
     for i, batch in enumerate(loader):
@@ -143,7 +139,8 @@ def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.
                 group["lr"] = lr_at(step_offset + i)
         optimizer.zero_grad(set_to_none=True)
         with rt.autocast():
-            logits, y, _ = forward_batch(model, model_type, batch, rt.device)
+            out = bare.forward_batch(batch, rt.device, model)
+        logits, y = out.logits, out.labels
         loss = loss_fn(logits.float(), y)
         loss.backward()
         if max_grad_norm:
@@ -166,18 +163,62 @@ def train_one_epoch(model: nn.Module, model_type: str, loader, optimizer: torch.
 
 
 @torch.no_grad()
-def predict(model: nn.Module, model_type: str, loader, rt: Runtime) -> tuple[list[float], list[float] | None]:
-    """P(vulnerable) for every row of `loader` in order, and the transformer's anomaly scores."""
+def predict(model: nn.Module, loader, rt: Runtime) -> tuple[list[float], list[float] | None]:
+    """P(vulnerable) for every row of `loader` in order, and the anomaly scores of a model that has them."""
     model = unwrap(model)
     model.eval()
     scores: list[float] = []
     anomalies: list[float] = []
     for i, batch in enumerate(loader):
         with rt.autocast():
-            logits, _, anomaly = forward_batch(model, model_type, batch, rt.device)
+            out = model.forward_batch(batch, rt.device)
         if i % TRIM_EVERY == TRIM_EVERY - 1:
             release_memory()
-        scores.extend(torch.softmax(logits.float(), dim=-1)[:, 1].tolist())
-        if anomaly is not None:
-            anomalies.extend(anomaly.float().tolist())
-    return scores, (anomalies if model_type == "transformer" else None)
+        scores.extend(torch.softmax(out.logits.float(), dim=-1)[:, 1].tolist())
+        if out.anomaly_score is not None:
+            anomalies.extend(out.anomaly_score.float().tolist())
+    return scores, (anomalies if model.has_anomaly_score else None)
+
+
+def get_dataloaders(model_type: str, splits: dict[str, list], *, batch_size: int, tokenizer=None,
+                    max_length: int = 256, num_workers: int = 0, seed: int = 0, rt: Runtime | None = None,
+                    text_input: str = datamod.DEFAULT_TEXT_INPUT, sink_dropout: float = 0.0) -> dict:
+    """Loaders per split: `train` shuffled (seeded; a DistributedSampler under DDP), the others in order."""
+    loaders = {}
+    for name, samples in splits.items():
+        dataset = datamod.make_dataset(model_type, samples, text_input,
+                                       sink_dropout=sink_dropout if name == "train" else 0.0, seed=seed)
+        sampler = None
+        if name == "train" and rt is not None and rt.distributed:
+            from torch.utils.data.distributed import DistributedSampler
+
+            sampler = DistributedSampler(dataset, shuffle=True, seed=seed)
+        loaders[name] = datamod.make_loader(model_type, dataset, batch_size=batch_size, shuffle=name == "train",
+                                            sampler=sampler, tokenizer=tokenizer, max_length=max_length,
+                                            num_workers=num_workers, seed=seed)
+    return loaders
+
+
+def agree(flag: bool, rt: Runtime) -> bool:
+    """Rank 0's decision, for every rank (DDP ranks must stop at the same epoch)."""
+    if not rt.distributed:
+        return flag
+    t = torch.tensor([int(flag)], device=rt.device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def barrier(rt: Runtime) -> None:
+    if rt.distributed:
+        dist.barrier()
+
+
+class Logger:
+    """Prints on the main process only, flushed at once (SageMaker parses stdout as it streams)."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+
+    def __call__(self, message: str) -> None:
+        if self.rt.is_main:
+            print(message, flush=True)

@@ -48,7 +48,7 @@ import torch  # noqa: E402
 
 import artifacts  # noqa: E402
 import data as datamod  # noqa: E402
-from train_enhanced_models import load_saved_model  # noqa: E402
+from model_setup import load_saved_model  # noqa: E402
 from streamguard.core import locate  # noqa: E402
 from streamguard.core.records import RecordError, detect_language, normalize_language  # noqa: E402
 

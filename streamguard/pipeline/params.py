@@ -11,16 +11,10 @@ from dataclasses import asdict, dataclass, field
 import math
 from typing import Any
 
-MODEL_TYPES = ("gnn", "transformer")
+from streamguard.core.model_types import MODEL_DEFAULTS, MODEL_TYPES  # noqa: F401  (re-exported)
 
 # Registry model names per model type.
 MODEL_NAMES = {"gnn": "taint_flow_gnn", "transformer": "sql_intent_transformer"}
-
-# Defaults sized for a 2-core laptop on the generated sample data; SageMaker users raise them.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gnn": {"epochs": 8, "batch_size": 16, "learning_rate": 5e-3},
-    "transformer": {"epochs": 6, "batch_size": 16, "learning_rate": 1e-3},
-}
 
 # Trigger-form sections (Airflow's Param `section`), in the form's order.
 DATA, MODELS, GNN, TRANSFORMER, GATE, SAGEMAKER = (

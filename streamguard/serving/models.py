@@ -62,39 +62,48 @@ class Handler:
 def _import_handler(code_dir: Path):
     """Import ``code_dir/inference.py`` with ``code_dir`` first on the path, then forget its modules' names."""
     code_dir = code_dir.resolve()
+    names = _entry_modules(code_dir)
     with _IMPORT_LOCK:
         before = set(sys.modules)
         # Modules an earlier archive left under these names must not be reused.
-        shadowed = {name: sys.modules.pop(name) for name in list(sys.modules) if _is_entry_module(name)}
+        shadowed = {name: sys.modules.pop(name) for name in list(sys.modules) if _is_entry_module(name, names)}
         sys.path.insert(0, str(code_dir))
         try:
             module = importlib.import_module("inference")
-            return module, _Forget(code_dir, before, shadowed)
+            return module, _Forget(code_dir, before, shadowed, names)
         except BaseException:
-            _Forget(code_dir, before, shadowed)()
+            _Forget(code_dir, before, shadowed, names)()
             raise
 
 
+# The entry's module names in archives of every age (newer archives add theirs through `_entry_modules`).
 _ENTRY_MODULES = ("inference", "train_enhanced_models", "artifacts", "data", "engine", "baseline", "progress",
                   "models")
 
 
-def _is_entry_module(name: str) -> bool:
-    return name.split(".", 1)[0] in _ENTRY_MODULES
+def _entry_modules(code_dir: Path) -> frozenset[str]:
+    """The top-level module names an archive's ``code/`` provides (its own ``streamguard`` aside)."""
+    found = {p.stem for p in code_dir.glob("*.py")}
+    found |= {p.name for p in code_dir.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    return frozenset((found | set(_ENTRY_MODULES)) - {"streamguard"})
+
+
+def _is_entry_module(name: str, names: frozenset[str]) -> bool:
+    return name.split(".", 1)[0] in names
 
 
 class _Forget:
     """Undo `_import_handler`'s path change and drop the archive's module names (objects stay alive)."""
 
-    def __init__(self, code_dir: Path, before: set[str], shadowed: dict[str, Any]):
-        self.code_dir, self.before, self.shadowed = code_dir, before, shadowed
+    def __init__(self, code_dir: Path, before: set[str], shadowed: dict[str, Any], names: frozenset[str]):
+        self.code_dir, self.before, self.shadowed, self.names = code_dir, before, shadowed, names
 
     def __call__(self) -> None:
         with _IMPORT_LOCK:
             if str(self.code_dir) in sys.path:
                 sys.path.remove(str(self.code_dir))
             for name in list(sys.modules):
-                if name not in self.before and _is_entry_module(name):
+                if name not in self.before and _is_entry_module(name, self.names):
                     del sys.modules[name]
             sys.modules.update(self.shadowed)
 

@@ -1,25 +1,32 @@
-"""The two StreamGuard models and a factory that rebuilds either from its saved constructor kwargs."""
+"""The two StreamGuard models, found by model type, and a factory that rebuilds either from its saved
+constructor kwargs."""
 
 from __future__ import annotations
 
-from torch import nn
+from streamguard.core.model_types import MODEL_TYPES
 
+from .common import BatchOutput, EntryModel, ModelOptions, NewModel
 from .gnn import EnhancedTaintFlowGNN
 from .transformer import EnhancedSQLIntentTransformer
 
-MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    "gnn": EnhancedTaintFlowGNN,
-    "transformer": EnhancedSQLIntentTransformer,
-}
+MODEL_CLASSES: dict[str, type[EntryModel]] = {cls.model_type: cls
+                                              for cls in (EnhancedTaintFlowGNN, EnhancedSQLIntentTransformer)}
+if tuple(MODEL_CLASSES) != MODEL_TYPES:  # one list of model types for the DAGs and the entry
+    raise ImportError(f"model classes {tuple(MODEL_CLASSES)} differ from MODEL_TYPES {MODEL_TYPES}")
 
 
-def build_model(model_type: str, kwargs: dict) -> nn.Module:
-    """Instantiate a model of `model_type` ("gnn" | "transformer") from its constructor kwargs."""
+def model_class(model_type: str) -> type[EntryModel]:
+    """The class of `model_type` ("gnn" | "transformer")."""
     try:
-        cls = MODEL_CLASSES[model_type]
+        return MODEL_CLASSES[model_type]
     except KeyError:
         raise ValueError(f"unknown model type {model_type!r} (expected one of {sorted(MODEL_CLASSES)})") from None
-    return cls(**kwargs)
 
 
-__all__ = ["EnhancedSQLIntentTransformer", "EnhancedTaintFlowGNN", "MODEL_CLASSES", "build_model"]
+def build_model(model_type: str, kwargs: dict) -> EntryModel:
+    """Instantiate a model of `model_type` from its constructor kwargs (`config.json`'s `model_kwargs`)."""
+    return model_class(model_type)(**kwargs)
+
+
+__all__ = ["BatchOutput", "EnhancedSQLIntentTransformer", "EnhancedTaintFlowGNN", "EntryModel", "MODEL_CLASSES",
+           "ModelOptions", "NewModel", "build_model", "model_class"]

@@ -8,10 +8,54 @@ subtoken ids (0 = none; see `streamguard.core.graphs.subtokens`), all built by
 
 from __future__ import annotations
 
+import importlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing, global_add_pool, global_max_pool, global_mean_pool
 from torch_geometric.utils import scatter, softmax
+
+from .common import BatchOutput, EntryModel, ModelOptions, NewModel
+
+
+def _graphs():
+    """The shipped featurizer (looked up at call time, so a test's stand-in module is seen)."""
+    return importlib.import_module("streamguard.core.graphs")
+
+
+def featurizer_info() -> dict:
+    """The shipped featurizer's vocabulary (`node_vocab.json`)."""
+    g = _graphs()
+    return {"featurizer_version": g.FEATURIZER_VERSION, "graph_format": g.GRAPH_FORMAT_VERSION,
+            "subtokens": dict(g.SUBTOKENS), "node_kinds": list(g.NODE_KINDS),
+            "node_features": list(g.NODE_FEATURES), "edge_types": list(g.EDGE_TYPES),
+            "num_node_kinds": g.NUM_NODE_KINDS, "node_feat_dim": g.NODE_FEAT_DIM,
+            "num_edge_types": g.NUM_EDGE_TYPES}
+
+
+def check_node_vocab(model_dir: Path) -> None:
+    """A GNN only fits graphs from the featurizer it was trained with: compare vocabularies.
+
+    Raises:
+        EntryError: no `node_vocab.json`, or one that differs from the shipped featurizer.
+    """
+    from entry_errors import EntryError
+
+    path = model_dir / "node_vocab.json"
+    if not path.is_file():
+        raise EntryError(f"{model_dir}: GNN model without node_vocab.json")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    current = featurizer_info()
+    for key in ("graph_format", "subtokens", "node_kinds", "node_features", "edge_types"):
+        if saved.get(key) != current[key]:
+            raise EntryError(f"{path}: the model's {key} differ from the shipped featurizer "
+                             f"(model {saved.get('featurizer_version')}, "
+                             f"featurizer {current['featurizer_version']}); "
+                             "retrain instead of fine-tuning or evaluating it")
 
 
 class RelationalConv(MessagePassing):
@@ -69,7 +113,7 @@ class GatedAttentionPool(nn.Module):
         return pooled, weights
 
 
-class EnhancedTaintFlowGNN(nn.Module):
+class EnhancedTaintFlowGNN(EntryModel):
     """Graph classifier over typed program graphs.
 
     Args:
@@ -174,3 +218,37 @@ class EnhancedTaintFlowGNN(nn.Module):
         graph_embedding = self.readout_norm(readout)
         logits = self.head(graph_embedding)
         return logits, {"node_importance": weights, "graph_embedding": graph_embedding}
+
+    # ------------------------------------------------------------------ the training entry's hooks
+    model_type = "gnn"
+    needs_graphs = True
+
+    @classmethod
+    def from_config(cls, options: ModelOptions, train_samples: Sequence = ()) -> NewModel:
+        """A new GNN sized by `options`, its input and vocabulary sizes from the shipped featurizer."""
+        g = _graphs()
+        kwargs = {"in_channels": g.NODE_FEAT_DIM, "hidden_channels": options.hidden_size,
+                  "num_relations": g.NUM_EDGE_TYPES, "num_layers": options.num_layers, "num_classes": 2,
+                  "dropout": options.dropout, "num_kinds": g.NUM_NODE_KINDS,
+                  "num_subtoken_buckets": g.SUBTOKENS["buckets"]}
+        return NewModel(cls(**kwargs), None, kwargs)
+
+    def forward_batch(self, batch: Any, device: torch.device, net: nn.Module | None = None) -> BatchOutput:
+        """A PyG `Batch` (`data.GraphDataset`) through the model."""
+        batch = batch.to(device)
+        run = self if net is None else net
+        logits, _ = run(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
+        return BatchOutput(logits, batch.y)
+
+    @classmethod
+    def check_model_dir(cls, model_dir: Path) -> None:
+        check_node_vocab(model_dir)
+
+    @classmethod
+    def companion_json(cls) -> dict[str, Any]:
+        return {"node_vocab.json": featurizer_info()}
+
+    @classmethod
+    def saved_config(cls, *, max_length: int, text_input: str | None, pretrained: str | None) -> dict:
+        return {**super().saved_config(max_length=max_length, text_input=text_input, pretrained=pretrained),
+                "featurizer_version": _graphs().FEATURIZER_VERSION}

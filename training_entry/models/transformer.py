@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from .common import BatchOutput, EntryModel, ModelOptions, NewModel
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
@@ -166,7 +169,7 @@ def load_tokenizer(directory: str | Path):
     return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
 
 
-class EnhancedSQLIntentTransformer(nn.Module):
+class EnhancedSQLIntentTransformer(EntryModel):
     """Code classifier: HF encoder -> CLS embedding -> dropout/dense/tanh -> logits.
 
     Args:
@@ -213,3 +216,57 @@ class EnhancedSQLIntentTransformer(nn.Module):
         t = self.energy_temperature
         anomaly_score = -t * torch.logsumexp(logits.float() / t, dim=-1)
         return logits, anomaly_score, hidden
+
+    # ------------------------------------------------------------------ the training entry's hooks
+    model_type = "transformer"
+    # Transformers trained from scratch are unstable at full learning rate before their attention
+    # and layer norms settle.
+    warmup = True
+    has_anomaly_score = True
+
+    @classmethod
+    def from_config(cls, options: ModelOptions, train_samples: Sequence = ()) -> NewModel:
+        """A new transformer: the pretrained encoder and its tokenizer when `options.pretrained`, else
+        the small offline encoder with a BPE tokenizer trained on the samples' texts."""
+        if options.pretrained:
+            encoder, tokenizer = load_pretrained_encoder(options.pretrained)
+            kwargs = {"encoder_config": encoder.config.to_dict(), "num_classes": 2, "dropout": options.dropout}
+            return NewModel(cls(**kwargs, encoder=encoder), tokenizer, kwargs)
+        tokenizer = train_bpe_tokenizer((s.text for s in train_samples), vocab_size=options.vocab_size)
+        encoder_config = small_roberta_config(len(tokenizer), hidden_size=options.hidden_size,
+                                              num_layers=options.num_layers, num_heads=options.num_heads,
+                                              max_length=options.max_length, pad_token_id=tokenizer.pad_token_id)
+        kwargs = {"encoder_config": encoder_config, "num_classes": 2, "dropout": options.dropout}
+        return NewModel(cls(**kwargs), tokenizer, kwargs)
+
+    def forward_batch(self, batch: Any, device: torch.device, net: nn.Module | None = None) -> BatchOutput:
+        """A tokenised batch (`data.TokenCollator`) through the model, with its anomaly scores."""
+        run = self if net is None else net
+        logits, anomaly, _ = run(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        return BatchOutput(logits, batch["y"].to(device), anomaly)
+
+    @classmethod
+    def prepare_samples(cls, samples: Sequence, text_input: str | None,
+                        log: Callable[[str], None] | None = None) -> None:
+        """Each record's input text, computed once (code gadgets build the IR)."""
+        import data as datamod
+
+        t0 = time.perf_counter()
+        datamod.attach_texts(samples, text_input)
+        if log is not None and text_input == "gadget":
+            log(f"Transformer input: code gadgets of {len(samples)} records in {time.perf_counter() - t0:.1f}s")
+
+    @classmethod
+    def load_tokenizer_from(cls, directory: Path) -> Any:
+        return load_tokenizer(Path(directory) / "tokenizer")
+
+    @classmethod
+    def saved_config(cls, *, max_length: int, text_input: str | None, pretrained: str | None) -> dict:
+        try:  # recorded for provenance only: the transformer reads code, not graphs
+            import importlib
+
+            graphs_version = getattr(importlib.import_module("streamguard.core.graphs"), "FEATURIZER_VERSION", None)
+        except ImportError:
+            graphs_version = None
+        return {"featurizer_version": graphs_version, "max_length": max_length, "text_input": text_input,
+                "pretrained_sha256": weights_sha256(resolve_pretrained(pretrained)) if pretrained else None}

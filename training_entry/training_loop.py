@@ -1,0 +1,99 @@
+"""The epoch loop: train, validate, keep the best weights, checkpoint, stop early.
+
+Every epoch reseeds the RNGs with `seed + epoch`, so a run resumed from its checkpoint shuffles and
+drops out exactly as an uninterrupted one. The best weights are written to the model dir as soon
+as they appear; each epoch's checkpoint (`artifacts.save_checkpoint`) holds the weights, the
+optimizer state and the `TrainState` JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+import artifacts
+import engine
+from model_setup import ModelSetup
+from outputs import fmt
+from progress import EpochProgress
+from streamguard.core.metrics import classification_metrics
+from train_run import TrainRun
+from train_state import TrainState
+
+
+def fit(run: TrainRun, setup: ModelSetup) -> TrainState:
+    """Train `setup.model` from `setup.state` up to `--epochs`; returns the final state."""
+    args, rt, log, model, state = run.args, run.rt, run.log, setup.model, setup.state
+    model.to(rt.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    if setup.resumed:
+        _restore(run, setup, optimizer)
+    elif rt.is_main and setup.tokenizer is not None and run.ckpt_dir is not None:
+        setup.tokenizer.save_pretrained(str(run.ckpt_dir / "tokenizer"))  # a resumed run reloads it
+    net = model
+    if rt.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(run.class_weights, dtype=torch.float32, device=rt.device))
+    val_loader = _loaders(run, setup, {"validation": run.validation})["validation"]
+    val_labels = [s.label for s in run.validation]
+
+    # Early stopping is final; reaching the old --epochs is not (a rerun may ask for more).
+    for epoch in range(state.epoch + 1, args.epochs + 1):
+        if state.stopped_early:
+            break
+        engine.set_seed(args.seed + epoch)
+        train_loader = _loaders(run, setup, {"train": run.train}, seed=args.seed + epoch,
+                                sink_dropout=args.sink_dropout)["train"]
+        if hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        steps = len(train_loader)
+        lr_at = engine.warmup_linear_decay(args.learning_rate, steps * args.epochs) if model.warmup else None
+        t0 = time.perf_counter()
+        with EpochProgress(epoch, args.epochs, enabled=rt.is_main, interval_s=args.progress_interval_s) as progress:
+            train_loss, train_acc, seen = engine.train_one_epoch(
+                net, train_loader, optimizer, loss_fn, rt, lr_at=lr_at, step_offset=steps * (epoch - 1),
+                on_batch=progress)
+        scores, _ = engine.predict(net, val_loader, rt)
+        val = classification_metrics(val_labels, scores, run.threshold)
+        seconds = time.perf_counter() - t0
+        improved = engine.agree(state.best is None or state.best.beaten_by(val, args.selection_metric), rt)
+        if improved and rt.is_main:
+            artifacts.save_weights(model, run.model_dir / artifacts.WEIGHTS)
+            if run.ckpt_dir is not None:
+                artifacts.save_weights(model, run.ckpt_dir / artifacts.checkpoint_file("best", epoch), epoch=epoch)
+        log(f"Epoch {epoch}/{args.epochs}: Train Loss={train_loss:.6f}; Train Acc={train_acc:.6f}; "
+            f"Val Acc={val['accuracy']:.6f}; Val F1={val['f1']:.6f}; Val FPR={val['fpr']:.6f}; "
+            f"Val AUC={fmt(val['roc_auc'])}; Seconds={seconds:.2f}; Samples/s={seen / seconds:.1f};"
+            f"{' best' if improved else ''}")
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_acc": val["accuracy"],
+               "val_f1": val["f1"], "val_fpr": val["fpr"], "val_auc": val["roc_auc"], "seconds": seconds,
+               "improved": improved}
+        stop = state.record_epoch(epoch, val, args.selection_metric, row, improved, args.patience)
+        if stop:
+            log(f"Early stopping after epoch {epoch}: no {args.selection_metric} improvement for "
+                f"{state.bad_epochs} epochs (best epoch {state.best.epoch})")
+        if rt.is_main and run.ckpt_dir is not None:
+            artifacts.save_checkpoint(run.ckpt_dir, model, optimizer, state.to_dict())
+    return state
+
+
+def _loaders(run: TrainRun, setup: ModelSetup, splits: dict, **kw) -> dict:
+    args = run.args
+    return engine.get_dataloaders(run.model_type, splits, batch_size=args.batch_size, tokenizer=setup.tokenizer,
+                                  max_length=args.max_length, num_workers=args.num_workers, rt=run.rt, **kw)
+
+
+def _restore(run: TrainRun, setup: ModelSetup, optimizer: torch.optim.Optimizer) -> None:
+    """Load the checkpoint's weights and optimizer state; put the best weights so far back in the model dir."""
+    state = setup.state
+    artifacts.restore_checkpoint(run.ckpt_dir, setup.model, optimizer, run.rt.device, state.to_dict())
+    run.log(f"Resuming from epoch {state.epoch} (checkpoint {run.ckpt_dir}); next epoch {state.epoch + 1}")
+    best_file = run.ckpt_dir / artifacts.checkpoint_file("best", state.best.epoch) if state.best else None
+    if run.rt.is_main and best_file is not None and best_file.is_file():
+        # A restarted container has an empty model dir.
+        run.model_dir.mkdir(parents=True, exist_ok=True)
+        artifacts.copy_into(best_file, run.model_dir)
+        os.replace(run.model_dir / best_file.name, run.model_dir / artifacts.WEIGHTS)
