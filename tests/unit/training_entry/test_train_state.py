@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from tests.support.entry_data import _fake_graphs_module, _real_graphs_available, make_records
+from tests.support.entry_data import fake_graphs_module, real_graphs_available, make_records
 
 import data as datamod  # noqa: E402  (training_entry is on sys.path via tests.test_models)
 import engine  # noqa: E402
@@ -32,9 +32,9 @@ OLD_STATE = {
 
 @pytest.fixture
 def graphs(monkeypatch):
-    if _real_graphs_available():
+    if real_graphs_available():
         return importlib.import_module("streamguard.core.graphs")
-    fake = _fake_graphs_module()
+    fake = fake_graphs_module()
     monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake)
     return fake
 
