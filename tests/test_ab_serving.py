@@ -192,7 +192,7 @@ def test_endpoint_config_with_data_capture_in_moto_and_capture_to_verdicts(moto_
 
     from streamguard.ab import endpoint_plan
     from streamguard.cli import main
-    from streamguard.sagemaker_jobs import inference_container
+    from streamguard.jobs.images import inference_container
 
     champion = {"model_name": GNN_NAME, "version": 1}
     challenger = {"model_name": GNN_NAME, "version": 2}

@@ -154,7 +154,8 @@ def test_dag_run_succeeds(success_run):
 
 def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker_env):
     from streamguard.pipeline.training import build_training_job, run_key, run_uri
-    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS, validate_request
+    from streamguard.jobs.metrics import METRIC_DEFINITIONS
+    from streamguard.jobs.request import validate_request
 
     dr, requests = success_run
     assert dr.state == "success"
@@ -214,7 +215,7 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
 
 def test_evaluation_requests_run_evaluate_mode_on_the_trained_model(success_run):
     from streamguard.pipeline.training import build_evaluate_job, build_training_job, run_key, run_uri
-    from streamguard.sagemaker_jobs import validate_request
+    from streamguard.jobs.request import validate_request
 
     dr, requests = success_run
     assert dr.state == "success"
@@ -272,7 +273,7 @@ def test_registry_holds_one_evaluated_version_per_model(success_run):
 def test_passing_models_are_approved_sagemaker_model_packages(success_run):
     from streamguard.pipeline.training import model_package_group_name
     from streamguard.registry import RegistryClient
-    from streamguard.sagemaker_jobs import pytorch_inference_image
+    from streamguard.jobs.images import pytorch_inference_image
 
     dr, _requests = success_run
     assert dr.state == "success"
@@ -413,7 +414,7 @@ def test_retraining_dag_fine_tunes_evaluates_promotes_and_creates_the_endpoint_c
     from streamguard.ab import sagemaker_model_name
     from streamguard.pipeline.training import model_package_group_name
     from streamguard.registry import RegistryClient
-    from streamguard.sagemaker_jobs import pytorch_inference_image
+    from streamguard.jobs.images import pytorch_inference_image
 
     dr, _requests = success_run
     assert dr.state == "success"

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from streamguard.backends.local import JobConflictError, JobNotFoundError, LocalTrainingBackend, pid_alive
-from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request, parse_metrics
+from streamguard.jobs.metrics import parse_metrics
+from streamguard.jobs.request import LOCAL_REGION, build_training_request
 from streamguard.sourcedir import UnsafeArchiveError, build_sourcedir_tarball, safe_extract
 from tests.moto_server import moto_server  # noqa: F401  (pytest fixture)
 

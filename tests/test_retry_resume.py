@@ -31,7 +31,8 @@ from streamguard_ops.sensors import LocalTrainingSensor  # noqa: E402
 
 from streamguard.backends.local import kill_group  # noqa: E402
 from streamguard.lifecycle import attempt_job_name, job_attempts, next_action  # noqa: E402
-from streamguard.sagemaker_jobs import JOB_NAME_MAX, LOCAL_REGION, build_training_request, make_job_name  # noqa: E402
+from streamguard.jobs.names import JOB_NAME_MAX, make_job_name  # noqa: E402
+from streamguard.jobs.request import LOCAL_REGION, build_training_request
 
 BASE = "sg-gnn-manual-1-0123456789"
 

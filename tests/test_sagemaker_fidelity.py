@@ -16,23 +16,12 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from streamguard.sagemaker_jobs import (
-    BEST_METRIC_DEFINITIONS,
-    DEFAULT_INFERENCE_TAGS,
-    EPOCH_METRIC_DEFINITIONS,
-    EVALUATE_METRIC_DEFINITIONS,
-    DEFAULT_TRAINING_TAGS,
-    DLC_ACCOUNTS,
-    DLC_IMAGES,
-    TRAINING_REPOSITORY,
-    dlc_registry,
-    image_pin_conflicts,
-    image_versions,
-    pytorch_inference_image,
-    pytorch_training_image,
-    parse_metrics,
-    validate_request,
-)
+from streamguard.jobs.images import (DEFAULT_INFERENCE_TAGS, DEFAULT_TRAINING_TAGS, DLC_ACCOUNTS, DLC_IMAGES,
+                                     TRAINING_REPOSITORY, dlc_registry, image_pin_conflicts, image_versions,
+                                     pytorch_inference_image, pytorch_training_image)
+from streamguard.jobs.metrics import (BEST_METRIC_DEFINITIONS, EPOCH_METRIC_DEFINITIONS,
+                                      EVALUATE_METRIC_DEFINITIONS, parse_metrics)
+from streamguard.jobs.request import validate_request
 from tests.moto_server import moto_server  # noqa: F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -297,7 +286,7 @@ LOG = [
 
 
 def test_final_metrics_name_the_kept_epoch_apart_from_the_last_one():
-    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS
+    from streamguard.jobs.metrics import METRIC_DEFINITIONS
 
     last = parse_metrics(LOG)
     assert last["validation:f1"] == 0.65  # the last epoch, as FinalMetricDataList has it
@@ -312,7 +301,7 @@ def test_final_metrics_name_the_kept_epoch_apart_from_the_last_one():
 
 def test_training_and_evaluate_requests_register_their_metric_definitions(monkeypatch):
     from streamguard.pipeline.training import build_evaluate_job, build_training_job
-    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS
+    from streamguard.jobs.metrics import METRIC_DEFINITIONS
 
     _sagemaker_env(monkeypatch)
     config, data, source = _inputs()

@@ -15,8 +15,8 @@ import pytest
 
 from streamguard.data.prepare import prepare, prepare_finish, prepare_plan
 from streamguard.data.synthetic import generate_samples, write_samples
-from streamguard.sagemaker_processing import (build_graph_processing_request, run_graph_processing,
-                                              validate_processing_request)
+from streamguard.jobs.processing import (build_graph_processing_request, run_graph_processing,
+                                         validate_processing_request)
 from streamguard.sourcedir import build_sourcedir_tarball, safe_extract
 from tests.moto_server import moto_server  # noqa: F401  (pytest fixture)
 

@@ -32,8 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from streamguard.jobs import ACTIVE_STATES, TERMINAL_STATES
-from streamguard.sagemaker_jobs import check_job_name
+from streamguard.jobs.record import ACTIVE_STATES, TERMINAL_STATES
+from streamguard.jobs.names import check_job_name
 
 SUPERVISOR_MODULE = "streamguard.backends.supervisor"
 ARN_PREFIX = "arn:aws:sagemaker:local:000000000000:training-job/"
@@ -225,7 +225,7 @@ class LocalTrainingBackend:
             ValueError: the request is not a valid CreateTrainingJob request.
             JobConflictError: a job of that name exists with a different request.
         """
-        from streamguard.sagemaker_jobs import validate_request
+        from streamguard.jobs.request import validate_request
 
         validate_request(request)
         name = request["TrainingJobName"]

@@ -53,7 +53,8 @@ from streamguard.backends.local import (
     utcnow_iso,
     write_json_atomic,
 )
-from streamguard.sagemaker_jobs import MetricParser, decode_hyperparameter, user_hyperparameters
+from streamguard.jobs.metrics import MetricParser
+from streamguard.jobs.request import decode_hyperparameter, user_hyperparameters
 
 HOST = "algo-1"
 # Seconds between SIGTERM and SIGKILL: SageMaker allows 120 s; a local run needs less.

@@ -236,7 +236,7 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
     v = {name: _check(name, params.get(name, default), schema)
          for name, (default, schema, _doc) in TRAINING_PARAMS.items()}
     if v["instance_count"] > 1:
-        from streamguard.sagemaker_jobs import is_gpu_instance
+        from streamguard.jobs.images import is_gpu_instance
 
         # Several instances run the entry under SageMaker's `torch_distributed` (torchrun), which AWS
         # supports on GPU (and Trainium) instances only; one CPU instance uses its cores on its own.

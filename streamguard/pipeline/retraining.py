@@ -520,7 +520,7 @@ def _create_sagemaker_endpoint_config(plan: dict, versions: dict) -> None:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
     from streamguard.ab import sagemaker_model_name
-    from streamguard.sagemaker_jobs import inference_container
+    from streamguard.jobs.images import inference_container
 
     sm = settings.resolve_sagemaker_settings()
     client = SageMakerHook(aws_conn_id=sm.aws_conn_id).conn

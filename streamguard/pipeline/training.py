@@ -144,7 +144,7 @@ def graph_shard(shard_uri: str) -> dict:
 
 def graph_processing(key: str, shards: list[str], source: dict, dag_id: str, run_id: str, *,
                      client=None, instances: int | None = None, poll_s: float = 30.0) -> list[dict]:
-    """Stage 2 as one SageMaker Processing job over all shards (`streamguard.sagemaker_processing`).
+    """Stage 2 as one SageMaker Processing job over all shards (`streamguard.jobs.processing`).
 
     ``instances``: processing instances (default ``$STREAMGUARD_PREPARE_INSTANCES``, else 2; never
     more than there are shards). Returns one timing record per shard, as the mapped tasks do.
@@ -154,8 +154,9 @@ def graph_processing(key: str, shards: list[str], source: dict, dag_id: str, run
     """
     import os
 
-    from streamguard.sagemaker_jobs import make_job_name, pytorch_training_image
-    from streamguard.sagemaker_processing import build_graph_processing_request, run_graph_processing
+    from streamguard.jobs.images import pytorch_training_image
+    from streamguard.jobs.names import make_job_name
+    from streamguard.jobs.processing import build_graph_processing_request, run_graph_processing
 
     if not shards:
         return []
@@ -244,7 +245,8 @@ def _hyperparameters(config: TrainingConfig, model_type: str) -> dict[str, Any]:
 
 def _account(instance_type: str, backend: str) -> tuple[str, str, str]:
     """(role, region, training image) of a job request for ``backend``."""
-    from streamguard.sagemaker_jobs import LOCAL_IMAGE, LOCAL_REGION, is_gpu_instance, pytorch_training_image
+    from streamguard.jobs.images import is_gpu_instance, pytorch_training_image
+    from streamguard.jobs.request import LOCAL_IMAGE, LOCAL_REGION
 
     if backend == "sagemaker":
         sm = settings.resolve_sagemaker_settings()
@@ -259,7 +261,8 @@ def build_training_job(config: TrainingConfig, model_type: str, data: dict, sour
                        extra_hyperparameters: dict | None = None, model_channel_uri: str | None = None,
                        channels: dict | None = None, name_suffix: str = "") -> dict:
     """The CreateTrainingJob request for one model: the same dict for both backends."""
-    from streamguard.sagemaker_jobs import build_training_request, make_job_name
+    from streamguard.jobs.names import make_job_name
+    from streamguard.jobs.request import build_training_request
 
     hps = _hyperparameters(config, model_type)
     hps.update(extra_hyperparameters or {})
@@ -293,11 +296,12 @@ def build_evaluate_job(config: TrainingConfig, model_type: str, data: dict, sour
                        run_id: str, backend: str, *, model_channel_uri: str, name_suffix: str = "-eval",
                        expected_sha256: str | None = None) -> dict:
     """The CreateTrainingJob request of the evaluate job of one trained model (see
-    `streamguard.sagemaker_jobs.build_evaluate_request`): one on-demand instance, no checkpoints.
+    `streamguard.jobs.request.build_evaluate_request`): one on-demand instance, no checkpoints.
 
     It scores at the model's own decision threshold (saved in its config), not at this run's default.
     """
-    from streamguard.sagemaker_jobs import build_evaluate_request, make_job_name
+    from streamguard.jobs.names import make_job_name
+    from streamguard.jobs.request import build_evaluate_request
 
     m = config.per_model[model_type]
     hps: dict[str, Any] = {"model-type": model_type, "batch-size": m.batch_size, "seed": config.seed}
@@ -400,7 +404,7 @@ def run_evaluation_job(request: dict, backend: str, *, context=None, before_crea
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 
     from streamguard.lifecycle import AUTOMATIC, FAIL, ensure_job, watch_outcome
-    from streamguard.sagemaker_jobs import validate_request
+    from streamguard.jobs.request import validate_request
 
     validate_request(request)  # before any create, on both backends: the service would refuse it anyway
     context = context if context is not None else _current_context()
@@ -447,7 +451,7 @@ def run_evaluation_job(request: dict, backend: str, *, context=None, before_crea
 
 def describe_job_record(job_name: str, backend: str, model_type: str) -> dict:
     """The small typed record downstream tasks read, from the backend's describe output."""
-    from streamguard.jobs import job_record_from_describe
+    from streamguard.jobs.record import job_record_from_describe
 
     if backend == "local":
         desc = _local_backend().describe_training_job(job_name)
@@ -651,7 +655,7 @@ def register_model_package(version: dict, *, approved: bool) -> str:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
     from botocore.exceptions import ClientError
 
-    from streamguard.sagemaker_jobs import inference_container
+    from streamguard.jobs.images import inference_container
 
     sm = SageMakerHook(aws_conn_id="aws_default").conn
     group = model_package_group_name(version["model_type"])

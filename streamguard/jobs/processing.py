@@ -49,7 +49,7 @@ def build_graph_processing_request(*, job_name: str, shards_uri: str, graphs_uri
     Raises:
         ValueError: a URI that is not ``s3://``, a bad job name, or counts out of the API's range.
     """
-    from streamguard.sagemaker_jobs import check_job_name
+    from streamguard.jobs.names import check_job_name
 
     for field, uri in (("shards_uri", shards_uri), ("graphs_uri", graphs_uri), ("source_dir_uri", source_dir_uri)):
         if not str(uri).startswith("s3://"):
