@@ -111,7 +111,8 @@ def test_weighted_sticky_routing_then_feedback_closes_the_loop(trained_models, s
     assert main(["feedback", "push", str(feedback)]) == 0
     assert "pushed" in capsys.readouterr().out
     from streamguard.feedback import ingest_feedback
-    from streamguard.pipeline.retraining import ingest, resolve_retraining_config
+    from streamguard.pipeline.feedback_ingest import ingest
+    from streamguard.pipeline.params import resolve_retraining_config
 
     ingested = ingest(resolve_retraining_config({}), "retraining-test")
     # The repeated request is one duplicate; every other record is labelled, none quarantined.

@@ -125,6 +125,14 @@ def pytorch_training_image(region: str, *, gpu: bool, tag: str | None = None) ->
     return dlc_image(region, TRAINING_REPOSITORY, tag or DEFAULT_TRAINING_TAGS["gpu" if gpu else "cpu"])
 
 
+def training_image(region: str | None, instance_type: str, *, override: str | None = None) -> str:
+    """The image of a training, evaluate or processing job: ``override`` (a configured image), else the
+    default PyTorch training DLC of ``region`` for ``instance_type`` (GPU or CPU build)."""
+    if override:
+        return override
+    return pytorch_training_image(region, gpu=is_gpu_instance(instance_type))
+
+
 def pytorch_inference_image(region: str, *, gpu: bool = False, tag: str | None = None) -> str:
     """The PyTorch inference DLC that serves the models (CPU by default); ``tag`` from `INFERENCE_IMAGES`."""
     tag = tag or DEFAULT_INFERENCE_TAGS["gpu" if gpu else "cpu"]

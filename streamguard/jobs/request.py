@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streamguard.jobs.images import is_gpu_instance, pytorch_training_image
+from streamguard.jobs.images import training_image
 from streamguard.jobs.metrics import EVALUATE_METRIC_DEFINITIONS, METRIC_DEFINITIONS
 from streamguard.jobs.names import check_job_name
 
@@ -203,7 +203,7 @@ def build_training_request(
         raise ValueError("max_wait_s applies only to spot training (spot=True)")
 
     if image_uri is None:
-        image_uri = LOCAL_IMAGE if local else pytorch_training_image(region, gpu=is_gpu_instance(instance_type))
+        image_uri = LOCAL_IMAGE if local else training_image(region, instance_type)
 
     request: dict[str, Any] = {
         "TrainingJobName": job_name,
