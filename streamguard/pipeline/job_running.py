@@ -115,8 +115,8 @@ def run_evaluation_job(request: dict, backend: str, *, context=None, before_crea
 
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 
-    from streamguard.lifecycle import AUTOMATIC, FAIL, ensure_job, watch_outcome
     from streamguard.jobs.request import validate_request
+    from streamguard.lifecycle import AUTOMATIC, FAIL, ensure_job, watch_outcome
 
     validate_request(request)  # before any create, on both backends: the service would refuse it anyway
     context = context if context is not None else _current_context()

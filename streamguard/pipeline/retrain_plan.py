@@ -95,15 +95,12 @@ def _prepare_feedback_channels(feedback: dict, key: str, model_type: str, seed: 
 
 
 def finetune_config(config: dict, champion: dict) -> TrainingConfig:
-    """A TrainingConfig for fine-tuning: fewer epochs, learning rate scaled down from the champion's."""
-    from streamguard.pipeline.params import resolve_training_config
+    """A TrainingConfig for fine-tuning: fewer epochs, learning rate scaled down from the champion's.
 
-    base = resolve_training_config({
-        "models": [champion["model_type"]],
-        "gnn_min_val_accuracy": config["gnn_min_val_accuracy"],
-        "transformer_min_val_accuracy": config["transformer_min_val_accuracy"],
-        "max_fpr": config["max_fpr"],
-    })
+    Starts from what a first model would get (`bootstrap_config`: the training defaults with this
+    run's gate), then takes the champion's batch size and seed (+1).
+    """
+    base = bootstrap_config(config, champion["model_type"])
     hps = champion.get("hyperparameters") or {}
     mt = champion["model_type"]
     per_model = dict(base.per_model)
