@@ -29,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from streamguard.backends.local import LocalTrainingBackend
-    from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request
+    from streamguard.jobs.request import LOCAL_REGION, build_training_request
     from streamguard.sourcedir import build_sourcedir_tarball
     from tests.support.entry_data import make_channels
     from tests.unit.training_entry.test_training_toolkit import TINY, run_toolkit

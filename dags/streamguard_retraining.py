@@ -33,6 +33,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param,
 from streamguard_ops.wiring import backend_from_env, job_name_template, retry_delay_from_env, training_operators
 
 from streamguard.pipeline.params import FEEDBACK_ASSET_NAME, MODEL_TYPES, RETRAINING_PARAMS, form_params
+from streamguard.pipeline.steps import call
 
 BACKEND = backend_from_env()
 TrainingOperator, TrainingSensor, TRAIN_KWARGS, SENSOR_KWARGS = training_operators(BACKEND)
@@ -59,33 +60,32 @@ default_args = {"owner": "streamguard", "retries": 2, "retry_delay": timedelta(s
     params={name: Param(default, **kw) for name, (default, kw) in form_params(RETRAINING_PARAMS).items()},
 )
 def streamguard_retraining():
+    # Each task takes records (XCom dicts), calls one step of `streamguard.pipeline.retraining` through
+    # `call` (which imports it in the task and converts the records) and returns a record.
+    @task
+    def start_run() -> dict:
+        ctx = get_current_context()
+        return call("retraining:start_run", ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+
     @task
     def resolve_config() -> dict:
-        from streamguard.pipeline.retraining import resolve_retraining_config
-
-        return resolve_retraining_config(dict(get_current_context()["params"]))
+        return call("retraining:resolve_config", dict(get_current_context()["params"]))
 
     @task
-    def ingest_feedback(config: dict) -> dict:
-        from streamguard.pipeline.retraining import ingest
-        from streamguard.pipeline.training import run_key
-
-        ctx = get_current_context()
-        out = ingest(config, run_key(ctx["dag"].dag_id, ctx["run_id"]))
+    def ingest_feedback(run: dict, config: dict) -> dict:
+        out = call("retraining:ingest_feedback", run, config)
         print(f"feedback: {out['n_labelled']} labelled, {out['n_quarantined']} quarantined, "
               f"{out['duplicates']} duplicates (quarantine: {out['quarantine_uri']})")
         return out
 
     @task
-    def package_source() -> dict:
-        from streamguard.pipeline.training import package_source as package, run_key
+    def package_source(run: dict) -> dict:
+        return call("retraining:package_source", run)
 
-        ctx = get_current_context()
-        return package(run_key(ctx["dag"].dag_id, ctx["run_id"]))
-
+    run = start_run()
     config = resolve_config()
-    feedback = ingest_feedback(config)
-    source = package_source()
+    feedback = ingest_feedback(run, config)
+    source = package_source(run)
     config >> source
 
     outcomes = []
@@ -93,10 +93,8 @@ def streamguard_retraining():
         with TaskGroup(group_id=model_type):
 
             @task
-            def decide(config: dict, feedback: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import decide as decide_
-
-                result = decide_(config, model_type, feedback, get_current_context()["run_id"])
+            def decide(run: dict, config: dict, feedback: dict, model_type: str = model_type) -> dict:
+                result = call("retraining:decide", run, config, model_type, feedback)
                 print(f"{model_type}: retrain={result['retrain']} mode={result.get('mode')} reasons={result.get('reasons')} "
                       f"skipped_reason={result.get('skipped_reason')}")
                 return result
@@ -111,104 +109,76 @@ def streamguard_retraining():
                 return decision
 
             @task
-            def retrain_data(config: dict, feedback: dict, decision: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import build_retrain_data
-                from streamguard.pipeline.training import run_key
-
-                ctx = get_current_context()
-                plan = build_retrain_data(config, model_type, feedback, run_key(ctx["dag"].dag_id, ctx["run_id"]),
-                                          decision)
-                print(f"{model_type}: {plan['mode']} on {plan['source']}")
+            def retrain_data(run: dict, config: dict, feedback: dict, decision: dict,
+                             model_type: str = model_type) -> dict:
+                plan = call("retraining:retrain_data", run, config, model_type, feedback, decision)
+                print(f"{model_type}: {plan['mode']} on {plan['data']['source']}")
                 return plan
 
             @task(multiple_outputs=True)
-            def build_job(plan: dict, source: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import build_retrain_job
-
-                ctx = get_current_context()
-                request = build_retrain_job(plan, model_type, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
-                return {"request": request, "job_name": request["TrainingJobName"]}
+            def build_job(run: dict, plan: dict, source: dict, model_type: str = model_type) -> dict:
+                return call("retraining:build_job", run, plan, model_type, source)
 
             @task
-            def collect(trained: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.training import describe_job_record
-
+            def collect(run: dict, trained: dict, model_type: str = model_type) -> dict:
                 # `trained` is the sensor's XCom: the attempt that completed (`<name>-a<n>` after a resume).
-                return describe_job_record(trained["job_name"], BACKEND, model_type)
+                return call("retraining:collect", run, trained, model_type)
 
             @task
-            def evaluate_challenger(plan: dict, job: dict, source: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import evaluate_challenger as evaluate
-
-                ctx = get_current_context()
-                return evaluate(plan, model_type, job, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+            def evaluate_challenger(run: dict, plan: dict, job: dict, source: dict, model_type: str = model_type) -> dict:
+                return call("retraining:evaluate_challenger", run, plan, model_type, job, source)
 
             @task
-            def evaluate_champion(plan: dict, source: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import evaluate_champion as evaluate
-
-                ctx = get_current_context()
-                return evaluate(plan, model_type, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+            def evaluate_champion(run: dict, plan: dict, source: dict, model_type: str = model_type) -> dict:
+                return call("retraining:evaluate_champion", run, plan, model_type, source)
 
             @task
             def gate(plan: dict, evaluation: dict) -> dict:
-                from streamguard.pipeline.retraining import gate_challenger
-
-                decision = gate_challenger(plan, evaluation)
+                decision = call("retraining:gate", plan, evaluation)
                 print(f"gate {'PASSED' if decision['passed'] else 'FAILED'}: {decision['reasons']}")
                 return decision
 
             @task
-            def compare_and_promote(config: dict, challenger_eval: dict, champion_eval: dict, job: dict,
+            def compare_and_promote(run: dict, config: dict, challenger_eval: dict, champion_eval: dict, job: dict,
                                     decision: dict, plan: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import compare_and_decide
-
-                result = compare_and_decide(config, model_type, challenger_eval, champion_eval, job, decision,
-                                            plan, BACKEND, get_current_context()["run_id"])
+                result = call("retraining:compare_and_promote", run, config, model_type, challenger_eval,
+                              champion_eval, job, decision, plan)
                 print(f"{model_type}: promoted={result['promoted']} reasons={result['reasons']}")
                 return result
 
             @task
-            def ab_plan(config: dict, result: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.retraining import ab_plan as plan
-                from streamguard.pipeline.training import run_key
-
-                ctx = get_current_context()
-                out = plan(config, model_type, result, run_key(ctx["dag"].dag_id, ctx["run_id"]), BACKEND)
+            def ab_plan(run: dict, config: dict, result: dict, model_type: str = model_type) -> dict:
+                out = call("retraining:ab_plan", run, config, model_type, result)
                 print(out.get("skipped_reason") or f"A/B endpoint plan: {out['plan_uri']}")
                 return out
 
-            decision = decide(config, feedback)
+            decision = decide(run, config, feedback)
             choice = branch(decision)
             skipped = skip(decision)
-            plan = retrain_data(config, feedback, decision)
+            plan = retrain_data(run, config, feedback, decision)
             choice >> [skipped, plan]
-            spec = build_job(plan, source)
+            spec = build_job(run, plan, source)
             # `train` starts the job and (deferrable, the default) follows it to its end: its retries are
             # the job's attempts. `wait` only watches the attempt train reported, streams its log and
             # hands `collect` the completed attempt.
             train = TrainingOperator(task_id="train", config=spec["request"], **TRAIN_KWARGS)
             wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
             spec["request"] >> train >> wait
-            job = collect(wait.output)
-            challenger_eval = evaluate_challenger(plan, job, source)
-            champion_eval = evaluate_champion(plan, source)
+            job = collect(run, wait.output)
+            challenger_eval = evaluate_challenger(run, plan, job, source)
+            champion_eval = evaluate_champion(run, plan, source)
             verdict = gate(plan, challenger_eval)
-            result = compare_and_promote(config, challenger_eval, champion_eval, job, verdict, plan)
-            ab_plan(config, result)
+            result = compare_and_promote(run, config, challenger_eval, champion_eval, job, verdict, plan)
+            ab_plan(run, config, result)
             outcomes += [skipped, result]
 
     @task(trigger_rule="none_failed_min_one_success")
-    def summary(outcomes: list) -> dict:
-        from streamguard.pipeline.retraining import summarize_retraining
-        from streamguard.pipeline.training import run_key
-
-        ctx = get_current_context()
-        out = summarize_retraining(run_key(ctx["dag"].dag_id, ctx["run_id"]), [o for o in outcomes if o])
+    def summary(run: dict, outcomes: list) -> dict:
+        out = call("retraining:summary", run, outcomes)
         print(out["text"])
         return out
 
-    summary(outcomes)
+    summary(run, outcomes)
 
 
 streamguard_retraining()

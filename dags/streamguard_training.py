@@ -5,7 +5,7 @@ Trains the **Taint-Flow GNN** and the **SQL Intent Transformer** in parallel, ev
 frozen test channel by real inference, passes them through the metric gate and writes the result
 (registered or rejected, with reasons) to the model registry.
 
-`plan_data` → `build_graphs` (one mapped task per shard) → `prepare_data` → `package_source` → per model: `build_job` → `train` (training job) → `wait`
+`start_run` → `plan_data` → `build_graphs` (one mapped task per shard) → `prepare_data` → `package_source` → per model: `build_job` → `train` (training job) → `wait`
 (sensor) → `collect` → `evaluate` → `gate` → `register` → `summary`.
 
 Retries: `train` starts the job and, in deferrable mode (`STREAMGUARD_DEFERRABLE`, the default;
@@ -39,6 +39,7 @@ from streamguard_ops.wiring import (backend_from_env, job_name_template, prepare
                                     training_operators)
 
 from streamguard.pipeline.params import MODEL_TYPES, TRAINING_PARAMS, form_params
+from streamguard.pipeline.steps import call
 
 BACKEND = backend_from_env()
 PREPARE_ON = prepare_on_from_env(BACKEND)
@@ -63,87 +64,66 @@ default_args = {
     params={name: Param(default, **kw) for name, (default, kw) in form_params(TRAINING_PARAMS).items()},
 )
 def streamguard_training():
+    # Each task takes records (XCom dicts), calls one step of `streamguard.pipeline.training` through
+    # `call` (which imports it in the task and converts the records) and returns a record.
+    @task
+    def start_run() -> dict:
+        ctx = get_current_context()
+        return call("training:start_run", ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+
     @task
     def resolve_config() -> dict:
-        from streamguard.pipeline.params import resolve_training_config
-
-        ctx = get_current_context()
-        return resolve_training_config(dict(ctx["params"])).to_dict()
+        return call("training:resolve_config", dict(get_current_context()["params"]))
 
     @task
-    def plan_data(config: dict) -> list:
+    def plan_data(run: dict, config: dict) -> list:
         """Read, validate, deduplicate and split (decisions over all records); write the graph shards."""
-        from streamguard.pipeline.params import TrainingConfig
-        from streamguard.pipeline.training import plan_channels, run_key
-
-        ctx = get_current_context()
-        shards = plan_channels(TrainingConfig.from_dict(config), run_key(ctx["dag"].dag_id, ctx["run_id"]))
+        shards = call("training:plan_data", run, config)
         print(f"{len(shards)} graph shard(s): {shards}")
         return shards
 
     @task
     def build_graphs(shard_uri: str) -> dict:
         """One shard's program graphs: mapped over the shards, so they build on every worker at once."""
-        from streamguard.pipeline.training import graph_shard
-
-        result = graph_shard(shard_uri)
+        result = call("training:build_graphs", shard_uri)
         print(f"{result['records']} graph(s) in {result['seconds']} s ({result['cpu_seconds']} CPU-s): {result['graphs']}")
         return result
 
     @task(trigger_rule="none_failed")
-    def prepare_data(graphs: list | None) -> dict:
+    def prepare_data(run: dict, graphs: list | None) -> dict:
         """Attach the graphs; write the channels, the quarantine and the report."""
-        from streamguard.pipeline.training import finish_channels, run_key
-
-        ctx = get_current_context()
-        result = finish_channels(run_key(ctx["dag"].dag_id, ctx["run_id"]), list(graphs or []))
-        print(f"prepared channels: {result['channels']}; report: {result['report']}")
-        return result
+        data = call("training:prepare_data", run, graphs)
+        print(f"prepared channels: {data['channels']}; report: {data['report']}")
+        return data
 
     @task
-    def package_source() -> dict:
-        from streamguard.pipeline.training import package_source as package, run_key
-
-        ctx = get_current_context()
-        return package(run_key(ctx["dag"].dag_id, ctx["run_id"]))
+    def package_source(run: dict) -> dict:
+        return call("training:package_source", run)
 
     @task
-    def build_graphs_processing(shards: list, source: dict) -> list:
+    def build_graphs_processing(run: dict, shards: list, source: dict) -> list:
         """Every shard's graphs in one SageMaker Processing job (ShardedByS3Key over the shards)."""
-        from streamguard.pipeline.training import graph_processing, run_key
+        return call("training:build_graphs_processing", run, shards, source)
 
-        ctx = get_current_context()
-        return graph_processing(run_key(ctx["dag"].dag_id, ctx["run_id"]), list(shards), source,
-                                ctx["dag"].dag_id, ctx["run_id"])
-
+    run = start_run()
     config = resolve_config()
-    source = package_source()
+    source = package_source(run)
     config >> source
-    shards = plan_data(config)
+    shards = plan_data(run, config)
     if PREPARE_ON == "processing":
-        data = prepare_data(build_graphs_processing(shards, source))
+        data = prepare_data(run, build_graphs_processing(run, shards, source))
     else:
-        data = prepare_data(build_graphs.expand(shard_uri=shards))
+        data = prepare_data(run, build_graphs.expand(shard_uri=shards))
 
     registered = []
     for model_type in MODEL_TYPES:
         with TaskGroup(group_id=model_type):
 
             @task(multiple_outputs=True)
-            def build_job(config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
-                from airflow.sdk.exceptions import AirflowSkipException
+            def build_job(run: dict, config: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
+                return call("training:build_job", run, config, model_type, data, source)
 
-                from streamguard.pipeline.params import TrainingConfig
-                from streamguard.pipeline.training import build_training_job
-
-                cfg = TrainingConfig.from_dict(config)
-                if model_type not in cfg.models:
-                    raise AirflowSkipException(f"{model_type} not selected (param 'models' = {list(cfg.models)})")
-                ctx = get_current_context()
-                request = build_training_job(cfg, model_type, data, source, ctx["dag"].dag_id, ctx["run_id"], BACKEND)
-                return {"request": request, "job_name": request["TrainingJobName"]}
-
-            spec = build_job(config, data, source)
+            spec = build_job(run, config, data, source)
             # `train` starts the job and (deferrable, the default) follows it to its end: its retries are
             # the job's attempts. `wait` only watches the attempt train reported, streams its log and
             # hands `collect` the completed attempt.
@@ -151,53 +131,38 @@ def streamguard_training():
             wait = TrainingSensor(task_id="wait", job_name=job_name_template(train), **SENSOR_KWARGS)
 
             @task
-            def collect(trained: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.training import describe_job_record
-
+            def collect(run: dict, trained: dict, model_type: str = model_type) -> dict:
                 # `trained` is the sensor's XCom: the attempt that completed (`<name>-a<n>` after a resume).
-                return describe_job_record(trained["job_name"], BACKEND, model_type)
+                return call("training:collect", run, trained, model_type)
 
             @task
-            def evaluate(config: dict, job: dict, data: dict, source: dict, model_type: str = model_type) -> dict:
-                from streamguard.pipeline.params import TrainingConfig
-                from streamguard.pipeline.training import evaluate_model
-
-                ctx = get_current_context()
-                return evaluate_model(TrainingConfig.from_dict(config), model_type, job, data, source,
-                                      ctx["dag"].dag_id, ctx["run_id"], BACKEND)
+            def evaluate(run: dict, config: dict, job: dict, data: dict, source: dict,
+                         model_type: str = model_type) -> dict:
+                return call("training:evaluate", run, config, model_type, job, data, source)
 
             @task
             def gate(config: dict, evaluation: dict) -> dict:
-                from streamguard.pipeline.params import TrainingConfig
-                from streamguard.pipeline.training import gate_model
-
-                decision = gate_model(TrainingConfig.from_dict(config), evaluation)
+                decision = call("training:gate", config, evaluation)
                 print(f"gate {'PASSED' if decision['passed'] else 'FAILED'}: {decision['reasons']}")
                 return decision
 
             @task
-            def register(config: dict, job: dict, evaluation: dict, decision: dict, data: dict) -> dict:
-                from streamguard.pipeline.params import TrainingConfig
-                from streamguard.pipeline.training import register_model
-
-                return register_model(TrainingConfig.from_dict(config), job, evaluation, decision, data, BACKEND)
+            def register(run: dict, config: dict, job: dict, evaluation: dict, decision: dict, data: dict) -> dict:
+                return call("training:register", run, config, job, evaluation, decision, data)
 
             spec["request"] >> train >> wait
-            job = collect(wait.output)
-            evaluation = evaluate(config, job, data, source)
+            job = collect(run, wait.output)
+            evaluation = evaluate(run, config, job, data, source)
             decision = gate(config, evaluation)
-            registered.append(register(config, job, evaluation, decision, data))
+            registered.append(register(run, config, job, evaluation, decision, data))
 
     @task(trigger_rule="none_failed_min_one_success")
-    def summary(results: list) -> dict:
-        from streamguard.pipeline.training import run_key, summarize
-
-        ctx = get_current_context()
-        out = summarize(run_key(ctx["dag"].dag_id, ctx["run_id"]), [r for r in results if r])
+    def summary(run: dict, results: list) -> dict:
+        out = call("training:summary", run, results)
         print(out["markdown"])
         return out
 
-    summary(registered)
+    summary(run, registered)
 
 
 streamguard_training()

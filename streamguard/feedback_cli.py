@@ -123,7 +123,7 @@ def run_check(args: argparse.Namespace) -> int:
 def run_push(args: argparse.Namespace) -> int:
     from streamguard import storage
     from streamguard.cli import CLIError
-    from streamguard.pipeline.retraining import feedback_root
+    from streamguard.pipeline.feedback_ingest import feedback_root
 
     batch = _ingest([args.file])
     _report(batch)

@@ -49,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamguard.core.job_errors import DETERMINISTIC_EXIT_CODE, DETERMINISTIC_MARKER
-from streamguard.sagemaker_jobs import JOB_NAME_HASH_LEN, JOB_NAME_MAX, check_job_name
+from streamguard.jobs.names import JOB_NAME_HASH_LEN, JOB_NAME_MAX, check_job_name
 
 ACTIVE_STATES = frozenset({"InProgress", "Stopping"})
 RESTART_STATES = frozenset({"Failed", "Stopped"})
@@ -77,7 +77,7 @@ def attempt_job_name(base: str, attempt: int) -> str:
     """The job name of attempt ``attempt`` of a request: ``<base>`` for 1, else ``<base>-a<attempt>``.
 
     At most 63 characters: when the base name is too long, its middle (the run slug) is shortened;
-    the head and the hash tail that makes it unique (`streamguard.sagemaker_jobs.make_job_name`) survive.
+    the head and the hash tail that makes it unique (`streamguard.jobs.names.make_job_name`) survive.
 
     Raises:
         ValueError: ``attempt`` < 1, or no valid name results.

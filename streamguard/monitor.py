@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from streamguard.jobs import FAILED_STATES, TERMINAL_STATES
+from streamguard.jobs.record import FAILED_STATES, TERMINAL_STATES
 
 CHOICES = ("local", "sagemaker", "all")
 DEFAULT_LIMIT = 20

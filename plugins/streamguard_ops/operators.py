@@ -34,7 +34,7 @@ class LocalTrainingOperator(BaseOperator):
     sensor reports is then retried only by clearing this task.
 
     Args:
-        config: the request, as built by `streamguard.sagemaker_jobs.build_training_request`.
+        config: the request, as built by `streamguard.jobs.request.build_training_request`.
         wait_for_completion: follow the job until it ends and fail if it did not complete.
         deferrable: follow it from the triggerer (needs ``wait_for_completion``).
         check_interval: seconds between polls (> 0).

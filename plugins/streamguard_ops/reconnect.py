@@ -39,7 +39,7 @@ def _validate(request: dict) -> None:
     rules it leaves out), before the request reaches SageMaker; a bad request fails the task for good."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from streamguard.sagemaker_jobs import validate_request
+    from streamguard.jobs.request import validate_request
 
     try:
         validate_request(request)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from streamguard.backends.local import JobPaths
-from streamguard.sagemaker_jobs import decode_hyperparameter, user_hyperparameters
+from streamguard.jobs.request import decode_hyperparameter, user_hyperparameters
 
 HOST = "algo-1"
 

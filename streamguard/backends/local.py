@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.core import archive
-from streamguard.jobs import ACTIVE_STATES, TERMINAL_STATES
-from streamguard.sagemaker_jobs import check_job_name
+from streamguard.jobs.names import check_job_name
+from streamguard.jobs.record import ACTIVE_STATES, TERMINAL_STATES
 
 SUPERVISOR_MODULE = "streamguard.backends.supervisor"
 ARN_PREFIX = "arn:aws:sagemaker:local:000000000000:training-job/"
@@ -218,7 +218,7 @@ class LocalTrainingBackend:
             ValueError: the request is not a valid CreateTrainingJob request.
             JobConflictError: a job of that name exists with a different request.
         """
-        from streamguard.sagemaker_jobs import validate_request
+        from streamguard.jobs.request import validate_request
 
         validate_request(request)
         name = request["TrainingJobName"]

@@ -56,7 +56,8 @@ from streamguard.backends.local import (
 from streamguard.backends.checkpoint_sync import checkpoint_fingerprint, copy_checkpoints
 from streamguard.backends.container_env import (HOST, command_args, input_data_config, resource_config,
                                                 training_environment)
-from streamguard.sagemaker_jobs import MetricParser, decode_hyperparameter
+from streamguard.jobs.metrics import MetricParser
+from streamguard.jobs.request import decode_hyperparameter
 
 # Seconds between SIGTERM and SIGKILL: SageMaker allows 120 s; a local run needs less.
 STOP_GRACE_S = float(os.environ.get("STREAMGUARD_LOCAL_STOP_GRACE_S", "10"))

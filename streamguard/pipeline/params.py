@@ -230,7 +230,7 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
     v = {name: _check(name, params.get(name, default), schema)
          for name, (default, schema, _doc) in TRAINING_PARAMS.items()}
     if v["instance_count"] > 1:
-        from streamguard.sagemaker_jobs import is_gpu_instance
+        from streamguard.jobs.images import is_gpu_instance
 
         # Several instances run the entry under SageMaker's `torch_distributed` (torchrun), which AWS
         # supports on GPU (and Trainium) instances only; one CPU instance uses its cores on its own.
@@ -332,3 +332,18 @@ RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "ab_challenger_weight": (0.1, {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "section": AB},
                              "Traffic share of the challenger in the A/B endpoint plan (fraction)."),
 }
+
+
+def resolve_retraining_config(params: dict[str, Any]) -> dict:
+    """Validate the retraining DAG's trigger params; returns a plain dict."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(RETRAINING_PARAMS))
+    if unknown:
+        raise ParamError(f"unknown param(s) {', '.join(map(repr, unknown))}; known: {', '.join(RETRAINING_PARAMS)}")
+    cfg = {name: _check(name, params.get(name, default), schema)
+           for name, (default, schema, _doc) in RETRAINING_PARAMS.items()}
+    cfg["models"] = [m for m in MODEL_TYPES if m in cfg["models"]]
+    cfg["feedback_uri"] = check_input_uri("feedback_uri", cfg["feedback_uri"])
+    # Refuse a loosened gate here, before any work, with the param named.
+    cfg["gate"] = {m: g.to_dict() for m, g in resolve_gates(cfg).items()}
+    return cfg

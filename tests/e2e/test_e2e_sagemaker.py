@@ -126,18 +126,18 @@ def _expected_inputs(run_id: str):
     """Config, prepared data and source package of a run, read back from the bucket."""
     from streamguard import storage
     from streamguard.pipeline.params import TrainingConfig, resolve_training_config
-    from streamguard.pipeline.training import run_key, run_uri
+    from streamguard.pipeline.records import PreparedChannels, SourcePackage, run_key, run_uri
 
     config: TrainingConfig = resolve_training_config(CONF)
     key = run_key(DAG_ID, run_id)
-    data = json.loads(storage.read_text(run_uri(key, "data", "_SUCCESS.json")))
+    data = PreparedChannels.from_dict(json.loads(storage.read_text(run_uri(key, "data", "_SUCCESS.json"))))
     prefix = run_uri(key, "code")[len(f"s3://{BUCKET}/"):] + "/"
     (obj,) = _s3().list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
     uri = f"s3://{BUCKET}/{obj['Key']}"
     sha = hashlib.sha256(_read_s3(uri)).hexdigest()
     # The package is content-addressed: <run>/code/<sha256[:12]>/sourcedir.tar.gz.
     assert uri == run_uri(key, "code", sha[:12], "sourcedir.tar.gz")
-    return config, data, {"uri": uri, "sha256": sha}
+    return config, data, SourcePackage(uri=uri, sha256=sha)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +155,10 @@ def test_dag_run_succeeds(success_run):
 
 
 def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker_env):
-    from streamguard.pipeline.training import build_training_job, run_key, run_uri
-    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS, validate_request
+    from streamguard.pipeline.job_specs import build_training_job
+    from streamguard.pipeline.records import RunContext, run_key, run_uri
+    from streamguard.jobs.metrics import METRIC_DEFINITIONS
+    from streamguard.jobs.request import validate_request
 
     dr, requests = success_run
     assert dr.state == "success"
@@ -167,7 +169,8 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
     for request in training:
         validate_request(request)
         model_type = hyperparameter(request, "model-type")
-        expected = build_training_job(config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker")
+        run = RunContext.create(DAG_ID, dr.run_id, "sagemaker")
+        expected = build_training_job(run, config, model_type, data, source)
         assert request == expected
         # The same, field by field, for what SageMaker relies on.
         m = config.per_model[model_type]
@@ -191,13 +194,13 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
             "learning-rate": json.dumps(m.learning_rate),
             "seed": str(config.seed),
             "sagemaker_program": '"train_enhanced_models.py"',
-            "sagemaker_submit_directory": json.dumps(source["uri"]),
+            "sagemaker_submit_directory": json.dumps(source.uri),
             "sagemaker_region": '"us-east-1"',
             "sagemaker_container_log_level": "20",
         }.items():
             assert hps[name] == value, (name, hps)
         assert "mode" not in hps
-        assert source["uri"].startswith(f"s3://{BUCKET}/artifacts/runs/")
+        assert source.uri.startswith(f"s3://{BUCKET}/artifacts/runs/")
         assert [(c["ChannelName"], c["DataSource"]["S3DataSource"]["S3DataType"],
                  c["DataSource"]["S3DataSource"]["S3Uri"]) for c in request["InputDataConfig"]] == [
             (name, "S3Prefix", run_uri(key, "data", name)) for name in ("train", "validation", "test")]
@@ -215,8 +218,9 @@ def test_training_requests_are_exactly_the_built_requests(success_run, sagemaker
 
 
 def test_evaluation_requests_run_evaluate_mode_on_the_trained_model(success_run):
-    from streamguard.pipeline.training import build_evaluate_job, build_training_job, run_key, run_uri
-    from streamguard.sagemaker_jobs import validate_request
+    from streamguard.pipeline.job_specs import build_evaluate_job, build_training_job
+    from streamguard.pipeline.records import RunContext, run_key, run_uri
+    from streamguard.jobs.request import validate_request
 
     dr, requests = success_run
     assert dr.state == "success"
@@ -227,9 +231,10 @@ def test_evaluation_requests_run_evaluate_mode_on_the_trained_model(success_run)
     for request in evaluation:
         validate_request(request)
         model_type = hyperparameter(request, "model-type")
-        trained = build_training_job(config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker")
+        run = RunContext.create(DAG_ID, dr.run_id, "sagemaker")
+        trained = build_training_job(run, config, model_type, data, source)
         model_prefix = f"{run_uri(key, 'jobs')}/{trained['TrainingJobName']}/output/"
-        expected = build_evaluate_job(config, model_type, data, source, DAG_ID, dr.run_id, "sagemaker",
+        expected = build_evaluate_job(run, config, model_type, data, source,
                                       model_channel_uri=model_prefix)
         # One on-demand instance without checkpoints, whatever the training jobs used.
         assert request["EnableManagedSpotTraining"] is False and "CheckpointConfig" not in request
@@ -272,9 +277,9 @@ def test_registry_holds_one_evaluated_version_per_model(success_run):
 
 
 def test_passing_models_are_approved_sagemaker_model_packages(success_run):
-    from streamguard.pipeline.training import model_package_group_name
+    from streamguard.pipeline.model_packages import model_package_group_name
     from streamguard.registry import RegistryClient
-    from streamguard.sagemaker_jobs import pytorch_inference_image
+    from streamguard.jobs.images import pytorch_inference_image
 
     dr, _requests = success_run
     assert dr.state == "success"
@@ -368,12 +373,14 @@ def test_failed_job_is_resumed_by_the_train_retry_and_registered(sagemaker_env, 
 
 
 def test_retried_train_task_reconnects_instead_of_starting_a_second_job(sagemaker_env, success_run, capfd):
-    from streamguard.pipeline.training import build_training_job
+    from streamguard.pipeline.job_specs import build_training_job
+    from streamguard.pipeline.records import RunContext
     from streamguard_ops.reconnect import ReconnectingSageMakerTrainingOperator
 
     dr, _requests = success_run
     config, data, source = _expected_inputs(dr.run_id)
-    request = build_training_job(config, "gnn", data, source, DAG_ID, "manual__retry-test", "sagemaker")
+    request = build_training_job(RunContext.create(DAG_ID, "manual__retry-test", "sagemaker"), config, "gnn", data,
+                                 source)
     sim = sagemaker_env.sim
     sim.reset()
     # The job's outcome does not matter here, only how often it is created: do not train.
@@ -415,9 +422,9 @@ def test_retraining_dag_fine_tunes_evaluates_promotes_and_creates_the_endpoint_c
     from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTrainingSensor
 
     from streamguard.ab import sagemaker_model_name
-    from streamguard.pipeline.training import model_package_group_name
+    from streamguard.pipeline.model_packages import model_package_group_name
     from streamguard.registry import RegistryClient
-    from streamguard.sagemaker_jobs import pytorch_inference_image
+    from streamguard.jobs.images import pytorch_inference_image
 
     dr, _requests = success_run
     assert dr.state == "success"

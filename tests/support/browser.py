@@ -276,7 +276,7 @@ def stop_local_jobs(jobs_dir: Path, wait_s: float = 10) -> list[str]:
     supervisor's and the training process's groups if they are still there.
     """
     from streamguard.backends.local import LocalTrainingBackend, kill_group, pid_alive
-    from streamguard.jobs import TERMINAL_STATES
+    from streamguard.jobs.record import TERMINAL_STATES
 
     if not jobs_dir.is_dir():
         return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamguard.backends.local import LocalTrainingBackend
-from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request
+from streamguard.jobs.request import LOCAL_REGION, build_training_request
 from streamguard.sourcedir import build_sourcedir_tarball
 
 FAKE_ENTRY = r'''

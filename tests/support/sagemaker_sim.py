@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.backends.local import LocalTrainingBackend
-from streamguard.sagemaker_jobs import decode_hyperparameter
+from streamguard.jobs.request import decode_hyperparameter
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 HOST = "algo-1"

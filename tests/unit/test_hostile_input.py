@@ -22,8 +22,7 @@ from streamguard.cli import main
 from streamguard.data import io
 from streamguard.data.prepare import PrepareError, prepare
 from streamguard.feedback import ingest_feedback
-from streamguard.pipeline.params import ParamError, resolve_training_config
-from streamguard.pipeline.retraining import resolve_retraining_config
+from streamguard.pipeline.params import ParamError, resolve_retraining_config, resolve_training_config
 
 TS = "2025-03-01T12:00:00Z"
 
@@ -205,8 +204,8 @@ def test_dag_quarantine_keeps_no_text_of_lines_that_are_not_records(tmp_path):
 
 def test_dag_tasks_write_no_such_text_to_the_artifact_store(tmp_path, monkeypatch):
     """The training DAG's prepare_data and the retraining DAG's ingest_feedback task bodies."""
-    from streamguard.pipeline.retraining import ingest
-    from streamguard.pipeline.training import prepare_channels
+    from streamguard.pipeline.feedback_ingest import ingest
+    from streamguard.pipeline.preparation import prepare_channels
 
     secret = "ghp_0123456789abcdefSECRET"
     monkeypatch.setenv("STREAMGUARD_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
@@ -214,7 +213,7 @@ def test_dag_tasks_write_no_such_text_to_the_artifact_store(tmp_path, monkeypatc
     feedback = write_lines(tmp_path / "worker-fb" / "fb.jsonl", [fb("a()"), f"TOKEN={secret}"])
     config = resolve_training_config({"data_uri": data.parent.as_uri(), "models": ["gnn"]})
     out = prepare_channels(config, "probe/run-1")
-    assert out["report"]["quarantined"] == {"invalid_json": 1}
+    assert out.report["quarantined"] == {"invalid_json": 1}
     result = ingest(resolve_retraining_config({"feedback_uri": feedback.as_uri()}), "probe/run-2")
     assert result["n_quarantined"] == 1
     stored = [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]

@@ -8,7 +8,7 @@ from streamguard import lifecycle
 from streamguard.lifecycle import (AUTOMATIC, CREATE, FAIL, FINAL, MANUAL, RECONNECT, RESTART, RETRY, STOPPED,
                                    Action, attempt_job_name, ensure_job, failure_class, job_attempts, next_action,
                                    watch_outcome)
-from streamguard.sagemaker_jobs import JOB_NAME_HASH_LEN, JOB_NAME_MAX, make_job_name
+from streamguard.jobs.names import JOB_NAME_HASH_LEN, JOB_NAME_MAX, make_job_name
 
 BASE = "sg-gnn-manual-1-0123456789"
 A2, A3 = BASE + "-a2", BASE + "-a3"

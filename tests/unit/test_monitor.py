@@ -70,7 +70,7 @@ def test_empty_jobs_dir(tmp_path, capsys):
 def test_sagemaker_jobs_through_moto(moto_server, finished_jobs, capsys):
     import boto3
 
-    from streamguard.sagemaker_jobs import build_training_request
+    from streamguard.jobs.request import build_training_request
 
     request = build_training_request(
         job_name="sg-moto-job", model_type="gnn", channels={"train": "s3://b/d/train"}, output_uri="s3://b/jobs",
@@ -107,7 +107,7 @@ def test_wait_follows_a_sagemaker_job_s_cloudwatch_streams(moto_server, monkeypa
     import boto3
 
     from streamguard import monitor
-    from streamguard.sagemaker_jobs import build_training_request
+    from streamguard.jobs.request import build_training_request
 
     monkeypatch.setenv("STREAMGUARD_SAGEMAKER_MIN_POLL_S", "0")  # moto, not the real API
     sm, logs = boto3.client("sagemaker"), boto3.client("logs")

@@ -11,28 +11,19 @@ from __future__ import annotations
 import ast
 import sys
 from importlib.metadata import metadata, requires, version
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
-from streamguard.sagemaker_jobs import (
-    BEST_METRIC_DEFINITIONS,
-    DEFAULT_INFERENCE_TAGS,
-    EPOCH_METRIC_DEFINITIONS,
-    EVALUATE_METRIC_DEFINITIONS,
-    DEFAULT_TRAINING_TAGS,
-    DLC_ACCOUNTS,
-    DLC_IMAGES,
-    TRAINING_REPOSITORY,
-    dlc_registry,
-    image_pin_conflicts,
-    image_versions,
-    pytorch_inference_image,
-    pytorch_training_image,
-    parse_metrics,
-    validate_request,
-)
+from streamguard.jobs.images import (DEFAULT_INFERENCE_TAGS, DEFAULT_TRAINING_TAGS, DLC_ACCOUNTS, DLC_IMAGES,
+                                     TRAINING_REPOSITORY, dlc_registry, image_pin_conflicts, image_versions,
+                                     pytorch_inference_image, pytorch_training_image)
+from streamguard.jobs.metrics import (BEST_METRIC_DEFINITIONS, EPOCH_METRIC_DEFINITIONS,
+                                      EVALUATE_METRIC_DEFINITIONS, parse_metrics)
+from streamguard.jobs.request import validate_request
+from streamguard.pipeline.records import Evaluation, PreparedChannels, RunContext, SourcePackage
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY_DIR = REPO / "training_entry"
@@ -168,21 +159,26 @@ def _inputs(**conf):
     from streamguard.pipeline.params import resolve_training_config
 
     config = resolve_training_config({"models": ["gnn", "transformer"], **conf})
-    data = {"data_hash": "d" * 16, "channels": {n: f"s3://bkt/runs/data/{n}" for n in ("train", "validation", "test")}}
-    source = {"uri": "s3://bkt/runs/code/abc/sourcedir.tar.gz", "sha256": "a" * 64}
+    data = PreparedChannels(data_hash="d" * 16,
+                            channels={n: f"s3://bkt/runs/data/{n}" for n in ("train", "validation", "test")})
+    source = SourcePackage(uri="s3://bkt/runs/code/abc/sourcedir.tar.gz", sha256="a" * 64)
     return config, data, source
 
 
+def _run(dag_id: str, run_id: str, backend: str) -> RunContext:
+    return RunContext.create(dag_id, run_id, backend)
+
+
 def test_evaluate_requests_are_on_demand_single_instance_without_checkpoints(monkeypatch):
-    from streamguard.pipeline.training import build_evaluate_job, build_training_job
+    from streamguard.pipeline.job_specs import build_evaluate_job, build_training_job
 
     _sagemaker_env(monkeypatch)
     config, data, source = _inputs(use_spot=True, instance_count=2, instance_type="ml.g5.12xlarge")
-    train = build_training_job(config, "transformer", data, source, "dag", "run-1", "sagemaker")
+    train = build_training_job(_run("dag", "run-1", "sagemaker"), config, "transformer", data, source)
     validate_request(train)
     assert train["EnableManagedSpotTraining"] is True and "MaxWaitTimeInSeconds" in train["StoppingCondition"]
     model_uri = f"s3://bkt/runs/jobs/{train['TrainingJobName']}/output/"
-    request = build_evaluate_job(config, "transformer", data, source, "dag", "run-1", "sagemaker",
+    request = build_evaluate_job(_run("dag", "run-1", "sagemaker"), config, "transformer", data, source,
                                  model_channel_uri=model_uri, expected_sha256="f" * 64)
     validate_request(request)  # botocore's service model + the spot/wait rule
     assert request["EnableManagedSpotTraining"] is False
@@ -196,7 +192,7 @@ def test_evaluate_requests_are_on_demand_single_instance_without_checkpoints(mon
     assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["test", "model"]
     assert request["TrainingJobName"] != train["TrainingJobName"]
     # A second model evaluated in the same run is a second job.
-    other = build_evaluate_job(config, "transformer", data, source, "dag", "run-1", "sagemaker",
+    other = build_evaluate_job(_run("dag", "run-1", "sagemaker"), config, "transformer", data, source,
                                model_channel_uri="s3://bkt/registry/champion/")
     assert other["TrainingJobName"] != request["TrainingJobName"]
 
@@ -204,7 +200,7 @@ def test_evaluate_requests_are_on_demand_single_instance_without_checkpoints(mon
 def test_run_evaluation_job_validates_before_any_create(monkeypatch):
     import airflow.providers.amazon.aws.hooks.sagemaker as hooks
 
-    from streamguard.pipeline import training
+    from streamguard.pipeline import job_running, job_specs
 
     created = []
 
@@ -223,14 +219,14 @@ def test_run_evaluation_job_validates_before_any_create(monkeypatch):
     monkeypatch.setattr(hooks, "SageMakerHook", RecordingHook)
     _sagemaker_env(monkeypatch)
     config, data, source = _inputs()
-    request = training.build_training_job(config, "gnn", data, source, "dag", "run-1", "sagemaker")
+    request = job_specs.build_training_job(_run("dag", "run-1", "sagemaker"), config, "gnn", data, source)
     request["StoppingCondition"]["MaxWaitTimeInSeconds"] = 7200  # what CreateTrainingJob rejects without spot
     with pytest.raises(ValueError, match="MaxWaitTimeInSeconds is only valid with EnableManagedSpotTraining"):
-        training.run_evaluation_job(request, "sagemaker")
+        job_running.run_evaluation_job(request, "sagemaker")
     request["StoppingCondition"].pop("MaxWaitTimeInSeconds")
     request["ResourceConfig"]["InstanceCount"] = "1"  # botocore's type check
     with pytest.raises(ValueError, match="InstanceCount"):
-        training.run_evaluation_job(request, "sagemaker")
+        job_running.run_evaluation_job(request, "sagemaker")
     assert created == []
 
 
@@ -265,7 +261,7 @@ def test_a_region_outside_the_table_asks_for_an_explicit_image():
 
 def test_image_overrides_are_read_on_their_own_and_apply_to_training_and_inference(monkeypatch):
     from streamguard import settings
-    from streamguard.pipeline.training import build_evaluate_job, build_training_job
+    from streamguard.pipeline.job_specs import build_evaluate_job, build_training_job
 
     _sagemaker_env(monkeypatch)  # role and region in the environment: the Variables are read anyway
     mirror = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/pytorch-training:2.9.0-cpu"
@@ -276,9 +272,10 @@ def test_image_overrides_are_read_on_their_own_and_apply_to_training_and_inferen
     sm = settings.resolve_sagemaker_settings()
     assert (sm.role_arn, sm.region, sm.image_uri, sm.inference_image_uri) == (ROLE, "eu-west-1", mirror, serving)
     config, data, source = _inputs()
-    assert build_training_job(config, "gnn", data, source, "d", "r", "sagemaker")[
+    assert build_training_job(_run("d", "r", "sagemaker"), config, "gnn", data, source)[
         "AlgorithmSpecification"]["TrainingImage"] == mirror
-    assert build_evaluate_job(config, "gnn", data, source, "d", "r", "sagemaker", model_channel_uri="s3://b/m/")[
+    assert build_evaluate_job(_run("d", "r", "sagemaker"), config, "gnn", data, source,
+                              model_channel_uri="s3://b/m/")[
         "AlgorithmSpecification"]["TrainingImage"] == mirror
     assert settings.inference_image_override() == serving
     # The environment wins over the Variable.
@@ -296,7 +293,7 @@ LOG = [
 
 
 def test_final_metrics_name_the_kept_epoch_apart_from_the_last_one():
-    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS
+    from streamguard.jobs.metrics import METRIC_DEFINITIONS
 
     last = parse_metrics(LOG)
     assert last["validation:f1"] == 0.65  # the last epoch, as FinalMetricDataList has it
@@ -310,13 +307,14 @@ def test_final_metrics_name_the_kept_epoch_apart_from_the_last_one():
 
 
 def test_training_and_evaluate_requests_register_their_metric_definitions(monkeypatch):
-    from streamguard.pipeline.training import build_evaluate_job, build_training_job
-    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS
+    from streamguard.pipeline.job_specs import build_evaluate_job, build_training_job
+    from streamguard.jobs.metrics import METRIC_DEFINITIONS
 
     _sagemaker_env(monkeypatch)
     config, data, source = _inputs()
-    train = build_training_job(config, "gnn", data, source, "d", "r", "sagemaker")
-    evaluate = build_evaluate_job(config, "gnn", data, source, "d", "r", "sagemaker", model_channel_uri="s3://b/m/")
+    train = build_training_job(_run("d", "r", "sagemaker"), config, "gnn", data, source)
+    evaluate = build_evaluate_job(_run("d", "r", "sagemaker"), config, "gnn", data, source,
+                                  model_channel_uri="s3://b/m/")
     assert train["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
     assert evaluate["AlgorithmSpecification"]["MetricDefinitions"] == EVALUATE_METRIC_DEFINITIONS
     validate_request(train)
@@ -329,7 +327,8 @@ def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, t
     import boto3
 
     from streamguard import storage
-    from streamguard.pipeline.training import evaluation_metrics_uri, record_version
+    from streamguard.pipeline.evaluation import evaluation_metrics_uri
+    from streamguard.pipeline.registration import record_version
     from streamguard.registry import RegistryClient
 
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
@@ -345,10 +344,12 @@ def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, t
     storage.write_text(metrics_uri, json.dumps({"test": {"accuracy": 1.0, "n": 1}}))
     artifact = tmp_path / "model.tar.gz"
     artifact.write_bytes(b"model")
-    evaluation = {"artifact_uri": artifact.as_uri(), "artifact_sha256": "0" * 64,
-                  "metrics": {"test": {"accuracy": 1.0, "n": 1}}, "predictions_uri": predictions}
+    evaluation = Evaluation(model_type="gnn", evaluation_job="sg-gnn-eval-1", artifact_uri=artifact.as_uri(),
+                            artifact_sha256="0" * 64, metrics={"test": {"accuracy": 1.0, "n": 1}},
+                            predictions_uri=predictions)
     _, record = record_version(RegistryClient((tmp_path / "registry").as_uri()), "gnn", evaluation=evaluation,
-                               job_name="sg-gnn-1", backend="sagemaker", data={"data_hash": "h"},
+                               job_name="sg-gnn-1", backend="sagemaker",
+                               data=PreparedChannels(channels={}, data_hash="h"),
                                hyperparameters={}, gate={"passed": True, "reasons": []}, approved=True,
                                extra={"predictions_uri": predictions})
     package = boto3.client("sagemaker", region_name="us-east-1").describe_model_package(
@@ -367,7 +368,7 @@ def test_model_packages_carry_the_evaluation_metrics(moto_server, monkeypatch, t
 def test_evaluate_jobs_are_not_retried_after_a_deterministic_failure(monkeypatch, reason, final):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from streamguard.pipeline import training
+    from streamguard.pipeline import job_running, job_specs
 
     class Backend:
         def create_training_job(self, request):
@@ -380,15 +381,15 @@ def test_evaluate_jobs_are_not_retried_after_a_deterministic_failure(monkeypatch
                 raise JobNotFoundError(name)
             return {"TrainingJobName": name, "TrainingJobStatus": "Failed", "FailureReason": reason}
 
-    monkeypatch.setattr(training, "_local_backend", Backend)
+    monkeypatch.setattr(job_running, "_local_backend", Backend)
     monkeypatch.delenv("STREAMGUARD_ARTIFACT_ROOT", raising=False)
     config, data, source = _inputs()
-    data = dict(data, channels={n: f"file:///tmp/d/{n}" for n in ("train", "validation", "test")})
-    source = dict(source, uri="file:///tmp/code/sourcedir.tar.gz")
-    request = training.build_evaluate_job(config, "gnn", data, source, "d", "r", "local",
+    data = replace(data, channels={n: f"file:///tmp/d/{n}" for n in ("train", "validation", "test")})
+    source = replace(source, uri="file:///tmp/code/sourcedir.tar.gz")
+    request = job_specs.build_evaluate_job(_run("d", "r", "local"), config, "gnn", data, source,
                                           model_channel_uri="file:///tmp/m/")
     with pytest.raises(AirflowFailException if final else AirflowException) as err:
-        training.run_evaluation_job(request, "local", poll_s=0.01)
+        job_running.run_evaluation_job(request, "local", poll_s=0.01)
     assert isinstance(err.value, AirflowFailException) is final
 
 
@@ -398,7 +399,7 @@ def test_evaluation_jobs_share_the_training_lifecycle(monkeypatch):
 
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 
-    from streamguard.pipeline import training
+    from streamguard.pipeline import job_running, job_specs
 
     jobs: dict[str, dict] = {}
     created: list[str] = []
@@ -408,10 +409,10 @@ def test_evaluation_jobs_share_the_training_lifecycle(monkeypatch):
         jobs[request["TrainingJobName"]] = {"TrainingJobName": request["TrainingJobName"],
                                             "TrainingJobStatus": "InProgress"}
 
-    monkeypatch.setattr(training, "_job_ops", lambda backend: (jobs.get, lambda n: dict(jobs[n]), create))
+    monkeypatch.setattr(job_running, "_job_ops", lambda backend: (jobs.get, lambda n: dict(jobs[n]), create))
     _sagemaker_env(monkeypatch)
     config, data, source = _inputs()
-    request = training.build_evaluate_job(config, "gnn", data, source, "dag", "run-1", "sagemaker",
+    request = job_specs.build_evaluate_job(_run("dag", "run-1", "sagemaker"), config, "gnn", data, source,
                                           model_channel_uri="s3://bkt/jobs/sg-gnn/output/")
     base = request["TrainingJobName"]
 
@@ -420,26 +421,26 @@ def test_evaluation_jobs_share_the_training_lifecycle(monkeypatch):
 
     # Running: the task reschedules instead of polling in its worker slot.
     with pytest.raises(AirflowRescheduleException):
-        training.run_evaluation_job(request, "sagemaker", context=ctx(1))
+        job_running.run_evaluation_job(request, "sagemaker", context=ctx(1))
     with pytest.raises(AirflowRescheduleException):  # the next execution reconnects, creates nothing
-        training.run_evaluation_job(request, "sagemaker", context=ctx(1, reschedules=1))
+        job_running.run_evaluation_job(request, "sagemaker", context=ctx(1, reschedules=1))
     assert created == [base]
     # A transient failure (SageMaker's InternalServerError) fails this try retryably...
     jobs[base].update(TrainingJobStatus="Failed", FailureReason="InternalServerError: We encountered an internal error")
     with pytest.raises(AirflowException) as failed:
-        training.run_evaluation_job(request, "sagemaker", context=ctx(1, reschedules=2))
+        job_running.run_evaluation_job(request, "sagemaker", context=ctx(1, reschedules=2))
     assert not isinstance(failed.value, AirflowFailException)
     # ...and its retry starts the next attempt, which is read once it completes.
     with pytest.raises(AirflowRescheduleException):
-        training.run_evaluation_job(request, "sagemaker", context=ctx(2))
+        job_running.run_evaluation_job(request, "sagemaker", context=ctx(2))
     assert created == [base, base + "-a2"]
     jobs[base + "-a2"]["TrainingJobStatus"] = "Completed"
-    desc = training.run_evaluation_job(request, "sagemaker", context=ctx(2, reschedules=1))
+    desc = job_running.run_evaluation_job(request, "sagemaker", context=ctx(2, reschedules=1))
     assert desc["TrainingJobName"] == base + "-a2" and created == [base, base + "-a2"]
     # A failure that would recur is final, on the first look and on a retry.
     jobs[base + "-a2"].update(TrainingJobStatus="Failed", FailureReason="ClientError: channel test holds no data")
     with pytest.raises(AirflowFailException, match="would recur"):
-        training.run_evaluation_job(request, "sagemaker", context=ctx(2, reschedules=2))
+        job_running.run_evaluation_job(request, "sagemaker", context=ctx(2, reschedules=2))
     with pytest.raises(AirflowFailException, match="would recur"):
-        training.run_evaluation_job(request, "sagemaker", context=ctx(3))
+        job_running.run_evaluation_job(request, "sagemaker", context=ctx(3))
     assert len(created) == 2

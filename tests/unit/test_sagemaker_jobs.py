@@ -6,20 +6,12 @@ import json
 
 import pytest
 
-from streamguard.jobs import JobRecord, job_record_from_describe
-from streamguard.sagemaker_jobs import (
-    DISTRIBUTED_KEY,
-    JOB_NAME_RE,
-    METRIC_DEFINITIONS,
-    build_training_request,
-    decode_hyperparameter,
-    is_gpu_instance,
-    make_job_name,
-    parse_metric_series,
-    parse_metrics,
-    pytorch_training_image,
-    validate_request,
-)
+from streamguard.jobs.images import is_gpu_instance, pytorch_training_image
+from streamguard.jobs.metrics import METRIC_DEFINITIONS, parse_metric_series, parse_metrics
+from streamguard.jobs.names import JOB_NAME_RE, make_job_name
+from streamguard.jobs.request import (DISTRIBUTED_KEY, build_training_request, decode_hyperparameter,
+                                      validate_request)
+from streamguard.jobs.record import JobRecord, job_record_from_describe
 
 ROLE = "arn:aws:iam::123456789012:role/streamguard-sagemaker"
 CHANNELS = {c: f"s3://sg-bucket/runs/r1/data/{c}" for c in ("train", "validation", "test")}

@@ -15,9 +15,9 @@ import pytest
 
 from streamguard.data.prepare import prepare, prepare_finish, prepare_plan
 from streamguard.data.synthetic import generate_samples, write_samples
-from streamguard.sagemaker_processing import (build_graph_processing_request, run_graph_processing,
-                                              validate_processing_request)
 from streamguard.core.archive import safe_extract
+from streamguard.jobs.processing import (build_graph_processing_request, run_graph_processing,
+                                         validate_processing_request)
 from streamguard.sourcedir import build_sourcedir_tarball
 
 ROLE = "arn:aws:iam::123456789012:role/streamguard-sagemaker"
@@ -93,7 +93,8 @@ def test_the_entry_from_the_source_dir_on_each_instance_share_gives_the_one_task
 
 
 def test_pipeline_step_against_moto_starts_one_job_and_reports_missing_graphs(moto_server, monkeypatch, tmp_path):
-    from streamguard.pipeline import training
+    from streamguard.pipeline import preparation
+    from streamguard.pipeline.records import RunContext, SourcePackage, run_uri
 
     monkeypatch.setenv("STREAMGUARD_ARTIFACT_ROOT", "s3://sg-proc/artifacts")
     monkeypatch.setenv("STREAMGUARD_SAGEMAKER_ROLE_ARN", ROLE)
@@ -101,28 +102,29 @@ def test_pipeline_step_against_moto_starts_one_job_and_reports_missing_graphs(mo
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="sg-proc")
     key = "streamguard_training/run-1-abc"
-    work = training.run_uri(key, "prepare")
+    run = RunContext(dag_id="streamguard_training", run_id="run-1", backend="sagemaker", key=key)
+    work = run_uri(key, "prepare")
     shards = [f"{work}/shards/shard-0000{i}.jsonl" for i in range(3)]
     for uri in shards:
         s3.put_object(Bucket="sg-proc", Key=uri.split("/", 3)[3], Body=b'["def f():\\n    pass\\n","python"]\n')
-    source = {"uri": training.run_uri(key, "code", "abc", "sourcedir.tar.gz"), "sha256": "0" * 64}
+    source = SourcePackage(uri=run_uri(key, "code", "abc", "sourcedir.tar.gz"), sha256="0" * 64)
     sm = boto3.client("sagemaker")
     with pytest.raises(RuntimeError, match="completed without the graphs of 3 shard"):
-        training.graph_processing(key, shards, source, "streamguard_training", "run-1", client=sm, poll_s=0)
+        preparation.graph_processing(run, shards, source, client=sm, poll_s=0)
     (job,) = sm.list_processing_jobs()["ProcessingJobSummaries"]
     described = sm.describe_processing_job(ProcessingJobName=job["ProcessingJobName"])
     dist = {i["InputName"]: i["S3Input"]["S3DataDistributionType"] for i in described["ProcessingInputs"]}
     assert dist == {"code": "FullyReplicated", "shards": "ShardedByS3Key"}
     # A retry reconnects to the job of that name instead of starting a second one.
     with pytest.raises(RuntimeError):
-        training.graph_processing(key, shards, source, "streamguard_training", "run-1", client=sm, poll_s=0)
+        preparation.graph_processing(run, shards, source, client=sm, poll_s=0)
     assert len(sm.list_processing_jobs()["ProcessingJobSummaries"]) == 1
     # Once the graphs are there (as the instances upload them), the step returns one record per shard.
     for i in range(3):
         s3.put_object(Bucket="sg-proc", Key=f"{work.split('/', 3)[3]}/graphs/graphs-0000{i}.jsonl", Body=b"{}\n")
         s3.put_object(Bucket="sg-proc", Key=f"{work.split('/', 3)[3]}/graphs/timing-0000{i}.json",
                       Body=json.dumps({"records": 1, "seconds": 0.5, "cpu_seconds": 0.4}).encode())
-    results = training.graph_processing(key, shards, source, "streamguard_training", "run-1", client=sm, poll_s=0)
+    results = preparation.graph_processing(run, shards, source, client=sm, poll_s=0)
     assert [r["records"] for r in results] == [1, 1, 1]
 
 

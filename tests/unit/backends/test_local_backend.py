@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.backends.local import JobConflictError, JobNotFoundError, pid_alive
+from streamguard.backends.local import JobConflictError, JobNotFoundError, LocalTrainingBackend, pid_alive
 from streamguard.core.archive import UnsafeArchiveError, safe_extract
-from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request, parse_metrics
+from streamguard.jobs.metrics import parse_metrics
+from streamguard.jobs.request import LOCAL_REGION, build_training_request
 from streamguard.sourcedir import build_sourcedir_tarball
 from tests.support.local_world import FAKE_ENTRY, make_request
 

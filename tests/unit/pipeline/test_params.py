@@ -45,7 +45,7 @@ def test_bad_params_name_the_parameter(params, fragment):
 def test_empty_uri_params_are_optional_in_the_trigger_form():
     # Airflow's form treats a plain "string" param as required; null must be accepted and mean "empty".
     from streamguard.pipeline.params import TRAINING_PARAMS
-    from streamguard.pipeline.retraining import RETRAINING_PARAMS, resolve_retraining_config
+    from streamguard.pipeline.params import RETRAINING_PARAMS, resolve_retraining_config
 
     assert "null" in TRAINING_PARAMS["data_uri"][1]["type"]
     assert "null" in RETRAINING_PARAMS["feedback_uri"][1]["type"]
@@ -63,7 +63,7 @@ def test_nan_and_infinity_are_refused_naming_the_parameter(name, value):
 
 @pytest.mark.parametrize("name", ["accuracy_drop", "finetune_lr_factor", "alpha", "min_gain", "max_fpr"])
 def test_nan_is_refused_by_the_retraining_params(name):
-    from streamguard.pipeline.retraining import resolve_retraining_config
+    from streamguard.pipeline.params import resolve_retraining_config
 
     with pytest.raises(ParamError, match=f"'{name}': expected a finite number"):
         resolve_retraining_config({name: float("nan")})
@@ -85,7 +85,7 @@ def no_deployment_gate(monkeypatch):
 @pytest.mark.parametrize("params", [{"gnn_min_val_accuracy": 0}, {"transformer_min_val_accuracy": 0.5},
                                     {"max_fpr": 1}, {"max_fpr": 0.031}])
 def test_the_trigger_form_cannot_loosen_the_gate(params, no_deployment_gate):
-    from streamguard.pipeline.retraining import resolve_retraining_config
+    from streamguard.pipeline.params import resolve_retraining_config
 
     (name, value), = params.items()
     for resolve in (resolve_training_config, resolve_retraining_config):

@@ -11,9 +11,12 @@ import json
 
 import pytest
 
-from streamguard.pipeline.params import MODEL_NAMES
-from streamguard.pipeline.retraining import compare_and_decide
-from streamguard.pipeline.training import model_package_group_name, record_version
+from streamguard.jobs.record import JobRecord
+from streamguard.pipeline.model_packages import model_package_group_name
+from streamguard.pipeline.params import MODEL_NAMES, resolve_training_config
+from streamguard.pipeline.promotion import compare_and_decide
+from streamguard.pipeline.records import Evaluation, PreparedChannels, RetrainPlan
+from streamguard.pipeline.registration import record_version
 from streamguard.registry import RegistryClient
 
 CONFIG = {"min_gain": 0.01, "max_fpr_rise": 0.005, "alpha": 0.05, "slice_tolerance": 0.02}
@@ -33,12 +36,21 @@ def _predictions(path, correct: int) -> str:
     return path.as_uri()
 
 
-def _evaluation(tmp_path, name: str, correct: int) -> dict:
+def _evaluation(tmp_path, name: str, correct: int) -> Evaluation:
     artifact = tmp_path / f"{name}.tar.gz"
     artifact.write_bytes(name.encode())
-    return {"artifact_uri": artifact.as_uri(), "artifact_sha256": "0" * 64,
-            "metrics": {"test": {"accuracy": correct / N, "n": N}},
-            "predictions_uri": _predictions(tmp_path / f"{name}.jsonl", correct)}
+    return Evaluation(model_type="gnn", evaluation_job=None, artifact_uri=artifact.as_uri(), artifact_sha256="0" * 64,
+                      metrics={"test": {"accuracy": correct / N, "n": N}},
+                      predictions_uri=_predictions(tmp_path / f"{name}.jsonl", correct))
+
+
+def _job(name: str) -> JobRecord:
+    return JobRecord(job_name=name, backend="sagemaker", model_type="gnn", status="Completed")
+
+
+def _plan(data: PreparedChannels, champion_version: int) -> RetrainPlan:
+    return RetrainPlan(mode="finetune", data=data, training_config=resolve_training_config({}),
+                       champion={"version": champion_version})
 
 
 @pytest.fixture
@@ -66,18 +78,18 @@ def _packages(sm, model_type: str) -> dict[str, tuple[str, str]]:
 def test_challengers_are_recorded_as_model_packages_and_a_retry_changes_nothing(sagemaker_mode, tmp_path):
     registry, sm = sagemaker_mode
     model = MODEL_NAMES["gnn"]
-    data = {"data_hash": "h", "channels": {"test": "file:///t"}}
+    data = PreparedChannels(data_hash="h", channels={"test": "file:///t"})
     champion_eval = _evaluation(tmp_path, "champion", correct=140)
     champion, record = record_version(registry, "gnn", evaluation=champion_eval, job_name="sg-gnn-first",
                                       backend="sagemaker", data=data, hyperparameters={}, gate=GATE,
                                       approved=True, extra={})
     assert record["model_package_arn"].startswith("arn:aws:sagemaker:us-east-1:")
     registry.promote(model, champion.version, expected_version=0)
-    data = dict(data, champion={"version": champion.version})
+    plan = _plan(data, champion.version)
 
     # A clearly better challenger: promoted, deployed, an Approved package.
     better = _evaluation(tmp_path, "better", correct=190)
-    args = (CONFIG, "gnn", better, champion_eval, {"job_name": "sg-gnn-ft-1"}, GATE, data, "sagemaker", "run-1")
+    args = (CONFIG, "gnn", better, champion_eval, _job("sg-gnn-ft-1"), GATE, plan, "sagemaker", "run-1")
     first = compare_and_decide(*args)
     assert first["promoted"] is True and first["promoted_version"] == 2
     assert registry.get_alias(model, "champion").version == 2 and registry.get_alias(model, "deployed").version == 2
@@ -88,9 +100,9 @@ def test_challengers_are_recorded_as_model_packages_and_a_retry_changes_nothing(
                                     "sg-gnn-ft-1": ("Approved", "registered")}
 
     # A worse challenger against the new champion: rejected in the registry and as a package.
-    data = dict(data, champion={"version": 2})
+    plan = _plan(data, 2)
     worse = compare_and_decide(CONFIG, "gnn", _evaluation(tmp_path, "worse", correct=150), better,
-                               {"job_name": "sg-gnn-ft-2"}, GATE, data, "sagemaker", "run-2")
+                               _job("sg-gnn-ft-2"), GATE, plan, "sagemaker", "run-2")
     assert worse["promoted"] is False and worse["reasons"]
     assert registry.get_alias(model, "champion").version == 2
     assert registry.get_version(model, 3).status == "rejected"

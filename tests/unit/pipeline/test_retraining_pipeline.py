@@ -9,9 +9,12 @@ import tarfile
 
 import pytest
 
-from streamguard.pipeline.params import ParamError
 from streamguard.core.archive import ArchiveIntegrityError
-from streamguard.pipeline.retraining import _read_from_artifact, resolve_retraining_config
+from streamguard.pipeline.params import ParamError, resolve_retraining_config
+from streamguard.pipeline.records import PreparedChannels, RetrainPlan, RunContext, SourcePackage
+from streamguard.pipeline.retrain_decision import _read_from_artifact
+
+RUN = RunContext.create("streamguard_retraining", "r1", "local")
 
 
 def _tar_with(path, name: str, payload: dict) -> str:
@@ -48,41 +51,41 @@ def test_retraining_params_validate_and_name_the_parameter():
 
 
 def test_champion_evaluation_refuses_a_tampered_archive_before_starting_a_job(tmp_path, monkeypatch):
-    from streamguard.pipeline import retraining, training
+    from streamguard.pipeline import job_running, retraining, retrain_decision
 
     art = tmp_path / "model.tar.gz"
     sha = _tar_with(art, "metrics.json", {"validation": {}})
     _tar_with(art, "metrics.json", {"validation": {"accuracy": 1.0}})  # changed after registration
     started = []
-    monkeypatch.setattr(training, "_job_ops", lambda backend: (lambda name: None, None, started.append))
-    plan = {"champion": {"training_job_name": "sg-gnn-x", "artifact_uri": art.as_uri(), "artifact_sha256": sha},
-            "training_config": retraining.bootstrap_config(resolve_retraining_config({}), "gnn").to_dict(),
-            "channels": {"test": (tmp_path / "test").as_uri()}, "data_hash": "h"}
+    monkeypatch.setattr(job_running, "_job_ops", lambda backend: (lambda name: None, None, started.append))
+    plan = RetrainPlan(mode="finetune",
+                       champion={"training_job_name": "sg-gnn-x", "artifact_uri": art.as_uri(), "artifact_sha256": sha},
+                       training_config=retrain_decision.bootstrap_config(resolve_retraining_config({}), "gnn"),
+                       data=PreparedChannels(channels={"test": (tmp_path / "test").as_uri()}, data_hash="h"))
     with pytest.raises(ArchiveIntegrityError, match="differs from the registry"):
-        retraining.evaluate_champion(plan, "gnn", {"uri": "file:///src.tar.gz", "sha256": "s" * 64},
-                                     "streamguard_retraining", "r1", "local")
+        retraining.evaluate_champion(RUN, plan, "gnn", SourcePackage(uri="file:///src.tar.gz", sha256="s" * 64))
     assert started == []
 
 
 def test_fine_tune_job_carries_the_champions_sha256_and_bootstrap_jobs_train_from_scratch():
-    from streamguard.pipeline import retraining
+    from streamguard.pipeline import retrain_decision, retrain_plan
 
     config = resolve_retraining_config({})
     champion = {"model_type": "gnn", "hyperparameters": {"learning-rate": "0.005", "batch-size": "16", "seed": "13"},
                 "artifact_uri": "file:///reg/jobs/sg-gnn/output/model.tar.gz", "artifact_sha256": "a" * 64}
-    source = {"uri": "file:///src.tar.gz", "sha256": "s" * 64}
+    source = SourcePackage(uri="file:///src.tar.gz", sha256="s" * 64)
     channels = {"train": "file:///d/train", "validation": "file:///d/validation", "test": "file:///d/test"}
-    finetune = {"mode": "finetune", "channels": channels, "data_hash": "h", "champion": champion,
-                "training_config": retraining.finetune_config(config, champion).to_dict(),
-                "model_channel_uri": "file:///reg/jobs/sg-gnn/output/", "model_sha256": "a" * 64}
-    request = retraining.build_retrain_job(finetune, "gnn", source, "streamguard_retraining", "r1", "local")
+    finetune = RetrainPlan(mode="finetune", data=PreparedChannels(channels=channels, data_hash="h"), champion=champion,
+                           training_config=retrain_plan.finetune_config(config, champion),
+                           model_channel_uri="file:///reg/jobs/sg-gnn/output/", model_sha256="a" * 64)
+    request = retrain_plan.build_retrain_job(RUN, finetune, "gnn", source)
     hps = request["HyperParameters"]
     assert hps["fine-tune"] == "true" and json.loads(hps["model-sha256"]) == "a" * 64
     assert [c["ChannelName"] for c in request["InputDataConfig"]][-1] == "model"
-    boot = {"mode": "bootstrap", "channels": channels, "data_hash": "h", "champion": None,
-            "training_config": retraining.bootstrap_config(config, "gnn").to_dict(),
-            "model_channel_uri": None, "model_sha256": None}
-    request = retraining.build_retrain_job(boot, "gnn", source, "streamguard_retraining", "r1", "local")
+    boot = RetrainPlan(mode="bootstrap", data=PreparedChannels(channels=channels, data_hash="h"), champion=None,
+                       training_config=retrain_decision.bootstrap_config(config, "gnn"),
+                       model_channel_uri=None, model_sha256=None)
+    request = retrain_plan.build_retrain_job(RUN, boot, "gnn", source)
     assert "fine-tune" not in request["HyperParameters"] and "model-sha256" not in request["HyperParameters"]
     assert "model" not in [c["ChannelName"] for c in request["InputDataConfig"]]
     assert request["HyperParameters"]["epochs"] == "8"  # the training DAG's default, not finetune_epochs

@@ -35,7 +35,7 @@ from streamguard_ops.wiring import job_name_template  # noqa: E402
 
 from streamguard.backends.local import kill_group  # noqa: E402
 from streamguard.lifecycle import attempt_job_name  # noqa: E402
-from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request  # noqa: E402
+from streamguard.jobs.request import LOCAL_REGION, build_training_request  # noqa: E402
 
 BASE = "sg-gnn-manual-1-0123456789"
 

@@ -110,7 +110,8 @@ def test_weighted_sticky_routing_then_feedback_closes_the_loop(trained_models, s
     assert main(["feedback", "push", str(feedback)]) == 0
     assert "pushed" in capsys.readouterr().out
     from streamguard.feedback import ingest_feedback
-    from streamguard.pipeline.retraining import ingest, resolve_retraining_config
+    from streamguard.pipeline.feedback_ingest import ingest
+    from streamguard.pipeline.params import resolve_retraining_config
 
     ingested = ingest(resolve_retraining_config({}), "retraining-test")
     # The repeated request is one duplicate; every other record is labelled, none quarantined.
@@ -191,7 +192,7 @@ def test_endpoint_config_with_data_capture_in_moto_and_capture_to_verdicts(moto_
 
     from streamguard.ab import endpoint_plan
     from streamguard.cli import main
-    from streamguard.sagemaker_jobs import inference_container
+    from streamguard.jobs.images import inference_container
 
     champion = {"model_name": GNN_NAME, "version": 1}
     challenger = {"model_name": GNN_NAME, "version": 2}

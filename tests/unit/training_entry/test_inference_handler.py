@@ -143,7 +143,7 @@ def test_every_inference_image_satisfies_the_pinned_torch_requirements():
     from packaging.requirements import Requirement
     from packaging.version import Version
 
-    from streamguard.sagemaker_jobs import DEFAULT_INFERENCE_TAGS, INFERENCE_IMAGES, pytorch_inference_image
+    from streamguard.jobs.images import DEFAULT_INFERENCE_TAGS, INFERENCE_IMAGES, pytorch_inference_image
 
     torch_specs = [Requirement(r).specifier for r in requires("transformers") or []
                    if Requirement(r).name == "torch"]
@@ -165,7 +165,7 @@ def test_every_inference_image_satisfies_the_pinned_torch_requirements():
 def test_inference_container_names_the_program_and_the_version():
     import botocore.session
 
-    from streamguard.sagemaker_jobs import inference_container
+    from streamguard.jobs.images import inference_container
 
     container = inference_container("eu-west-1", "s3://b/m/model.tar.gz", model_version="taint_flow_gnn@3")
     assert container["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py", "STREAMGUARD_MODEL_VERSION": "taint_flow_gnn@3"}

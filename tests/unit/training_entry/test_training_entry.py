@@ -472,7 +472,7 @@ def test_progress_prints_plain_lines_in_logs_that_no_metric_regex_matches():
 
     from progress import EpochProgress
 
-    from streamguard.sagemaker_jobs import METRIC_DEFINITIONS
+    from streamguard.jobs.metrics import METRIC_DEFINITIONS
 
     log = io.StringIO()  # not a terminal: a job log
     with EpochProgress(2, 5, interval_s=1e-9, stream=log) as progress:
@@ -550,7 +550,7 @@ def test_resume_from_an_s3_checkpoint_uri_under_moto(tmp_path, capsys, moto_serv
 
     from streamguard import storage
     from streamguard.backends.local import LocalTrainingBackend
-    from streamguard.sagemaker_jobs import LOCAL_REGION, build_training_request
+    from streamguard.jobs.request import LOCAL_REGION, build_training_request
     from streamguard.sourcedir import build_sourcedir_tarball
 
     boto3.client("s3").create_bucket(Bucket="sg-ckpt")

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from streamguard.core.job_errors import DETERMINISTIC_EXIT_CODE, is_deterministic_failure
-from streamguard.sagemaker_jobs import build_evaluate_request, build_training_request, parse_metrics
+from streamguard.jobs.metrics import parse_metrics
+from streamguard.jobs.request import build_evaluate_request, build_training_request
 from streamguard.sourcedir import build_sourcedir_tarball
 from tests.support.entry_data import make_channels
 

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from streamguard.sagemaker_jobs import decode_hyperparameter
+from streamguard.jobs.request import decode_hyperparameter
 
 BACKENDS = ("local", "sagemaker")
 ACTIVE_STATES = ("InProgress", "Stopping")

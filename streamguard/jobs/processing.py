@@ -41,15 +41,24 @@ TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 def build_graph_processing_request(*, job_name: str, shards_uri: str, graphs_uri: str, source_dir_uri: str,
-                                   role_arn: str, image_uri: str, instance_count: int = 2,
+                                   role_arn: str, image_uri: str | None = None, region: str | None = None,
+                                   instance_count: int = 2,
                                    instance_type: str = DEFAULT_INSTANCE_TYPE, max_runtime_s: int = 2 * 3600,
                                    volume_gb: int = 30, tags: Mapping[str, str] | None = None) -> dict:
     """The ``CreateProcessingJob`` request that builds the graphs of every shard under ``shards_uri``.
 
+    ``image_uri`` None: the default training image of ``region`` for ``instance_type``.
+
     Raises:
-        ValueError: a URI that is not ``s3://``, a bad job name, or counts out of the API's range.
+        ValueError: a URI that is not ``s3://``, a bad job name, counts out of the API's range, or
+            neither an image nor a region.
     """
-    from streamguard.sagemaker_jobs import check_job_name
+    from streamguard.jobs.images import training_image
+    from streamguard.jobs.names import check_job_name
+
+    if image_uri is None and region is None:
+        raise ValueError("build_graph_processing_request: give image_uri or the region of the default image")
+    image_uri = training_image(region, instance_type, override=image_uri)
 
     for field, uri in (("shards_uri", shards_uri), ("graphs_uri", graphs_uri), ("source_dir_uri", source_dir_uri)):
         if not str(uri).startswith("s3://"):
