@@ -118,3 +118,54 @@ def _admit(candidate: dict, known: dict, ids: set, stats: AugmentStats, max_code
     known[key] = (candidate["id"], candidate["label"])
     ids.add(candidate["id"])
     return True
+
+
+def transform_splits(splits: dict[str, list[dict]], *, seed: int, per_record: int,
+                     max_code_bytes: int = 200_000, only: tuple[str, ...] | None = ("train",)) -> dict:
+    """Append program-transformation variants (`streamguard.data.transforms`) to each split in place.
+
+    Only input records are transformed (not counterfactual twins); a variant keeps its parent's
+    split and group, so it cannot leak across splits, and carries ``augmented_from`` (the parent's
+    id) and ``transformation``. A variant whose code already exists (after normalisation) is
+    skipped and counted like a duplicate twin. Returns the report's ``transformations`` block:
+    ``made`` and ``skipped_*`` totals and, per ``"<language>/<name>"``, the count of each outcome.
+
+    ``only``: the splits that get variants (default the training split, so that validation and test
+    figures compare with and without augmentation; None: every split).
+    """
+    from streamguard.data.transforms import variants
+
+    outcomes: dict[str, dict[str, int]] = {}
+    stats = AugmentStats()
+    known: dict[str, tuple[str, int]] = {}
+    ids = set()
+    for records in splits.values():
+        for rec in records:
+            known.setdefault(dedup_key(rec), (rec["id"], rec["label"]))
+            ids.add(rec["id"])
+    made = 0
+    for name, records in splits.items():
+        if only is not None and name not in only:
+            continue
+        added = []
+        for rec in records:
+            if rec.get("origin") != "input" or rec.get("label") not in (0, 1):
+                continue
+            for v in variants(rec, seed, per_record, outcomes):
+                out = {"id": f"{rec['id']}-t-{v.transformation.name}", "code": v.code, "label": v.label,
+                       "language": rec["language"], "cwe": rec.get("cwe"), "group": rec["group"],
+                       "source": rec.get("source"), "origin": "transformed", "augmented_from": rec["id"],
+                       "transformation": v.transformation.name}
+                if rec.get("license"):
+                    out["license"] = rec["license"]
+                key = f"{v.transformation.language}/{v.transformation.name}"
+                if not _admit(out, known, ids, stats, max_code_bytes, name):
+                    outcomes[key]["made"] -= 1
+                    outcomes[key]["skipped_duplicate"] = outcomes[key].get("skipped_duplicate", 0) + 1
+                    continue
+                added.append(out)
+                made += 1
+        records.extend(added)
+    return {"made": made, "skipped_duplicate": stats.skipped_duplicate, "skipped_conflict": stats.skipped_conflict,
+            "skipped_too_large": stats.skipped_too_large, "skipped": stats.skipped,
+            "by_transformation": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())}}

@@ -2,7 +2,8 @@
 
 Steps: read every line (bad lines quarantined) -> normalise records (bad records quarantined)
 -> remove duplicates (conflicting copies quarantined) -> group-aware stratified split ->
-counterfactual augmentation within each split -> program graphs -> write.
+counterfactual augmentation (and, when asked, program-transformation variants) within each split
+-> program graphs -> write.
 
 Outputs under ``out`` (a local path or URI):
 ``{train,validation,test}/data.jsonl``, ``quarantine.jsonl`` (each rejected line or record with
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from streamguard.core.records import RecordError, normalize_language, normalize_record
 from streamguard.data import io
-from streamguard.data.augment import augment_splits
+from streamguard.data.augment import augment_splits, transform_splits
 from streamguard.data.dedup import deduplicate
 from streamguard.data.prepare_graphs import _add_graphs
 from streamguard.data.prepare_output import (_join, _reason_summary, _split_counts, _warnings, _write_graph_stores,
@@ -44,7 +45,8 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
             allowed_languages: Iterable[str] | None = None,
             progress: Callable[[str], None] | None = None, keep_raw: bool = False,
             max_line_bytes: int | None = None, max_gzip_ratio: int | None = None,
-            graph_workers: int | None = None) -> PrepareReport:
+            graph_workers: int | None = None, transforms: int = 0,
+            transform_in: Sequence[str] | None = ("train",)) -> PrepareReport:
     """Prepare training channels from JSON-lines inputs.
 
     Args:
@@ -63,6 +65,10 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
             (None: ``streamguard.data.io.line_cap()``).
         max_gzip_ratio: refuse gzip inputs inflating more than this (0: no limit; None:
             ``streamguard.data.io.gzip_ratio_cap()``).
+        transforms: up to this many program-transformation variants per input record, within its
+            split (``streamguard.data.transforms``; 0, the default: none).
+        transform_in: the splits that get those variants (default the training split only, so that
+            validation and test figures compare with and without; None: every split).
 
     Returns:
         The report (also written to ``out/report.json``).
@@ -78,7 +84,7 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
     try:
         front = _front(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
                        auto_counterfactuals=auto_counterfactuals, allowed=allowed, say=say, started=started,
-                       keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
+                       transforms=transforms, transform_in=transform_in, keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
         if with_graphs:
             report.graphs = _add_graphs(front.splits, front.later, front.where, graph_workers, say)
         return _finish(front, say)
@@ -125,7 +131,8 @@ class _Front:
 
 def _front(files: list[str], out: str, report: PrepareReport, spool: Spool, *, seed: int, ratios,
            max_code_bytes: int, auto_counterfactuals: bool, allowed: set[str] | None,
-           say: Callable[[str], None], started: float, keep_raw: bool, limits: dict) -> _Front:
+           say: Callable[[str], None], started: float, keep_raw: bool, limits: dict,
+           transforms: int = 0, transform_in: Sequence[str] | None = ("train",)) -> _Front:
     """Read, validate, deduplicate, split and augment: the decisions that need every record at once."""
     items = _read_all(files, report, max_code_bytes, allowed, spool, keep_raw, limits)
     report.records_valid = len(items)
@@ -168,7 +175,14 @@ def _front(files: list[str], out: str, report: PrepareReport, spool: Spool, *, s
             file, line, "auto_counterfactual_failed",
             f"automatic counterfactual of record {failure['id']!r} failed ({failure['error']}); "
             "the record is kept without one", extra={"id": failure["id"]}))
-    return _Front(files, out, report, spool, later, dedup.duplicates + aug.skipped, splits, where, keep_raw,
+    skipped = aug.skipped
+    if transforms > 0:
+        say(f"adding up to {transforms} program-transformation variant(s) per record")
+        made = transform_splits(splits, seed=seed, per_record=transforms, max_code_bytes=max_code_bytes,
+                                only=None if transform_in is None else tuple(transform_in))
+        skipped = skipped + made.pop("skipped")
+        report.augmented["transformations"] = made
+    return _Front(files, out, report, spool, later, dedup.duplicates + skipped, splits, where, keep_raw,
                   started)
 
 

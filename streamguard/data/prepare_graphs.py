@@ -107,7 +107,7 @@ def _attach_graphs(splits: dict[str, list[dict]], records: list[dict], graphs: l
         if "error" in graph:
             errors += 1
             broken.add(id(rec))
-            file, line = where.get(rec["id"]) or where.get(rec.get("parent_id") or "", ("", 0))
+            file, line = where.get(rec["id"]) or where.get(rec.get("parent_id") or rec.get("augmented_from") or "", ("", 0))
             quarantine.append(QuarantineEntry(
                 file, line, "graph_failed", f"graph of record {rec['id']!r} could not be built: {graph['error']}",
                 record=_output_record(rec)))

@@ -17,7 +17,7 @@ _RECORD_FIELDS = ("id", "code", "label", "language", "cwe", "group", "source", "
 
 def _output_record(rec: dict) -> dict:
     out = {k: rec.get(k) for k in _RECORD_FIELDS}
-    for k in ("parent_id", "license", "graph"):
+    for k in ("parent_id", "augmented_from", "transformation", "license", "graph"):
         if rec.get(k) is not None:
             out[k] = rec[k]
     return out
@@ -31,6 +31,8 @@ def _split_counts(splits: dict[str, list[dict]]) -> dict[str, dict[str, int]]:
              "label_1": sum(r["label"] == 1 for r in recs)}
         for origin in ("input", "counterfactual", "auto_counterfactual"):
             c[origin] = sum(r["origin"] == origin for r in recs)
+        if any(r["origin"] == "transformed" for name in SPLITS for r in splits[name]):
+            c["transformed"] = sum(r["origin"] == "transformed" for r in recs)
         c["groups"] = len({r["group"] for r in recs})
         counts[name] = c
     return counts

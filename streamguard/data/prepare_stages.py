@@ -55,7 +55,7 @@ def prepare_plan(inputs: Sequence[str], out: str, work: str, *, shards: int | No
                  ratios: Sequence[float] = (0.8, 0.1, 0.1), max_code_bytes: int = 200_000,
                  auto_counterfactuals: bool = True, allowed_languages: Iterable[str] | None = None,
                  progress: Callable[[str], None] | None = None, keep_raw: bool = False,
-                 max_line_bytes: int | None = None, max_gzip_ratio: int | None = None) -> dict:
+                 max_line_bytes: int | None = None, max_gzip_ratio: int | None = None, transforms: int = 0) -> dict:
     """Stage 1 of `prepare` (same options; graphs always built): the global decisions, then shards.
 
     Args:
@@ -81,7 +81,7 @@ def prepare_plan(inputs: Sequence[str], out: str, work: str, *, shards: int | No
     try:
         front = _front(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
                        auto_counterfactuals=auto_counterfactuals, allowed=allowed, say=say, started=started,
-                       keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
+                       transforms=transforms, keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
         records = [(name, rec) for name in SPLITS for rec in front.splits[name]]
         n = max(1, min(int(shards or 0) or auto_shards(len(records)), len(records)))
         os.makedirs(work, exist_ok=True)
