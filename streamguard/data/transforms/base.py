@@ -30,7 +30,7 @@ class Transformation:
 
     @property
     def why(self) -> str:
-        return (self.fn.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join((self.fn.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 # A value of each sink class that is harmless in it (what a constant overwrite or a dead branch leaves).

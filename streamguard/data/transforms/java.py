@@ -51,7 +51,7 @@ def _renamable(node) -> bool:
 # ------------------------------------------------------------------------------ label-preserving
 def rename_variables(code: str, rng: random.Random) -> str:
     """Renaming every local variable and parameter consistently (names that are also fields left alone)
-    changes no value that flows anywhere, so what reaches each sink, and the label, are unchanged."""
+    changes no value that flows anywhere, so what reaches each sink is unchanged and the label is kept."""
     prog = Program(code, rng)
     fields = {_text(d.child_by_field_name("name")) for n in _walk(prog.root) if n.type == "field_declaration"
               for d in n.named_children if d.type == "variable_declarator"}
@@ -157,10 +157,18 @@ def via_switch(code: str, rng: random.Random) -> str:
 
 
 def via_string_builder(code: str, rng: random.Random) -> str:
-    """A concatenation at a sink that starts with a string literal becomes a ``StringBuilder`` appending
-    the same operands in order: the same string reaches the sink, so the label is kept."""
+    """A concatenation that starts with a string literal and reaches a sink (directly or through the one
+    assignment of a variable) becomes a ``StringBuilder`` appending the same operands in order: the
+    same string reaches the sink, so the label is kept."""
     prog = Program(code, rng)
-    chains = [(a, concat_operands(a)) for s in prog.sinks() for a in s.args]
+    chains = []
+    for sink in prog.sinks():
+        for a in sink.args:
+            try:
+                built = _built(prog, a, {})
+            except NotApplicable:
+                continue
+            chains.append((built, concat_operands(built)))
     chains = [(a, ops) for a, ops in chains if ops and ops[0].type == "string_literal"]
     if not chains:
         raise NotApplicable("no_concatenation_at_sink")
@@ -188,7 +196,7 @@ def dead_code(code: str, rng: random.Random) -> str:
 
 def reorder_statements(code: str, rng: random.Random) -> str:
     """Two adjacent local declarations whose initialisers call nothing and share no variable are
-    swapped: neither reads what the other writes, so every value, and the label, are unchanged."""
+    swapped: neither reads what the other writes, so every value is unchanged and the label is kept."""
     prog = Program(code, rng)
     pairs = []
     for block in (n for n in _walk(prog.root) if n.type == "block"):

@@ -23,7 +23,7 @@ _FLAGS = ("enabled", "use_input", "live", "active", "flag", "mode_on")
 # ------------------------------------------------------------------------------ label-preserving
 def rename_variables(code: str, rng: random.Random) -> str:
     """Renaming every local variable and parameter consistently changes no value that flows anywhere,
-    so what reaches each sink, and the label, are unchanged."""
+    so what reaches each sink is unchanged and the label is kept."""
     prog = Program(code, rng)
     stored = {n.id for n in ast.walk(prog.tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     params = {a.arg for a in ast.walk(prog.tree) if isinstance(a, ast.arg)} - {"self", "cls"}
@@ -123,16 +123,23 @@ def via_switch(code: str, rng: random.Random) -> str:
 
 
 def via_string_builder(code: str, rng: random.Random) -> str:
-    """A concatenation that starts with a string literal becomes ``"".join([...])`` of the same parts: the
-    same string reaches the sink, so the label is kept."""
+    """A concatenation that starts with a string literal and reaches a sink (directly or through the one
+    assignment of a variable) becomes ``"".join([...])`` of the same parts: the same string reaches the
+    sink, so the label is kept."""
     prog = Program(code, rng)
-    candidates = [(s, sl) for s in prog.sinks() for sl in s.slots if _concat_parts(get_slot(sl))]
+    candidates = [(s, sl) for s in prog.sinks() for sl in s.slots
+                  if _concat_parts(_built_value(prog, s, get_slot(sl)))]
     if not candidates:
         raise NotApplicable("no_concatenation_at_sink")
-    _sink, slot = rng.choice(candidates)
-    parts = _concat_parts(get_slot(slot))
-    put_slot(slot, ast.Call(func=ast.Attribute(ast.Constant(""), "join", ast.Load()),
-                            args=[ast.List(parts, ast.Load())], keywords=[]))
+    sink, slot = rng.choice(candidates)
+    built = _built_value(prog, sink, get_slot(slot))
+    joined = ast.Call(func=ast.Attribute(ast.Constant(""), "join", ast.Load()),
+                      args=[ast.List(_concat_parts(built), ast.Load())], keywords=[])
+    if built is get_slot(slot):
+        put_slot(slot, joined)
+    else:  # the variable's one assignment builds the string
+        assign = next(n for n in ast.walk(prog.tree) if isinstance(n, ast.Assign) and n.value is built)
+        assign.value = joined
     return prog.code()
 
 
@@ -169,7 +176,7 @@ def dead_code(code: str, rng: random.Random) -> str:
 
 def reorder_statements(code: str, rng: random.Random) -> str:
     """Two adjacent assignments that call nothing and share no variable are swapped: neither reads what
-    the other writes, so every value, and the label, are unchanged."""
+    the other writes, so every value is unchanged and the label is kept."""
     prog = Program(code, rng)
     pairs = []
     for node in ast.walk(prog.tree):
