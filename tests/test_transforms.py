@@ -282,3 +282,24 @@ def test_prepare_transforms_only_the_training_split_by_default(tmp_path):
     for name in ("validation", "test"):
         assert report.splits[name]["transformed"] == 0
         assert (tmp_path / "out" / name / "data.jsonl").read_bytes() == (tmp_path / "plain" / name / "data.jsonl").read_bytes()
+
+
+def test_trigger_param_and_cli_flag_reach_preparation(tmp_path, capsys):
+    from streamguard.cli import main
+    from streamguard.data.prepare import prepare_plan
+    from streamguard.pipeline.params import ParamError, resolve_training_config
+
+    assert resolve_training_config({}).transform_variants == 0  # the demo's default: no variants
+    assert resolve_training_config({"transform_variants": 2}).transform_variants == 2
+    with pytest.raises(ParamError, match="transform_variants"):
+        resolve_training_config({"transform_variants": -1})
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _records(20)), encoding="utf-8")
+    plain = prepare_plan([str(data)], str(tmp_path / "o1"), str(tmp_path / "w1"))
+    staged = prepare_plan([str(data)], str(tmp_path / "o2"), str(tmp_path / "w2"), transforms=1)
+    assert staged["records"] > plain["records"]
+    assert main(["prepare", "--input", str(data), "--out", str(tmp_path / "cli"), "--no-graphs",
+                 "--transforms", "1"]) in (0, None)
+    assert "transformed:" in capsys.readouterr().out
+    report = json.loads((tmp_path / "cli" / "report.json").read_text(encoding="utf-8"))
+    assert report["augmented"]["transformations"]["made"] == report["splits"]["train"]["transformed"] > 0

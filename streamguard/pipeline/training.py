@@ -73,7 +73,8 @@ def prepare_channels(config: TrainingConfig, key: str) -> dict:
             source = f"generated:{config.sample_pairs}-pairs-seed-{config.seed}"
         out = tmp_path / "prepared"
         ratios = (1.0 - config.val_ratio - config.test_ratio, config.val_ratio, config.test_ratio)
-        report = _as_dict(prepare(inputs, str(out), seed=config.seed, ratios=ratios))
+        report = _as_dict(prepare(inputs, str(out), seed=config.seed, ratios=ratios,
+                                  transforms=config.transform_variants))
         for path in sorted(out.rglob("*")):
             if path.is_file():
                 storage.upload_file(str(path), storage.join_uri(data_root, str(path.relative_to(out))))
@@ -119,7 +120,8 @@ def plan_channels(config: TrainingConfig, key: str) -> dict:
         inputs, source = _prepare_inputs(config, tmp_path)
         ratios = (1.0 - config.val_ratio - config.test_ratio, config.val_ratio, config.test_ratio)
         plan = prepare_plan(inputs, run_uri(key, "data"), str(tmp_path / "work"), shards=config.prepare_shards,
-                            seed=config.seed, ratios=ratios, progress=log.info)
+                            seed=config.seed, ratios=ratios, progress=log.info,
+                            transforms=config.transform_variants)
         storage.upload_dir(str(tmp_path / "work"), work_uri)
     shards = [storage.join_uri(work_uri, "shards", Path(p).name) for p in plan["shards"]]
     storage.write_text(storage.join_uri(work_uri, "plan.json"), json.dumps(
