@@ -96,7 +96,8 @@ def augment_splits(splits: dict[str, list[dict]], *, auto: bool = True,
     return stats
 
 
-def _admit(candidate: dict, known: dict, ids: set, stats: AugmentStats, max_code_bytes: int, split: str) -> bool:
+def _admit(candidate: dict, known: dict, ids: set, stats: AugmentStats, max_code_bytes: int, split: str,
+           kind: str = "counterfactual") -> bool:
     """Register a twin unless it is oversized or its code already exists; count why not."""
     if len(candidate["code"].encode("utf-8", "surrogatepass")) > max_code_bytes:
         stats.skipped_too_large += 1
@@ -110,7 +111,7 @@ def _admit(candidate: dict, known: dict, ids: set, stats: AugmentStats, max_code
         else:
             stats.skipped_duplicate += 1
         stats.skipped.append({"id": candidate["id"], "kept_id": kept_id, "split": split,
-                              "kind": "counterfactual_conflict" if conflict else "counterfactual_duplicate",
+                              "kind": f"{kind}_conflict" if conflict else f"{kind}_duplicate",
                               "record": candidate})
         return False
     while candidate["id"] in ids:  # an input record may already use the suffixed id
@@ -118,3 +119,56 @@ def _admit(candidate: dict, known: dict, ids: set, stats: AugmentStats, max_code
     known[key] = (candidate["id"], candidate["label"])
     ids.add(candidate["id"])
     return True
+
+
+def transform_splits(splits: dict[str, list[dict]], *, seed: int, per_record: int,
+                     max_code_bytes: int = 200_000, only: tuple[str, ...] | None = ("train",)) -> dict:
+    """Append program-transformation variants (`streamguard.data.transforms`) to each split in place.
+
+    Only input records are transformed (not counterfactual twins); a variant keeps its parent's
+    split and group, so it cannot leak across splits, and carries ``augmented_from`` (the parent's
+    id) and ``transformation``. A variant whose code already exists (after normalisation) is
+    skipped and counted like a duplicate twin. Returns the report's ``transformations`` block:
+    ``made`` and ``skipped_*`` totals and, per ``"<language>/<name>"``, the count of each outcome
+    (those of `streamguard.data.transforms.variants`, with ``skipped_present`` for a variant made
+    but not kept: its code was already there, or it was too large).
+
+    ``only``: the splits that get variants (default the training split, so that validation and test
+    figures compare with and without augmentation; None: every split).
+    """
+    from streamguard.data.transforms import variants
+
+    outcomes: dict[str, dict[str, int]] = {}
+    stats = AugmentStats()
+    known: dict[str, tuple[str, int]] = {}
+    ids = set()
+    for records in splits.values():
+        for rec in records:
+            known.setdefault(dedup_key(rec), (rec["id"], rec["label"]))
+            ids.add(rec["id"])
+    made = 0
+    for name, records in splits.items():
+        if only is not None and name not in only:
+            continue
+        added = []
+        for rec in records:
+            if rec.get("origin") != "input" or rec.get("label") not in (0, 1):
+                continue
+            for v in variants(rec, seed, per_record, outcomes):
+                out = {"id": f"{rec['id']}-t-{v.transformation.name}", "code": v.code, "label": v.label,
+                       "language": rec["language"], "cwe": rec.get("cwe"), "group": rec["group"],
+                       "source": rec.get("source"), "origin": "transformed", "augmented_from": rec["id"],
+                       "transformation": v.transformation.name}
+                if rec.get("license"):
+                    out["license"] = rec["license"]
+                key = f"{v.transformation.language}/{v.transformation.name}"
+                if not _admit(out, known, ids, stats, max_code_bytes, name, kind="transformation"):
+                    outcomes[key]["made"] -= 1
+                    outcomes[key]["skipped_present"] = outcomes[key].get("skipped_present", 0) + 1
+                    continue
+                added.append(out)
+                made += 1
+        records.extend(added)
+    return {"made": made, "skipped_duplicate": stats.skipped_duplicate, "skipped_conflict": stats.skipped_conflict,
+            "skipped_too_large": stats.skipped_too_large, "skipped": stats.skipped,
+            "by_transformation": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())}}

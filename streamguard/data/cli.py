@@ -53,6 +53,9 @@ def add_parser(subparsers) -> None:
                    help="processes that build graphs (default: one per available core)")
     p.add_argument("--no-auto-counterfactuals", action="store_true",
                    help="do not generate automatic SQL counterfactuals")
+    p.add_argument("--transforms", type=int, default=0, metavar="N",
+                   help="add up to N program-transformation variants per record, within its split "
+                        "(renames, helpers, dead code, sanitizers, ...; default: 0, none)")
     p.set_defaults(func=run_prepare)
 
     s = subparsers.add_parser(
@@ -76,6 +79,8 @@ def run_prepare(args: argparse.Namespace) -> int:
         raise CLIError(f"--max-code-bytes must be positive, got {args.max_code_bytes}")
     if args.max_line_bytes is not None and args.max_line_bytes <= 0:
         raise CLIError(f"--max-line-bytes must be positive, got {args.max_line_bytes}")
+    if args.transforms < 0:
+        raise CLIError(f"--transforms must be 0 (none) or positive, got {args.transforms}")
     if args.max_gzip_ratio is not None and args.max_gzip_ratio < 0:
         raise CLIError(f"--max-gzip-ratio must be 0 (no limit) or positive, got {args.max_gzip_ratio}")
     started = time.monotonic()
@@ -86,7 +91,8 @@ def run_prepare(args: argparse.Namespace) -> int:
                          auto_counterfactuals=not args.no_auto_counterfactuals,
                          allowed_languages=args.languages, progress=progress,
                          keep_raw=not args.no_raw, max_line_bytes=args.max_line_bytes,
-                         max_gzip_ratio=args.max_gzip_ratio, graph_workers=args.graph_workers)
+                         max_gzip_ratio=args.max_gzip_ratio, graph_workers=args.graph_workers,
+                         transforms=args.transforms)
     except PrepareError as exc:
         raise CLIError(str(exc), exc.hint) from exc
     finally:
@@ -99,6 +105,10 @@ def run_prepare(args: argparse.Namespace) -> int:
           f"conflicting sets: {report.conflicts}")
     print(f"augmented: {aug['explicit']} counterfactual, {aug['auto']} automatic "
           f"({aug['rejected_auto']} rejected, {aug['skipped_duplicate'] + aug['skipped_conflict']} already present)")
+    if "transformations" in aug:
+        tr = aug["transformations"]
+        print(f"transformed: {tr['made']} variant(s) ({tr['skipped_duplicate'] + tr['skipped_conflict']} already "
+              f"present); per transformation in report.json")
     for name, c in report.splits.items():
         print(f"{name}: {c['total']} ({c['label_1']} vulnerable, {c['label_0']} safe, {c['groups']} groups)")
     if report.graphs:

@@ -42,6 +42,9 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "prepare_shards": (0, {"type": "integer", "minimum": 0, "maximum": 64, "section": DATA},
                        "Graph building runs as this many parallel tasks on the workers (0: one per "
                        "2,000 records, at most 64)."),
+    "transform_variants": (0, {"type": "integer", "minimum": 0, "maximum": 8, "section": DATA},
+                           "Program-transformation variants per training record (renames, helpers, dead "
+                           "code, sanitizers...; streamguard.data.transforms). 0: none."),
     "models": (list(MODEL_TYPES), {"type": "array", "items": {"type": "string", "enum": list(MODEL_TYPES)},
                                    "examples": list(MODEL_TYPES), "minItems": 1, "uniqueItems": True,
                                    "section": MODELS},
@@ -134,6 +137,7 @@ class TrainingConfig:
     test_ratio: float = 0.1
     decision_threshold: float = 0.5
     prepare_shards: int = 0  # 0: streamguard.data.prepare.auto_shards
+    transform_variants: int = 0  # per training record, streamguard.data.transforms (0: none)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -252,6 +256,7 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
         sample_pairs=v["sample_pairs"], seed=v["seed"],
         per_model=per_model, val_ratio=v["val_ratio"], test_ratio=v["test_ratio"],
         decision_threshold=v["decision_threshold"], prepare_shards=v["prepare_shards"],
+        transform_variants=v["transform_variants"],
         instance_type=v["instance_type"], instance_count=v["instance_count"],
         use_spot=v["use_spot"], max_runtime_s=v["max_runtime_minutes"] * 60, gate_overrides=gate_overrides,
         gate_sources=gate_sources,

@@ -76,7 +76,8 @@ def prepare_channels(config: TrainingConfig, key: str) -> PreparedChannels:
         tmp_path = Path(tmp)
         inputs, source = _prepare_inputs(config, tmp_path)
         out = tmp_path / "prepared"
-        report = plain(prepare(inputs, str(out), seed=config.seed, ratios=_ratios(config)))
+        report = plain(prepare(inputs, str(out), seed=config.seed, ratios=_ratios(config),
+                               transforms=config.transform_variants))
         for path in sorted(out.rglob("*")):
             if path.is_file():
                 storage.upload_file(str(path), storage.join_uri(data_root, str(path.relative_to(out))))
@@ -101,7 +102,8 @@ def plan_channels(config: TrainingConfig, key: str) -> list[str]:
         tmp_path = Path(tmp)
         inputs, source = _prepare_inputs(config, tmp_path)
         plan = prepare_plan(inputs, run_uri(key, "data"), str(tmp_path / "work"), shards=config.prepare_shards,
-                            seed=config.seed, ratios=_ratios(config), progress=log.info)
+                            seed=config.seed, ratios=_ratios(config), progress=log.info,
+                            transforms=config.transform_variants)
         storage.upload_dir(str(tmp_path / "work"), work_uri)
     shards = [storage.join_uri(work_uri, "shards", Path(p).name) for p in plan["shards"]]
     storage.write_text(storage.join_uri(work_uri, "plan.json"), json.dumps(

@@ -356,7 +356,7 @@ def test_cli_help_has_examples(capsys):
 
 def test_graphs_from_a_process_pool_equal_the_serial_ones(tmp_path, monkeypatch):
     """Two graph workers give byte-identical channels to one; the report says how it went."""
-    from streamguard.data import prepare as prep
+    from streamguard.data import prepare_graphs as prep
 
     monkeypatch.setattr(prep, "_POOL_MIN_RECORDS", 1)
     monkeypatch.setattr(prep, "_CHUNK", 8)
