@@ -25,7 +25,7 @@ METRICS = {"false_positive_rate": ("false_positive", True), "confirmation_rate":
 _NAME_OK = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
-def normalise_weights(weights: Mapping[str, float]) -> dict[str, float]:
+def normalize_weights(weights: Mapping[str, float]) -> dict[str, float]:
     """Weights as fractions summing to 1, sorted by variant name.
 
     Raises:
@@ -53,7 +53,7 @@ def assign_variant(request_id: str, weights: Mapping[str, float], salt: str = "s
     """The variant serving `request_id`, in proportion to `weights` and stable across processes."""
     if not isinstance(request_id, str) or not request_id:
         raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
-    shares = normalise_weights(weights)
+    shares = normalize_weights(weights)
     u = bucket(request_id, salt)
     cumulative = 0.0
     for name, share in shares.items():

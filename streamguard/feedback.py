@@ -23,7 +23,7 @@ from typing import Any
 
 from streamguard.data import io as data_io
 from streamguard.data.quarantine import Spool, fingerprint
-from streamguard.feedback_record import (VERDICT_OUTCOMES, FeedbackError, FeedbackRecord, normalise_code,
+from streamguard.feedback_record import (VERDICT_OUTCOMES, FeedbackError, FeedbackRecord, normalize_line_endings,
                                          parse_feedback)
 
 
@@ -234,7 +234,7 @@ def ingest_feedback(paths_or_records: Any, *, since: datetime | None = None,
             if since is not None and fb.timestamp < since:
                 batch.skipped_before_since += 1
                 continue
-            norm = normalise_code(fb.code)
+            norm = normalize_line_endings(fb.code)
         except FeedbackError as exc:
             reject(file, line, str(exc), raw or _raw_text(obj), ident,
                    record_like=isinstance(obj, Mapping) and "code" in obj)
@@ -306,5 +306,5 @@ def quarantine_lines(batch: FeedbackBatch) -> Iterator[str]:
 __all__ = [
     "VERDICT_LABELS", "FeedbackRecord", "FeedbackBatch", "ProductionMetrics", "ConfusionCounts",
     "FeedbackError", "ingest_feedback", "parse_feedback", "production_metrics",
-    "normalise_code", "quarantine_lines",
+    "normalize_line_endings", "quarantine_lines",
 ]

@@ -31,20 +31,18 @@ Verdicts and what they mean, both for training labels and for the confusion matr
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from streamguard.core.records import RecordError, detect_language, normalize_language
+from streamguard.core.records import RecordError, detect_language, normalize_cwe, normalize_language
 
 VERDICT_LABELS: dict[str, int] = {"confirmed": 1, "false_positive": 0, "missed": 1, "correct": 0}
 VERDICT_OUTCOMES: dict[str, str] = {"confirmed": "tp", "false_positive": "fp", "missed": "fn", "correct": "tn"}
 # What the model must have predicted for a verdict to make sense (1 = flagged as vulnerable).
 VERDICT_PREDICTIONS: dict[str, int] = {"confirmed": 1, "false_positive": 1, "missed": 0, "correct": 0}
 REQUIRED_FIELDS = ("code", "verdict", "model_version", "timestamp")
-_CWE_RE = re.compile(r"(?i)(?:cwe)?[-_ ]?(\d+)")
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class FeedbackError(ValueError):
     """A feedback entry failed validation; the message names the field and why."""
 
 
-def normalise_code(code: str) -> str:
+def normalize_line_endings(code: str) -> str:
     """Code normalised for duplicate detection: unified newlines, no trailing spaces or blank edges."""
     text = code.replace("\r\n", "\n").replace("\r", "\n")
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
@@ -138,15 +136,13 @@ def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
     return text or None
 
 
-def _normalise_cwe(value: Any) -> str | None:
+def _normalize_cwe_field(value: Any) -> str | None:
     """89, "89", "cwe89", "CWE-89" -> "CWE-89"; other strings are kept as given."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise FeedbackError(f"field 'cwe': expected a string or int, got {type(value).__name__}")
-    text = str(value).strip()
-    match = _CWE_RE.fullmatch(text)
-    return f"CWE-{int(match.group(1))}" if match else (text or None)
+    return normalize_cwe(str(value).strip()) or None
 
 
 def _language(obj: Mapping[str, Any], code: str) -> str | None:
@@ -198,7 +194,7 @@ def parse_feedback(obj: Any, *, file: str = "", line: int = 0) -> FeedbackRecord
         id=_opt_str(obj, "id"),
         request_id=_opt_str(obj, "request_id"),
         language=_language(obj, code),
-        cwe=_normalise_cwe(obj.get("cwe")),
+        cwe=_normalize_cwe_field(obj.get("cwe")),
         variant=(_opt_str(obj, "variant") or "").lower() or None,
         file=file,
         line=line,

@@ -161,7 +161,7 @@ def normalize_record(obj: Any, *, max_code_bytes: int = 200_000, default_languag
         if value is not None or field != "license":
             out[field] = value
     if out.get("cwe"):
-        out["cwe"] = _normalize_cwe(out["cwe"])
+        out["cwe"] = normalize_cwe(out["cwe"])
 
     cf = obj.get("counterfactual")
     if cf is not None:
@@ -199,7 +199,7 @@ def _record_label(obj: dict, require_label: bool) -> int | None:
     return None
 
 
-def _normalize_cwe(value: str) -> str:
+def normalize_cwe(value: str) -> str:
     """'89', 'cwe-89', 'CWE89' -> 'CWE-89'; anything else is kept as given."""
     m = re.fullmatch(r"(?i)(?:cwe)?[-_ ]?(\d+)", value)
     return f"CWE-{int(m.group(1))}" if m else value

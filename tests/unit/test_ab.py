@@ -16,7 +16,7 @@ from streamguard.ab import (
     assign_variant,
     endpoint_plan,
     min_sample_size,
-    normalise_weights,
+    normalize_weights,
     sagemaker_model_name,
     two_proportion_ztest,
 )
@@ -47,7 +47,7 @@ def test_weights_respected_over_20k_ids():
 def test_salt_changes_the_split_and_weights_are_validated():
     ids = [str(i) for i in range(200)]
     assert [assign_variant(i, WEIGHTS) for i in ids] != [assign_variant(i, WEIGHTS, salt="other") for i in ids]
-    assert normalise_weights({"b": 3, "a": 1}) == {"a": 0.25, "b": 0.75}
+    assert normalize_weights({"b": 3, "a": 1}) == {"a": 0.25, "b": 0.75}
     for bad in ({}, {"a": 0}, {"a": -1}, {"a": float("nan")}, {"a": True}, {"": 1}):
         with pytest.raises(ValueError):
             assign_variant("x", bad)

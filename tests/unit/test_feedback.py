@@ -13,7 +13,7 @@ from streamguard.feedback import (
     ingest_feedback,
     production_metrics,
 )
-from streamguard.feedback_record import normalise_code
+from streamguard.feedback_record import normalize_line_endings
 
 TS = "2025-03-01T12:00:00Z"
 
@@ -171,5 +171,5 @@ def test_empty_batch_has_undefined_rates():
     assert m.n == 0 and m.accuracy is None and m.fpr is None
 
 
-def test_normalise_code():
-    assert normalise_code("\n a = 1  \r\n\r\nb\n\n") == " a = 1\n\nb"
+def test_normalize_line_endings():
+    assert normalize_line_endings("\n a = 1  \r\n\r\nb\n\n") == " a = 1\n\nb"

@@ -15,6 +15,7 @@ from itertools import chain
 
 import numpy as np
 
+from ..records import RecordError, normalize_language as normalize_record_language
 from . import ir as IR
 from .graph_ir import GraphIR
 from .java_frontend import build_java_ir
@@ -38,9 +39,6 @@ _MIN_BUDGET = 5000
 _DEEP_STACK_BYTES = 512 * 1024 * 1024
 _DEEP_RECURSION_LIMIT = 400_000
 _DEEP_LOCK = threading.Lock()
-
-_LANGUAGE_ALIASES = {"python": "python", "py": "python", "python3": "python", "python2": "python",
-                     "java": "java"}
 
 _PATH_BIT = 1 << PATH_CLASS
 _AST_CHILD, _AST_PARENT = EDGE_INDEX["ast_child"], EDGE_INDEX["ast_parent"]
@@ -70,12 +68,12 @@ _LIT_SHAPE = tuple(FEATURE_INDEX[c] for c in ("is_sql_literal", "is_shell_litera
 _MARKUP = FEATURE_INDEX["is_markup_literal"]
 
 
-def normalise_language(language: str) -> str:
-    """Canonical language name; ValueError naming the value for anything unsupported."""
-    lang = _LANGUAGE_ALIASES.get(str(language).strip().lower()) if language is not None else None
-    if lang is None:
-        raise ValueError(f"build_graph: unsupported language {language!r} (supported: python, java)")
-    return lang
+def normalize_language(language: str) -> str:
+    """`streamguard.core.records.normalize_language`, with build_graph's ValueError naming the value."""
+    try:
+        return normalize_record_language(language)
+    except RecordError:
+        raise ValueError(f"build_graph: unsupported language {language!r} (supported: python, java)") from None
 
 
 def build_graph(code: str, language: str, max_nodes: int = DEFAULT_MAX_NODES) -> dict:
@@ -92,7 +90,7 @@ def build_graph(code: str, language: str, max_nodes: int = DEFAULT_MAX_NODES) ->
     Raises:
         ValueError: unsupported language or ``max_nodes < 1``.
     """
-    lang = normalise_language(language)
+    lang = normalize_language(language)
     if max_nodes < 1:
         raise ValueError(f"build_graph: max_nodes must be >= 1, got {max_nodes}")
     code = "" if code is None else str(code)

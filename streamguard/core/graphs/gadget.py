@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from . import ir as IR
-from .builder import normalise_language
+from .builder import normalize_language
 from .java_frontend import build_java_ir
 from .python_frontend import build_python_ir
 from .vocab import EDGE_INDEX, FLOW_EDGE_TYPES, SINK_EDGE_TYPE
@@ -88,7 +88,7 @@ def _whole(code: str, kind: str = "text") -> Gadget:
 
 def build_ir(code: str, language: str, budget: int = DEFAULT_BUDGET):
     """The graph IR of `code` (None when the frontend fails on it: the caller falls back to text)."""
-    frontend = build_java_ir if normalise_language(language) == "java" else build_python_ir
+    frontend = build_java_ir if normalize_language(language) == "java" else build_python_ir
     try:
         graph, _ = frontend(code, budget)
     except (RecursionError, MemoryError):

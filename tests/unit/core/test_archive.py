@@ -93,13 +93,13 @@ def _ui_report(path, sha, tmp):
 
 
 def _retraining_read(path, sha, tmp):
-    from streamguard.pipeline.retraining import _read_from_artifact
+    from streamguard.pipeline.retrain_decision import _read_from_artifact
 
     return _read_from_artifact(path.as_uri(), "config.json", sha)
 
 
 def _output_fetch(path, sha, tmp):
-    from streamguard.pipeline.training import _fetch_tar
+    from streamguard.pipeline.evaluation import _fetch_tar
 
     return _fetch_tar(path.as_uri(), tmp / "fetch")
 
@@ -119,11 +119,11 @@ CALLERS = {
     "entry.resolve_model_dir": (_entry_model_dir, "entry"),
     "serving.fetch_artifact": (_serving_fetch, "serving"),
     "ui.ReportLoader": (_ui_report, "ui"),
-    "retraining._read_from_artifact": (_retraining_read, None),
-    "training._fetch_tar": (_output_fetch, None),
+    "retrain_decision._read_from_artifact": (_retraining_read, None),
+    "evaluation._fetch_tar": (_output_fetch, None),
 }
 # Those that take the registry's sha256 (the output tarball of a job has none).
-WITH_SHA = [name for name in CALLERS if name != "training._fetch_tar"]
+WITH_SHA = [name for name in CALLERS if name != "evaluation._fetch_tar"]
 
 
 def _error_of(caller: str) -> type[Exception]:
@@ -140,7 +140,7 @@ def test_a_good_archive_is_read_by_every_caller(tmp_path, caller):
     path = tmp_path / "in" / "model.tar.gz"
     sha = _write(path, lambda t: _add_file(t, "./weights.safetensors", b"w" * 10))
     result = CALLERS[caller][0](path, sha if caller in WITH_SHA else "", tmp_path)
-    if caller == "retraining._read_from_artifact":
+    if caller == "retrain_decision._read_from_artifact":
         assert result == CONFIG
     elif isinstance(result, Path):
         assert json.loads((result / "config.json").read_text()) == CONFIG
