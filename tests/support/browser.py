@@ -97,6 +97,8 @@ class AirflowServer:
                 "AIRFLOW_HOME": str(self.home),
                 "STREAMGUARD_HOME": str(self.streamguard_home),
                 "STREAMGUARD_BACKEND": "local",
+                # This server runs no triggerer: `train` starts its job and `wait` watches it.
+                "STREAMGUARD_DEFERRABLE": "false",
                 "STREAMGUARD_GATE_THRESHOLDS": OPEN_GATE,
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),

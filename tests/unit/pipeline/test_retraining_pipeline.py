@@ -88,4 +88,7 @@ def test_fine_tune_job_carries_the_champions_sha256_and_bootstrap_jobs_train_fro
     request = retrain_plan.build_retrain_job(RUN, boot, "gnn", source)
     assert "fine-tune" not in request["HyperParameters"] and "model-sha256" not in request["HyperParameters"]
     assert "model" not in [c["ChannelName"] for c in request["InputDataConfig"]]
-    assert request["HyperParameters"]["epochs"] == "8"  # the training DAG's default, not finetune_epochs
+    from streamguard.core.model_types import MODEL_DEFAULTS
+
+    # the training DAG's default, not finetune_epochs
+    assert request["HyperParameters"]["epochs"] == str(MODEL_DEFAULTS["gnn"]["epochs"]) != str(config["finetune_epochs"])
