@@ -46,16 +46,17 @@ def load_corpus(directory: Path = CORPUS_DIR) -> list[dict]:
 
 
 def _featurizer_at(rev: str, tmp: str):
-    """Import ``streamguard/core/graphs`` as it was at git revision ``rev``."""
-    blob = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "streamguard/core/graphs"],
+    """Import ``streamguard/core/graphs`` as it was at git revision ``rev``.
+
+    The package (with ``streamguard/core``, whose ``records`` module it imports relatively) is
+    exported under another top-level name, so it does not shadow this checkout's ``streamguard``."""
+    blob = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "streamguard/__init__.py", "streamguard/core"],
                           check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         tar.extractall(tmp, filter="data")
-    pkg = Path(tmp) / "streamguard" / "core" / "graphs"
-    alias = Path(tmp) / "baseline_graphs"
-    pkg.rename(alias)
+    (Path(tmp) / "streamguard").rename(Path(tmp) / "baseline_streamguard")
     sys.path.insert(0, tmp)
-    return importlib.import_module("baseline_graphs")
+    return importlib.import_module("baseline_streamguard.core.graphs")
 
 
 def score(featurizer, cases: list[dict]) -> tuple[dict, dict[str, bool]]:

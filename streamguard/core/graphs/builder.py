@@ -24,7 +24,7 @@ from . import catalog
 from .catalog import SINK_CLASS_INDEX, SINK_CLASSES
 from .taint import OTHER_CLASS, PATH_CLASS
 from .tokens import build_token_ir
-from .subtokens import MAX_SUBTOKENS, literal_buckets, literal_shape, looks_like_markup, name_buckets
+from .subtokens import MAX_SUBTOKENS, literal_facts, name_ids
 from .vocab import EDGE_INDEX, FEATURE_INDEX, FLOW_EDGE_TYPES, KIND_INDEX, NODE_FEAT_DIM, SINK_EDGE_TYPE, featurizer_version
 
 log = logging.getLogger(__name__)
@@ -356,18 +356,19 @@ def _subtokens(g: GraphIR, keep: list[int], feat: list[list[float]]) -> list[lis
     for new, old in enumerate(keep):
         lit = literals.get(old)
         if lit is not None:
-            row = feat[new]
-            for col, hit in zip(_LIT_SHAPE, literal_shape(lit)):
-                if hit:
-                    row[col] = 1.0
-            if looks_like_markup(lit):
-                row[_MARKUP] = 1.0
-            ids = literal_buckets(lit)
+            shape, markup, ids = literal_facts(lit)
+            if markup or any(shape):
+                row = feat[new]
+                for col, hit in zip(_LIT_SHAPE, shape):
+                    if hit:
+                        row[col] = 1.0
+                if markup:
+                    row[_MARKUP] = 1.0
         else:
             nm = names.get(old)
-            ids = name_buckets(*nm) if nm else []
+            ids = name_ids(nm) if nm else ()
         if ids:
-            out.append([new] + ids[:MAX_SUBTOKENS])
+            out.append([new, *ids[:MAX_SUBTOKENS]])
     return out
 
 

@@ -73,7 +73,9 @@ class GraphIR(ContainerSlots, CallLinking):
     # ----------------------------------------------------------------------------- nodes, edges
     def add(self, kind: str, parent: int, flags: int = 0, lit_len: int = -1) -> int:
         """Create a node (ast_child edge from ``parent`` unless it is -1) and return its id."""
-        nid = len(self.kinds)
+        # The hottest method of a build (once per node): attributes are read once each.
+        kinds = self.kinds
+        nid = len(kinds)
         if nid >= self.budget:
             self.truncated = True
             self.truncation.add("budget")
@@ -82,17 +84,19 @@ class GraphIR(ContainerSlots, CallLinking):
             flags |= DEAD
         if self.loop_depth:
             flags |= IN_LOOP
-        self.kinds.append(kind)
+        kinds.append(kind)
         self.flags.append(flags)
         self.lit_len.append(lit_len)
-        self.nchild.append(0)
         self.lines.append(self.line)
+        nchild = self.nchild
+        nchild.append(0)
+        depth = self.depth
         if parent >= 0:
-            self.depth.append(self.depth[parent] + 1)
-            self.nchild[parent] += 1
+            depth.append(depth[parent] + 1)
+            nchild[parent] += 1
             self.edges.append((parent, nid, AST_CHILD))
         else:
-            self.depth.append(0)
+            depth.append(0)
         return nid
 
     def name(self, nid: int, *names: str) -> int:

@@ -45,13 +45,20 @@ def split_identifier(name: str) -> list[str]:
     ``queryForList`` -> ``[query, for, list]``; ``HTTPServletRequest`` -> ``[http, servlet,
     request]``; ``run_query2`` -> ``[run, query]`` (single characters and bare digits dropped).
     """
+    return list(_split(name or ""))
+
+
+# Names and literals repeat heavily within and across functions (``request``, ``getParameter``,
+# ``"SELECT ..."``), so the pure functions of their text are memoised (bounded, text only).
+@lru_cache(maxsize=65536)
+def _split(name: str) -> tuple[str, ...]:
     out: list[str] = []
-    for m in _WORD.finditer(name or ""):
+    for m in _WORD.finditer(name):
         w = m.group(0).lower()
         if len(w) < _MIN_LEN or w.isdigit() or w in out:
             continue
         out.append(w)
-    return out
+    return tuple(out)
 
 
 @lru_cache(maxsize=65536)
@@ -63,15 +70,21 @@ def bucket(subtoken: str) -> int:
 
 def name_buckets(*names: str) -> list[int]:
     """Bucket ids of the subtokens of ``names`` (first name first), at most ``MAX_SUBTOKENS``."""
+    return list(name_ids(names))
+
+
+@lru_cache(maxsize=65536)
+def name_ids(names: tuple[str, ...]) -> tuple[int, ...]:
+    """`name_buckets` of a tuple of names, memoised."""
     ids: list[int] = []
     for name in names:
-        for w in split_identifier(name):
+        for w in _split(name or ""):
             b = bucket(w)
             if b not in ids:
                 ids.append(b)
             if len(ids) >= MAX_SUBTOKENS:
-                return ids
-    return ids
+                return tuple(ids)
+    return tuple(ids)
 
 
 def literal_buckets(value: str) -> list[int]:
@@ -89,3 +102,19 @@ def literal_shape(value: str) -> tuple[bool, bool, bool, bool]:
 
 def looks_like_markup(value: str) -> bool:
     return bool(_MARKUP.search(value or ""))
+
+
+_CACHED_LITERAL_LEN = 512  # longer literals are rare and not worth keeping
+
+
+def literal_facts(value: str) -> tuple[tuple[bool, bool, bool, bool], bool, tuple[int, ...]]:
+    """(`literal_shape`, `looks_like_markup`, `literal_buckets`) of a string literal, memoised for
+    literals up to ``_CACHED_LITERAL_LEN`` characters."""
+    if len(value) <= _CACHED_LITERAL_LEN:
+        return _literal_facts(value)
+    return _literal_facts.__wrapped__(value)
+
+
+@lru_cache(maxsize=16384)
+def _literal_facts(value: str) -> tuple[tuple[bool, bool, bool, bool], bool, tuple[int, ...]]:
+    return literal_shape(value), looks_like_markup(value), tuple(literal_buckets(value))
