@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import data as datamod
+import text_inputs
 from entry_errors import EntryError
 from streamguard.core.model_types import MODEL_SIZES, MODEL_TYPES
 
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dropout", type=_float, default=0.1)
     add("--max-length", type=_int, default=256, help="transformer: tokens per input")
     add("--vocab-size", type=_int, default=8000, help="transformer: BPE vocabulary trained on the train split")
-    add("--text-input", type=_str, choices=datamod.TEXT_INPUTS, default=datamod.DEFAULT_TEXT_INPUT,
+    add("--text-input", type=_str, choices=text_inputs.TEXT_INPUTS, default=text_inputs.DEFAULT_TEXT_INPUT,
         help="transformer: 'gadget' (statements that reach a sink, dead code left out) or 'code' (all of it)")
     add("--pretrained", type=_optional_path, default=None,
         help="transformer: HF model name or local dir instead of the small offline encoder")

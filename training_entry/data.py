@@ -14,8 +14,6 @@ into the store, and the GNN datasets read one graph at a time from disk.
 
 from __future__ import annotations
 
-import re
-
 import gzip
 import importlib
 import io
@@ -33,6 +31,8 @@ import tempfile
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+import text_inputs
 
 from streamguard.core import graph_store as gstore
 from streamguard.core.records import RecordError, normalize_record
@@ -357,54 +357,11 @@ class GraphDataset(Dataset):
 
 
 # -------------------------------------------------------------------------------------- loaders
-_BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
-
-
-def code_for_tokens(code: str) -> str:
-    """The text the transformer reads: imports, package lines and comment lines dropped, whitespace
-    collapsed.
-
-    Files open with imports and headers; with a fixed token budget (`--max-length`) those would push
-    the function bodies, where flows into sinks are written, past the truncation point.
-    """
-    kept = [line.strip() for line in code.splitlines() if line.strip() and not _BOILERPLATE.match(line)]
-    return " ".join(" ".join(kept).split())
-
-
-# What the transformer reads: "gadget" (the statements that reach a sink, `streamguard.core.graphs.
-# gadget`; the default) or "code" (the whole text, `code_for_tokens`; models saved before gadgets).
-TEXT_INPUTS = ("gadget", "code")
-DEFAULT_TEXT_INPUT = "gadget"
-
-
-def transformer_text(code: str, language: str | None, text_input: str = DEFAULT_TEXT_INPUT) -> str:
-    """The text the transformer reads for one record, by input kind (see `TEXT_INPUTS`).
-
-    A code gadget keeps its lines apart with " ; " (line breaks would be collapsed by the
-    byte-level tokenizer's whitespace handling anyway; the separator keeps statement boundaries).
-    """
-    if text_input == "code":
-        return code_for_tokens(code)
-    if text_input != "gadget":
-        raise ValueError(f"unknown transformer text input {text_input!r} (expected one of {TEXT_INPUTS})")
-    from streamguard.core.graphs.gadget import code_gadget
-
-    gadget = code_gadget(code, language or "python")
-    return " ; ".join(" ".join(line.split()) for line in gadget.text.split("\n"))
-
-
-def attach_texts(samples: Sequence[Sample], text_input: str = DEFAULT_TEXT_INPUT) -> None:
-    """Compute each usable sample's transformer text once (epochs rebuild their datasets)."""
-    for s in samples:
-        if s.error is None and s.code is not None:
-            s.text = transformer_text(s.code, s.language, text_input)
-
-
 class CodeDataset(Dataset):
     """(code, label) pairs for the transformer; tokenised per batch by `TokenCollator`."""
 
-    def __init__(self, samples: Sequence[Sample], text_input: str = DEFAULT_TEXT_INPUT):
-        self.codes = [s.text if s.text is not None else transformer_text(s.code, s.language, text_input)
+    def __init__(self, samples: Sequence[Sample], text_input: str = text_inputs.DEFAULT_TEXT_INPUT):
+        self.codes = [s.text if s.text is not None else text_inputs.transformer_text(s.code, s.language, text_input)
                       for s in samples]
         self.labels = [-1 if s.label is None else s.label for s in samples]
 
@@ -430,7 +387,7 @@ class TokenCollator:
                 "y": torch.tensor(labels, dtype=torch.long)}
 
 
-def make_dataset(model_type: str, samples: Sequence[Sample], text_input: str = DEFAULT_TEXT_INPUT, *,
+def make_dataset(model_type: str, samples: Sequence[Sample], text_input: str = text_inputs.DEFAULT_TEXT_INPUT, *,
                  sink_dropout: float = 0.0, seed: int = 0):
     """The dataset of one split: a `GraphDataset` (GNN) or a `CodeDataset` (transformer)."""
     if model_type == "gnn":

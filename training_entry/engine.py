@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch import nn
 
 import data as datamod
+import text_inputs
 
 
 @dataclass
@@ -182,7 +183,7 @@ def predict(model: nn.Module, loader, rt: Runtime) -> tuple[list[float], list[fl
 
 def get_dataloaders(model_type: str, splits: dict[str, list], *, batch_size: int, tokenizer=None,
                     max_length: int = 256, num_workers: int = 0, seed: int = 0, rt: Runtime | None = None,
-                    text_input: str = datamod.DEFAULT_TEXT_INPUT, sink_dropout: float = 0.0) -> dict:
+                    text_input: str = text_inputs.DEFAULT_TEXT_INPUT, sink_dropout: float = 0.0) -> dict:
     """Loaders per split: `train` shuffled (seeded; a DistributedSampler under DDP), the others in order."""
     loaders = {}
     for name, samples in splits.items():

@@ -48,6 +48,7 @@ import torch  # noqa: E402
 
 import artifacts  # noqa: E402
 import data as datamod  # noqa: E402
+import text_inputs  # noqa: E402
 from model_setup import load_saved_model  # noqa: E402
 from streamguard.core import locate  # noqa: E402
 from streamguard.core.records import RecordError, detect_language, normalize_language  # noqa: E402
@@ -239,7 +240,7 @@ def _score_rows(items: list[dict], scores: list[float], model: LoadedModel) -> l
 def _score_transformer(items: list[dict], model: LoadedModel) -> list[dict]:
     # The input the model was trained on: code gadgets, or the whole text for models saved before them.
     text_input = model.config.get("text_input") or "code"
-    codes = [datamod.transformer_text(item["code"], item.get("language"), text_input) for item in items]
+    codes = [text_inputs.transformer_text(item["code"], item.get("language"), text_input) for item in items]
     enc = model.tokenizer(codes, truncation=True, max_length=model.max_length, padding=True, return_tensors="pt")
     logits, anomaly, _ = model.model(enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device))
     scores = torch.softmax(logits.float(), dim=-1)[:, 1].tolist()

@@ -8,7 +8,7 @@ optimizer state and the `TrainState` JSON.
 
 from __future__ import annotations
 
-import os
+import shutil
 import time
 
 import torch
@@ -18,6 +18,7 @@ import engine
 from model_setup import ModelSetup
 from outputs import fmt
 from progress import EpochProgress
+from streamguard.core import archive
 from streamguard.core.metrics import classification_metrics
 from train_run import TrainRun
 from train_state import TrainState
@@ -94,6 +95,5 @@ def _restore(run: TrainRun, setup: ModelSetup, optimizer: torch.optim.Optimizer)
     best_file = run.ckpt_dir / artifacts.checkpoint_file("best", state.best.epoch) if state.best else None
     if run.rt.is_main and best_file is not None and best_file.is_file():
         # A restarted container has an empty model dir.
-        run.model_dir.mkdir(parents=True, exist_ok=True)
-        artifacts.copy_into(best_file, run.model_dir)
-        os.replace(run.model_dir / best_file.name, run.model_dir / artifacts.WEIGHTS)
+        with archive.atomic_path(run.model_dir / artifacts.WEIGHTS) as tmp:
+            shutil.copy2(best_file, tmp)

@@ -10,6 +10,7 @@ from pathlib import Path
 from airflow.sdk import BaseHook
 
 from streamguard import settings
+from streamguard.core.archive import write_text_atomic
 from streamguard.jobs import ACTIVE_STATES, FAILED_STATES, TERMINAL_STATES, JobRecord, job_record_from_describe
 
 
@@ -76,8 +77,5 @@ class LocalTrainingHook(BaseHook):
             offset = 0
         lines, new_offset = backend.read_log(job_name, offset)
         if new_offset != offset:
-            offset_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = offset_file.with_name(offset_file.name + f".tmp-{os.getpid()}")
-            tmp.write_text(str(new_offset))
-            os.replace(tmp, offset_file)
+            write_text_atomic(offset_file, str(new_offset))
         return lines

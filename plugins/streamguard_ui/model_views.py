@@ -5,10 +5,10 @@ Pure functions: registry objects and ``Report``s in, JSON-ready dicts out.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from streamguard.pipeline.records import plain
 from streamguard_ui.artifacts import Report
 from streamguard_ui.plots import auc, roc_points
 
@@ -17,14 +17,9 @@ DECISION_KINDS = ("promotion", "challenger_rejected", "alias_moved", "deployment
 
 
 def as_dict(record: Any) -> dict:
-    """A registry record (dataclass with ``to_dict``, dataclass, or mapping) as a plain dict."""
-    if record is None:
-        return {}
-    if hasattr(record, "to_dict"):
-        return record.to_dict()
-    if dataclasses.is_dataclass(record):
-        return dataclasses.asdict(record)
-    return dict(record)
+    """A registry record (dataclass with ``to_dict``, dataclass, or mapping) as a plain dict
+    (`streamguard.pipeline.records.plain`); None is an empty one."""
+    return {} if record is None else dict(plain(record))
 
 
 def model_summary(name: str, versions: Sequence[Mapping], champion: int | None, deployed: int | None,

@@ -30,6 +30,10 @@ and timestamps as ISO-8601 strings.
 
 SIGTERM (from `stop_training_job` or a killed Airflow task) stops the training process group and
 records ``Stopped``; the model trained so far is still uploaded, as SageMaker does on stop.
+
+Kept whole: `Supervisor` is one job's state machine (its status file, stop flag and child process
+are shared by every phase and by the SIGTERM handler); the helpers that stand alone already live
+in `container_env`, `checkpoint_sync` and `streamguard.jobs.metrics`.
 """
 
 from __future__ import annotations

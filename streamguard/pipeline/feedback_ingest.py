@@ -13,7 +13,7 @@ from pathlib import Path
 
 from streamguard import settings, storage
 from streamguard.pipeline.params import MODEL_NAMES, MODEL_TYPES
-from streamguard.pipeline.records import plain, run_uri
+from streamguard.pipeline.records import RetrainingConfig, plain, run_uri
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def feedback_root() -> str:
     return storage.join_uri(settings.artifact_root(), "feedback")
 
 
-def ingest(config: dict, key: str) -> dict:
+def ingest(config: RetrainingConfig, key: str) -> dict:
     """Validate, dedupe and label the feedback; write labelled records and the quarantine.
 
     Returns counts, the labelled-records URI and, per model, production metrics and input statistics.
@@ -31,7 +31,7 @@ def ingest(config: dict, key: str) -> dict:
     from streamguard.drift import input_statistics
     from streamguard.feedback import ingest_feedback, production_metrics, quarantine_lines
 
-    source = config["feedback_uri"] or feedback_root()
+    source = config.feedback_uri or feedback_root()
     with tempfile.TemporaryDirectory(prefix="sg-feedback-") as tmp:
         if storage.exists(source):
             local = Path(tmp) / "in"

@@ -2,7 +2,8 @@
 
 `job_account` gives a request's role, region and image; `_job_ops` the describe/create calls;
 `run_evaluation_job` runs an evaluate job with the training jobs' lifecycle (`streamguard.lifecycle`);
-`collect_job` turns the training sensor's result into the `JobRecord` downstream tasks read.
+`collect_job` turns the training sensor's result into the `JobRecord` downstream tasks read;
+`model_package_mirror` and `endpoint_configs` give the SageMaker-only services (None elsewhere).
 """
 
 from __future__ import annotations
@@ -192,3 +193,12 @@ def model_package_mirror(backend: str):
     from streamguard.pipeline.model_packages import ModelPackages
 
     return ModelPackages()
+
+
+def endpoint_configs(backend: str):
+    """The SageMaker models/endpoint configs of an A/B plan (`EndpointConfigs`), or None off SageMaker."""
+    if backend != "sagemaker":
+        return None
+    from streamguard.pipeline.endpoint_configs import EndpointConfigs
+
+    return EndpointConfigs()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamguard.core.model_types import MODEL_DEFAULTS, MODEL_TYPES  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from streamguard.pipeline.records import RetrainingConfig
 
 # Registry model names per model type.
 MODEL_NAMES = {"gnn": "taint_flow_gnn", "transformer": "sql_intent_transformer"}
@@ -339,8 +342,14 @@ RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
 }
 
 
-def resolve_retraining_config(params: dict[str, Any]) -> dict:
-    """Validate the retraining DAG's trigger params; returns a plain dict."""
+def resolve_retraining_config(params: dict[str, Any]) -> RetrainingConfig:
+    """Validate the retraining DAG's trigger params.
+
+    Returns:
+        the `streamguard.pipeline.records.RetrainingConfig` the retraining tasks read.
+    """
+    from streamguard.pipeline.records import RetrainingConfig  # noqa: F811 - records imports this module
+
     params = dict(params or {})
     unknown = sorted(set(params) - set(RETRAINING_PARAMS))
     if unknown:
@@ -351,4 +360,4 @@ def resolve_retraining_config(params: dict[str, Any]) -> dict:
     cfg["feedback_uri"] = check_input_uri("feedback_uri", cfg["feedback_uri"])
     # Refuse a loosened gate here, before any work, with the param named.
     cfg["gate"] = {m: g.to_dict() for m, g in resolve_gates(cfg).items()}
-    return cfg
+    return RetrainingConfig.from_dict(cfg)

@@ -12,7 +12,7 @@ from streamguard import storage
 from streamguard.jobs.record import JobRecord
 from streamguard.pipeline.job_specs import training_hyperparameters
 from streamguard.pipeline.params import MODEL_NAMES
-from streamguard.pipeline.records import Evaluation, RetrainPlan, Skipped, plain
+from streamguard.pipeline.records import Evaluation, RetrainingConfig, RetrainPlan, Skipped, plain
 from streamguard.pipeline.registration import record_version, registry as _registry
 
 
@@ -20,7 +20,7 @@ def _load_predictions(uri: str) -> list[dict]:
     return [json.loads(line) for line in storage.read_text(uri).splitlines() if line.strip()]
 
 
-def compare_and_decide(config: dict, model_type: str, challenger_eval: Evaluation,
+def compare_and_decide(config: RetrainingConfig, model_type: str, challenger_eval: Evaluation,
                        champion_eval: Evaluation | Skipped, challenger_job: JobRecord, gate: dict,
                        plan: RetrainPlan, backend: str, dag_run_id: str) -> dict:
     """Champion vs challenger on the same test set; promote by CAS only when really better.
@@ -36,8 +36,8 @@ def compare_and_decide(config: dict, model_type: str, challenger_eval: Evaluatio
     model_name = MODEL_NAMES[model_type]
     comparison = compare_models(
         _load_predictions(champion_eval.predictions_uri), _load_predictions(challenger_eval.predictions_uri),
-        min_gain=config["min_gain"], max_fpr_rise=config["max_fpr_rise"], alpha=config["alpha"],
-        slice_tolerance=config["slice_tolerance"],
+        min_gain=config.min_gain, max_fpr_rise=config.max_fpr_rise, alpha=config.alpha,
+        slice_tolerance=config.slice_tolerance,
     )
     comp = plain(comparison)
     promote = bool(comparison.promote and gate["passed"])

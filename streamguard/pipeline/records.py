@@ -6,6 +6,7 @@ XCom values stay JSON dicts (Airflow serialises them); the DAG files convert at 
 | record | made by | read by |
 |---|---|---|
 | `RunContext` | the first task of a run | every task that writes under the run's folder or names a job |
+| `RetrainingConfig` | the retraining DAG's `resolve_config` | every retraining task that reads a param |
 | `SourcePackage` | `package_source` | job requests, the processing job |
 | `PreparedChannels` | data preparation (training), the retraining plan | job requests, evaluation, registration |
 | `Evaluation` | `evaluate_model` | the gate, registration, the champion/challenger comparison |
@@ -97,6 +98,44 @@ class RunContext(_Record):
     def uri(self, *parts: str) -> str:
         """A location in this run's folder of the artifact store."""
         return run_uri(self.key, *parts)
+
+
+# ------------------------------------------------------------------------------------ retraining
+@dataclass(frozen=True)
+class RetrainingConfig(_Record):
+    """The retraining DAG's validated trigger params (`params.resolve_retraining_config`).
+
+    One field per entry of `params.RETRAINING_PARAMS` (its defaults and descriptions live there),
+    plus ``gate``: the resolved metric gate per model type, checked once so that a loosened gate is
+    refused before any work.
+    """
+
+    feedback_uri: str
+    models: tuple[str, ...]
+    force: bool
+    accuracy_drop: float
+    fpr_rise: float
+    min_feedback: int
+    max_age_days: int
+    cooldown_days: float
+    finetune_epochs: int
+    finetune_learning_rate: float
+    finetune_lr_factor: float
+    min_gain: float
+    max_fpr_rise: float
+    alpha: float
+    slice_tolerance: float
+    gnn_min_val_accuracy: float | None
+    transformer_min_val_accuracy: float | None
+    max_fpr: float | None
+    ab_challenger_weight: float
+    gate: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetrainingConfig:
+        values = _known(cls, data)
+        values["models"] = tuple(values.get("models", ()))
+        return cls(**values)
 
 
 # ------------------------------------------------------------------------------------------- data

@@ -15,7 +15,7 @@ from typing import Any
 from streamguard import storage
 from streamguard.core import archive
 from streamguard.pipeline.params import MODEL_NAMES, MODEL_TYPES, TrainingConfig
-from streamguard.pipeline.records import plain
+from streamguard.pipeline.records import RetrainingConfig, plain
 from streamguard.pipeline.registration import registry as _registry
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _last_retrain_at(model_type: str) -> datetime | None:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
-def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: datetime | None = None) -> dict:
+def decide(config: RetrainingConfig, model_type: str, feedback: dict, dag_run_id: str, now: datetime | None = None) -> dict:
     """Decide from evidence whether to retrain one model; the decision is appended to the event log.
 
     With no champion (never trained, or every version rejected) the decision is to train a first
@@ -55,7 +55,7 @@ def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: 
 
     now = now or datetime.now(timezone.utc)
     registry = _registry()
-    if model_type not in config["models"]:
+    if model_type not in config.models:
         return {"model_type": model_type, "retrain": False, "reasons": [f"{model_type} not selected"],
                 "skipped_reason": f"{model_type} not selected (param 'models')"}
     champion = champion_of(model_type)
@@ -82,13 +82,13 @@ def decide(config: dict, model_type: str, feedback: dict, dag_run_id: str, now: 
             registry.append_event("retrain_decision", {"model_type": model_type, "dag_run_id": dag_run_id,
                                                        **result})
             return result
-    policy = RetrainPolicy(accuracy_drop=config["accuracy_drop"], fpr_rise=config["fpr_rise"],
-                           min_feedback=config["min_feedback"], max_age_days=config["max_age_days"],
-                           cooldown_days=config["cooldown_days"])
+    policy = RetrainPolicy(accuracy_drop=config.accuracy_drop, fpr_rise=config.fpr_rise,
+                           min_feedback=config.min_feedback, max_age_days=config.max_age_days,
+                           cooldown_days=config.cooldown_days)
     decision = decide_retraining(
         now=now, champion=champion_dict, production=production, drift=drift,
         new_feedback_count=info["n"], last_retrain_at=_last_retrain_at(model_type), policy=policy,
-        force=config["force"],
+        force=config.force,
     )
     result = plain(decision)
     result.update({"model_type": model_type, "champion_version": champion.version if champion else None,
@@ -127,13 +127,13 @@ def bootstrap_source(model_type: str, feedback: dict) -> dict | None:
     return None
 
 
-def bootstrap_config(config: dict, model_type: str) -> TrainingConfig:
+def bootstrap_config(config: RetrainingConfig, model_type: str) -> TrainingConfig:
     """The configuration a training run would use for `model_type`, with the retraining run's gate."""
     from streamguard.pipeline.params import resolve_training_config
 
     return resolve_training_config({
         "models": [model_type],
-        "gnn_min_val_accuracy": config["gnn_min_val_accuracy"],
-        "transformer_min_val_accuracy": config["transformer_min_val_accuracy"],
-        "max_fpr": config["max_fpr"],
+        "gnn_min_val_accuracy": config.gnn_min_val_accuracy,
+        "transformer_min_val_accuracy": config.transformer_min_val_accuracy,
+        "max_fpr": config.max_fpr,
     })

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from streamguard import storage
 from streamguard.pipeline.params import MODEL_NAMES, TrainingConfig
-from streamguard.pipeline.records import PreparedChannels, RetrainPlan, RunContext, SourcePackage, plain, run_uri
+from streamguard.pipeline.records import (PreparedChannels, RetrainingConfig, RetrainPlan, RunContext, SourcePackage,
+                                          plain, run_uri)
 from streamguard.pipeline.retrain_decision import SPLITS, bootstrap_config, bootstrap_source, champion_of
 
 
-def build_retrain_data(config: dict, model_type: str, feedback: dict, key: str,
+def build_retrain_data(config: RetrainingConfig, model_type: str, feedback: dict, key: str,
                        decision: dict | None = None) -> RetrainPlan:
     """The retraining plan: channels, the training config (computed once) and what to start from.
 
@@ -94,7 +95,7 @@ def _prepare_feedback_channels(feedback: dict, key: str, model_type: str, seed: 
     return {split: storage.join_uri(root, split) for split in SPLITS}, plain(report).get("data_hash")
 
 
-def finetune_config(config: dict, champion: dict) -> TrainingConfig:
+def finetune_config(config: RetrainingConfig, champion: dict) -> TrainingConfig:
     """A TrainingConfig for fine-tuning: fewer epochs, learning rate scaled down from the champion's.
 
     Starts from what a first model would get (`bootstrap_config`: the training defaults with this
@@ -104,9 +105,9 @@ def finetune_config(config: dict, champion: dict) -> TrainingConfig:
     hps = champion.get("hyperparameters") or {}
     mt = champion["model_type"]
     per_model = dict(base.per_model)
-    lr = config["finetune_learning_rate"] or (
-        float(hps.get("learning-rate", per_model[mt].learning_rate)) * config["finetune_lr_factor"])
-    per_model[mt] = replace(per_model[mt], epochs=config["finetune_epochs"], learning_rate=lr,
+    lr = config.finetune_learning_rate or (
+        float(hps.get("learning-rate", per_model[mt].learning_rate)) * config.finetune_lr_factor)
+    per_model[mt] = replace(per_model[mt], epochs=config.finetune_epochs, learning_rate=lr,
                             batch_size=int(hps.get("batch-size", per_model[mt].batch_size)))
     return replace(base, per_model=per_model, seed=int(hps.get("seed", base.seed)) + 1)
 

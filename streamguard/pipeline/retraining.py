@@ -4,13 +4,14 @@ One function per task, taking and returning records; the DAG file calls each thr
 `streamguard.pipeline.steps.call`. Pure decisions live in
 `streamguard.{feedback,drift,retrain_policy,champion,ab}`; the I/O around them in `feedback_ingest`,
 `retrain_decision`, `retrain_plan`, `promotion` and `ab_endpoint`. The retraining config is the
-validated trigger params (`params.resolve_retraining_config`), a plain dict.
+validated trigger params (`params.resolve_retraining_config`), a `RetrainingConfig` record.
 """
 
 from __future__ import annotations
 
 from streamguard.jobs.record import JobRecord
-from streamguard.pipeline.records import Evaluation, RetrainPlan, RunContext, Skipped, SourcePackage
+from streamguard.pipeline.records import (Evaluation, RetrainingConfig, RetrainPlan, RunContext, Skipped,
+                                          SourcePackage)
 from streamguard.pipeline.training import collect, package_source, start_run  # noqa: F401 - the same steps
 
 __all__ = ["ab_plan", "build_job", "collect", "compare_and_promote", "decide", "evaluate_challenger",
@@ -18,28 +19,28 @@ __all__ = ["ab_plan", "build_job", "collect", "compare_and_promote", "decide", "
            "start_run", "summary"]
 
 
-def resolve_config(params: dict) -> dict:
+def resolve_config(params: dict) -> RetrainingConfig:
     """The trigger params, validated (`params.resolve_retraining_config`)."""
     from streamguard.pipeline.params import resolve_retraining_config
 
     return resolve_retraining_config(params)
 
 
-def ingest_feedback(run: RunContext, config: dict) -> dict:
+def ingest_feedback(run: RunContext, config: RetrainingConfig) -> dict:
     """Labelled feedback, quarantine and per-model statistics (`feedback_ingest.ingest`)."""
     from streamguard.pipeline.feedback_ingest import ingest
 
     return ingest(config, run.key)
 
 
-def decide(run: RunContext, config: dict, model_type: str, feedback: dict) -> dict:
+def decide(run: RunContext, config: RetrainingConfig, model_type: str, feedback: dict) -> dict:
     """Whether to retrain ``model_type``, recorded in the event log (`retrain_decision.decide`)."""
     from streamguard.pipeline.retrain_decision import decide as decide_
 
     return decide_(config, model_type, feedback, run.run_id)
 
 
-def retrain_data(run: RunContext, config: dict, model_type: str, feedback: dict, decision: dict) -> RetrainPlan:
+def retrain_data(run: RunContext, config: RetrainingConfig, model_type: str, feedback: dict, decision: dict) -> RetrainPlan:
     """The plan: data, training config and starting weights (`retrain_plan.build_retrain_data`)."""
     from streamguard.pipeline.retrain_plan import build_retrain_data
 
@@ -85,7 +86,7 @@ def gate(plan: RetrainPlan, evaluation: Evaluation) -> dict:
     return gate_model(plan.training_config, evaluation)
 
 
-def compare_and_promote(run: RunContext, config: dict, model_type: str, challenger_eval: Evaluation,
+def compare_and_promote(run: RunContext, config: RetrainingConfig, model_type: str, challenger_eval: Evaluation,
                         champion_eval: Evaluation | Skipped, job: JobRecord, decision: dict,
                         plan: RetrainPlan) -> dict:
     """Record the challenger; promote it only when really better (`promotion.compare_and_decide`)."""
@@ -95,7 +96,7 @@ def compare_and_promote(run: RunContext, config: dict, model_type: str, challeng
                               run.backend, run.run_id)
 
 
-def ab_plan(run: RunContext, config: dict, model_type: str, result: dict) -> dict:
+def ab_plan(run: RunContext, config: RetrainingConfig, model_type: str, result: dict) -> dict:
     """The A/B endpoint configuration after the promotion decision (`ab_endpoint.ab_plan`)."""
     from streamguard.pipeline.ab_endpoint import ab_plan as plan
 

@@ -9,12 +9,16 @@ environment at it::
 
     def test_upload(moto_server):
         boto3.client("s3").create_bucket(Bucket="bkt")   # goes to moto via AWS_ENDPOINT_URL
+
+`put_log_lines` writes CloudWatch log events the way a SageMaker training container does (group
+`TRAINING_LOG_GROUP`, streams ``<job>/algo-<n>-<epoch s>``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import urllib.request
 
 FAKE_AWS_ENV = {
@@ -28,6 +32,9 @@ FAKE_AWS_ENV = {
 # Settings that would send requests elsewhere or read a developer's real AWS config.
 _CLEARED_ENV = ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ROLE_ARN",
                 "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+# Where SageMaker training jobs write their CloudWatch logs.
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 _lock = threading.Lock()
 _server = None
@@ -59,3 +66,15 @@ def reset_moto_server(endpoint: str) -> None:
 def aws_env(endpoint: str) -> dict[str, str]:
     """The environment that points boto3, s3fs and the AWS CLI at ``endpoint`` with fake keys."""
     return {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": endpoint}
+
+
+def put_log_lines(logs_client, stream: str, *messages: str, group: str = TRAINING_LOG_GROUP) -> None:
+    """Append ``messages`` (one event each, in order) to ``stream`` of ``group``, creating the stream
+    if it does not exist yet (the group must exist)."""
+    try:
+        logs_client.create_log_stream(logGroupName=group, logStreamName=stream)
+    except logs_client.exceptions.ResourceAlreadyExistsException:
+        pass
+    now = int(time.time() * 1000)
+    logs_client.put_log_events(logGroupName=group, logStreamName=stream,
+                               logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)])

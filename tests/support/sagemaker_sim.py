@@ -34,8 +34,8 @@ from typing import Any
 
 from streamguard.backends.local import LocalTrainingBackend
 from streamguard.jobs.request import decode_hyperparameter
+from tests.support.moto_server import TRAINING_LOG_GROUP as LOG_GROUP
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 HOST = "algo-1"
 
 

@@ -103,7 +103,7 @@ def test_trigger_params_refuse_locations_outside_the_policy(value, fragment):
 def test_trigger_params_accept_s3_local_and_empty(tmp_path):
     for value in ("", "s3://bucket/raw/", tmp_path.as_uri(), str(tmp_path)):
         assert resolve_training_config({"data_uri": value}).data_uri == value
-        assert resolve_retraining_config({"feedback_uri": value})["feedback_uri"] == value
+        assert resolve_retraining_config({"feedback_uri": value}).feedback_uri == value
 
 
 def test_configured_roots_restrict_trigger_inputs(tmp_path, monkeypatch):

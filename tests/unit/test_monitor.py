@@ -9,6 +9,7 @@ import pytest
 
 from streamguard.cli import main
 from tests.support.local_world import make_request
+from tests.support.moto_server import TRAINING_LOG_GROUP, put_log_lines
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -102,8 +103,6 @@ def test_rich_table_renders_rows(finished_jobs):
 
 def test_wait_follows_a_sagemaker_job_s_cloudwatch_streams(moto_server, monkeypatch, capsys):
     """Group /aws/sagemaker/TrainingJobs, streams <job>/algo-1-<ts>; a restart's new stream is followed too."""
-    import time
-
     import boto3
 
     from streamguard import monitor
@@ -117,20 +116,10 @@ def test_wait_follows_a_sagemaker_job_s_cloudwatch_streams(moto_server, monkeypa
         role_arn="arn:aws:iam::123456789012:role/sm", region="us-east-1",
     )
     sm.create_training_job(**request)
-    group = "/aws/sagemaker/TrainingJobs"
-    logs.create_log_group(logGroupName=group)
+    logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
 
-    def put(stream, *messages):
-        try:
-            logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
-        now = int(time.time() * 1000)
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)])
-
-    put("sg-moto-logs/algo-1-1764000000", "Epoch 1/2: Train Loss=0.7;")
-    put("sg-moto-logs-a2/algo-1-1764000000", "not this job")
+    put_log_lines(logs, "sg-moto-logs/algo-1-1764000000", "Epoch 1/2: Train Loss=0.7;")
+    put_log_lines(logs, "sg-moto-logs-a2/algo-1-1764000000", "not this job")
     describes = []
 
     class Client:  # moto's job is Completed at once: show it running for two looks, writing as it goes
@@ -138,7 +127,8 @@ def test_wait_follows_a_sagemaker_job_s_cloudwatch_streams(moto_server, monkeypa
             describe = sm.describe_training_job(TrainingJobName=TrainingJobName)
             describes.append(1)
             if len(describes) == 3:
-                put("sg-moto-logs/algo-1-1764000900", "Resuming from epoch 1", "Epoch 2/2: Train Loss=0.5;")
+                put_log_lines(logs, "sg-moto-logs/algo-1-1764000900", "Resuming from epoch 1",
+                              "Epoch 2/2: Train Loss=0.5;")
             if len(describes) <= 3:
                 describe = dict(describe, TrainingJobStatus="InProgress", SecondaryStatus="Training")
             return describe

@@ -8,17 +8,17 @@ several pages, and a sensor whose pokes are separate instances (as in ``reschedu
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+
+from tests.support.moto_server import TRAINING_LOG_GROUP, put_log_lines
 
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
-GROUP = "/aws/sagemaker/TrainingJobs"
 JOB = "sg-gnn-manual-1-0123456789"
 
 
@@ -28,27 +28,17 @@ def _logs():
     return boto3.client("logs", region_name="us-east-1")
 
 
-def _put(client, stream: str, *messages: str) -> None:
-    try:
-        client.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-    except client.exceptions.ResourceAlreadyExistsException:
-        pass
-    now = int(time.time() * 1000)
-    client.put_log_events(logGroupName=GROUP, logStreamName=stream,
-                          logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)])
-
-
 def test_tail_reads_each_event_once_and_picks_up_a_restart_stream(moto_server):
     from streamguard.cloudwatch import LogTail, job_streams
 
     client = _logs()
     assert LogTail(client, JOB).poll() == []  # no log group yet: nothing, no error
-    client.create_log_group(logGroupName=GROUP)
+    client.create_log_group(logGroupName=TRAINING_LOG_GROUP)
     first = f"{JOB}/algo-1-1764000000"
-    _put(client, first, "Epoch 1/3: Train Loss=0.7;", "Epoch 2/3: Train Loss=0.6;")
-    _put(client, f"{JOB}-a2/algo-1-1764000001", "another attempt's line")  # not this job's stream
+    put_log_lines(client, first, "Epoch 1/3: Train Loss=0.7;", "Epoch 2/3: Train Loss=0.6;")
+    put_log_lines(client, f"{JOB}-a2/algo-1-1764000001", "another attempt's line")  # not this job's stream
     for n in range(3):  # other jobs: the listing goes by the job's prefix
-        _put(client, f"sg-other-{n}/algo-1-1764000000", "x")
+        put_log_lines(client, f"sg-other-{n}/algo-1-1764000000", "x")
     offsets: dict[str, str] = {}
     tail = LogTail(client, JOB, offsets, page_size=1)
     assert tail.poll() == [(first, "Epoch 1/3: Train Loss=0.7;"), (first, "Epoch 2/3: Train Loss=0.6;")]
@@ -56,8 +46,8 @@ def test_tail_reads_each_event_once_and_picks_up_a_restart_stream(moto_server):
     assert set(offsets) == {first}
     # The instance was reclaimed; the restarted container writes a new stream; the old one gets a last line.
     second = f"{JOB}/algo-1-1764000900"
-    _put(client, first, "Epoch 3/3 interrupted")
-    _put(client, second, "Resuming from epoch 2", "Epoch 3/3: Train Loss=0.5;")
+    put_log_lines(client, first, "Epoch 3/3 interrupted")
+    put_log_lines(client, second, "Resuming from epoch 2", "Epoch 3/3: Train Loss=0.5;")
     # A new tail with the stored offsets (the next poke) continues where the last one stopped.
     again = LogTail(client, JOB, dict(offsets), page_size=1)
     assert again.poll() == [(first, "Epoch 3/3 interrupted"), (second, "Resuming from epoch 2"),
@@ -65,7 +55,7 @@ def test_tail_reads_each_event_once_and_picks_up_a_restart_stream(moto_server):
     assert again.poll() == []
     # More streams than one page: every page is listed.
     for n in range(3):
-        _put(client, f"{JOB}/algo-{n + 2}-1764000000", f"host {n + 2}")
+        put_log_lines(client, f"{JOB}/algo-{n + 2}-1764000000", f"host {n + 2}")
     assert len(job_streams(client, JOB, page_size=2)) == 5
     assert sorted(m for _s, m in again.poll()) == ["host 2", "host 3", "host 4"]
 
@@ -78,7 +68,7 @@ def test_sensor_in_reschedule_mode_prints_each_line_once(moto_server, tmp_path, 
 
     monkeypatch.setenv("STREAMGUARD_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
     client = _logs()
-    client.create_log_group(logGroupName=GROUP)
+    client.create_log_group(logGroupName=TRAINING_LOG_GROUP)
     state = {"TrainingJobName": JOB, "TrainingJobStatus": "InProgress", "SecondaryStatus": "Training",
              "ResourceConfig": {"InstanceCount": 1}}
 
@@ -102,11 +92,11 @@ def test_sensor_in_reschedule_mode_prints_each_line_once(moto_server, tmp_path, 
         return re.findall(rf"(\[{JOB}/[^\]]+\] [^\[]+?)\s+\[airflow", capfd.readouterr().out)
 
     first = f"{JOB}/algo-1-1764000000"
-    _put(client, first, "line 1", "line 2")
+    put_log_lines(client, first, "line 1", "line 2")
     assert poke(0) == [f"[{first}] line 1", f"[{first}] line 2"]
     assert poke(1) == []  # on main, every poke printed both lines again
     second = f"{JOB}/algo-1-1764000900"
-    _put(client, second, "after the spot restart")
+    put_log_lines(client, second, "after the spot restart")
     state.update(TrainingJobStatus="Completed", TrainingStartTime=datetime(2026, 1, 1),
                  TrainingEndTime=datetime(2026, 1, 1, 0, 5))
     assert poke(2) == [f"[{second}] after the spot restart"]

@@ -249,10 +249,10 @@ class EnhancedSQLIntentTransformer(EntryModel):
     def prepare_samples(cls, samples: Sequence, text_input: str | None,
                         log: Callable[[str], None] | None = None) -> None:
         """Each record's input text, computed once (code gadgets build the IR)."""
-        import data as datamod
+        import text_inputs
 
         t0 = time.perf_counter()
-        datamod.attach_texts(samples, text_input)
+        text_inputs.attach_texts(samples, text_input)
         if log is not None and text_input == "gadget":
             log(f"Transformer input: code gadgets of {len(samples)} records in {time.perf_counter() - t0:.1f}s")
 

@@ -102,16 +102,16 @@ def test_transformer_text_by_input_kind():
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "training_entry"))
-    import data as datamod
+    import text_inputs
 
-    gadget = datamod.transformer_text(PY_HELPER, "python", "gadget")
+    gadget = text_inputs.transformer_text(PY_HELPER, "python", "gadget")
     assert "cursor.execute(build(term)) ;" not in gadget and " ; cursor.execute(build(term))" in gadget
     assert "print" not in gadget
     # models saved before gadgets read the whole text (imports and comment lines dropped)
-    whole = datamod.transformer_text(PY_HELPER, "python", "code")
+    whole = text_inputs.transformer_text(PY_HELPER, "python", "code")
     assert 'print("searching")' in whole and "import" not in whole
     with pytest.raises(ValueError, match="unknown transformer text input"):
-        datamod.transformer_text(PY_HELPER, "python", "tokens")
+        text_inputs.transformer_text(PY_HELPER, "python", "tokens")
 
 
 PY_RAISE_GUARD = """\

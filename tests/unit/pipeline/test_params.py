@@ -50,7 +50,7 @@ def test_empty_uri_params_are_optional_in_the_trigger_form():
     assert "null" in TRAINING_PARAMS["data_uri"][1]["type"]
     assert "null" in RETRAINING_PARAMS["feedback_uri"][1]["type"]
     assert resolve_training_config({"data_uri": None}).data_uri == ""
-    assert resolve_retraining_config({"feedback_uri": None})["feedback_uri"] == ""
+    assert resolve_retraining_config({"feedback_uri": None}).feedback_uri == ""
 
 
 @pytest.mark.parametrize("name", ["gnn_learning_rate", "transformer_learning_rate", "val_ratio", "test_ratio",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing
 
@@ -9,9 +10,10 @@ import pytest
 
 from streamguard.jobs.record import JobRecord
 from streamguard.pipeline import job_running
-from streamguard.pipeline.params import TrainingConfig, resolve_training_config
-from streamguard.pipeline.records import (Evaluation, PreparedChannels, RetrainPlan, RunContext, Skipped,
-                                          SourcePackage, run_key)
+from streamguard.pipeline.params import (RETRAINING_PARAMS, TrainingConfig, resolve_retraining_config,
+                                         resolve_training_config)
+from streamguard.pipeline.records import (Evaluation, PreparedChannels, RetrainingConfig, RetrainPlan, RunContext,
+                                          Skipped, SourcePackage, run_key)
 from streamguard.pipeline.retraining import compare_and_promote
 from streamguard.pipeline.steps import _convert, call
 
@@ -30,12 +32,23 @@ def test_every_record_survives_json_and_refuses_unknown_fields():
                        champion={"version": 3}, model_channel_uri="file:///m/", model_sha256="b" * 64)
     for record in (RunContext.create("dag", "manual__1", "local"), SourcePackage(uri="file:///s.tar.gz", sha256="c"),
                    PreparedChannels(channels=CHANNELS, data_hash="h", report={"kept": 3}), _evaluation(),
-                   Skipped("nothing to do"), plan):
+                   Skipped("nothing to do"), plan, resolve_retraining_config({"models": ["gnn"], "force": True})):
         wire = json.loads(json.dumps(record.to_dict()))
         assert type(record).from_dict(wire) == record
         with pytest.raises(ValueError, match="unknown field"):
             type(record).from_dict(dict(wire, surprise=1))
     assert isinstance(RetrainPlan.from_dict(plan.to_dict()).training_config, TrainingConfig)
+
+
+def test_the_retraining_config_is_the_trigger_params_and_the_resolved_gate():
+    # One field per form param (a param the record lacked would be refused by `from_dict`), plus the gate.
+    assert {f.name for f in dataclasses.fields(RetrainingConfig)} == {*RETRAINING_PARAMS, "gate"}
+    config = resolve_retraining_config({"models": ["transformer", "gnn"], "min_gain": 0.02})
+    assert isinstance(config, RetrainingConfig)
+    assert config.models == ("gnn", "transformer") and config.min_gain == 0.02
+    assert set(config.gate) == {"gnn", "transformer"}
+    wire = config.to_dict()
+    assert wire["models"] == ["gnn", "transformer"] and RetrainingConfig.from_dict(wire) == config
 
 
 def test_run_context_is_the_run_key_and_folder():

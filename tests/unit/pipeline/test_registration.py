@@ -13,13 +13,13 @@ import pytest
 
 from streamguard.jobs.record import JobRecord
 from streamguard.pipeline.model_packages import model_package_group_name
-from streamguard.pipeline.params import MODEL_NAMES, resolve_training_config
+from streamguard.pipeline.params import MODEL_NAMES, resolve_retraining_config, resolve_training_config
 from streamguard.pipeline.promotion import compare_and_decide
 from streamguard.pipeline.records import Evaluation, PreparedChannels, RetrainPlan
 from streamguard.pipeline.registration import record_version
 from streamguard.registry import RegistryClient
 
-CONFIG = {"min_gain": 0.01, "max_fpr_rise": 0.005, "alpha": 0.05, "slice_tolerance": 0.02}
+PROMOTION = {"min_gain": 0.01, "max_fpr_rise": 0.005, "alpha": 0.05, "slice_tolerance": 0.02}
 GATE = {"passed": True, "reasons": [], "thresholds": {"min_val_accuracy": 0.5}}
 N = 200
 
@@ -89,7 +89,7 @@ def test_challengers_are_recorded_as_model_packages_and_a_retry_changes_nothing(
 
     # A clearly better challenger: promoted, deployed, an Approved package.
     better = _evaluation(tmp_path, "better", correct=190)
-    args = (CONFIG, "gnn", better, champion_eval, _job("sg-gnn-ft-1"), GATE, plan, "sagemaker", "run-1")
+    args = (resolve_retraining_config(PROMOTION), "gnn", better, champion_eval, _job("sg-gnn-ft-1"), GATE, plan, "sagemaker", "run-1")
     first = compare_and_decide(*args)
     assert first["promoted"] is True and first["promoted_version"] == 2
     assert registry.get_alias(model, "champion").version == 2 and registry.get_alias(model, "deployed").version == 2
@@ -101,7 +101,7 @@ def test_challengers_are_recorded_as_model_packages_and_a_retry_changes_nothing(
 
     # A worse challenger against the new champion: rejected in the registry and as a package.
     plan = _plan(data, 2)
-    worse = compare_and_decide(CONFIG, "gnn", _evaluation(tmp_path, "worse", correct=150), better,
+    worse = compare_and_decide(resolve_retraining_config(PROMOTION), "gnn", _evaluation(tmp_path, "worse", correct=150), better,
                                _job("sg-gnn-ft-2"), GATE, plan, "sagemaker", "run-2")
     assert worse["promoted"] is False and worse["reasons"]
     assert registry.get_alias(model, "champion").version == 2

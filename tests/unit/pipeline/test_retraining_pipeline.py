@@ -43,7 +43,7 @@ def test_tampered_artifact_is_refused(tmp_path):
 
 def test_retraining_params_validate_and_name_the_parameter():
     cfg = resolve_retraining_config({"force": "true", "models": ["gnn"], "cooldown_days": 3})
-    assert cfg["force"] is True and cfg["models"] == ["gnn"] and cfg["cooldown_days"] == 3.0
+    assert cfg.force is True and cfg.models == ("gnn",) and cfg.cooldown_days == 3.0
     with pytest.raises(ParamError, match="'min_gain'"):
         resolve_retraining_config({"min_gain": 2})
     with pytest.raises(ParamError, match="unknown param"):
@@ -91,4 +91,4 @@ def test_fine_tune_job_carries_the_champions_sha256_and_bootstrap_jobs_train_fro
     from streamguard.core.model_types import MODEL_DEFAULTS
 
     # the training DAG's default, not finetune_epochs
-    assert request["HyperParameters"]["epochs"] == str(MODEL_DEFAULTS["gnn"]["epochs"]) != str(config["finetune_epochs"])
+    assert request["HyperParameters"]["epochs"] == str(MODEL_DEFAULTS["gnn"]["epochs"]) != str(config.finetune_epochs)

@@ -13,6 +13,7 @@ import torch
 from tests.support.entry_data import fake_graphs_module, real_graphs_available, make_records
 
 import data as datamod  # noqa: E402  (training_entry is on sys.path via tests.test_models)
+import text_inputs  # noqa: E402
 import engine  # noqa: E402
 from models import (MODEL_CLASSES, EnhancedSQLIntentTransformer, EnhancedTaintFlowGNN,  # noqa: E402
                     ModelOptions, build_model)
@@ -106,7 +107,7 @@ def test_transformer_forward_batch_carries_the_energy_score():
     torch.manual_seed(0)
     samples = _samples(make_records(8, seed=2))
     EnhancedSQLIntentTransformer.prepare_samples(samples, "code")
-    assert all(s.text == datamod.code_for_tokens(s.code) for s in samples)
+    assert all(s.text == text_inputs.code_for_tokens(s.code) for s in samples)
     options = ModelOptions(hidden_size=32, num_layers=1, num_heads=2, max_length=64, vocab_size=400)
     new = EnhancedSQLIntentTransformer.from_config(options, samples)
     model = new.model.eval()

@@ -1,0 +1,53 @@
+"""What the transformer reads of a record: its code gadget (the default) or its whole text, condensed.
+
+Pure text (no torch): the training loaders (`data.CodeDataset`), inference and the flags
+(`--text-input`) all take the text from here, so a model reads at serving time what it was
+trained on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
+
+
+def code_for_tokens(code: str) -> str:
+    """The text the transformer reads: imports, package lines and comment lines dropped, whitespace
+    collapsed.
+
+    Files open with imports and headers; with a fixed token budget (`--max-length`) those would push
+    the function bodies, where flows into sinks are written, past the truncation point.
+    """
+    kept = [line.strip() for line in code.splitlines() if line.strip() and not _BOILERPLATE.match(line)]
+    return " ".join(" ".join(kept).split())
+
+
+# What the transformer reads: "gadget" (the statements that reach a sink, `streamguard.core.graphs.
+# gadget`; the default) or "code" (the whole text, `code_for_tokens`; models saved before gadgets).
+TEXT_INPUTS = ("gadget", "code")
+DEFAULT_TEXT_INPUT = "gadget"
+
+
+def transformer_text(code: str, language: str | None, text_input: str = DEFAULT_TEXT_INPUT) -> str:
+    """The text the transformer reads for one record, by input kind (see `TEXT_INPUTS`).
+
+    A code gadget keeps its lines apart with " ; " (line breaks would be collapsed by the
+    byte-level tokenizer's whitespace handling anyway; the separator keeps statement boundaries).
+    """
+    if text_input == "code":
+        return code_for_tokens(code)
+    if text_input != "gadget":
+        raise ValueError(f"unknown transformer text input {text_input!r} (expected one of {TEXT_INPUTS})")
+    from streamguard.core.graphs.gadget import code_gadget
+
+    gadget = code_gadget(code, language or "python")
+    return " ; ".join(" ".join(line.split()) for line in gadget.text.split("\n"))
+
+
+def attach_texts(samples: Sequence, text_input: str = DEFAULT_TEXT_INPUT) -> None:
+    """Compute each usable sample's transformer text once (epochs rebuild their datasets)."""
+    for s in samples:
+        if s.error is None and s.code is not None:
+            s.text = transformer_text(s.code, s.language, text_input)
