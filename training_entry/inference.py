@@ -19,7 +19,7 @@ Response: ``{"predictions": [...]}`` in request order, one entry per instance::
      # GNN
      "taint_reaches_sink": bool, "sink_line": int | None,
      "taint_paths": [[{"node", "kind", "line", "role": "source"|"step"|"sink"}, ...], ...],
-     "top_nodes": [{"node", "kind", "line", "importance"}, ...]}
+     "top_nodes": [{"node", "kind", "line", "importance"}, ...]}  # most attended nodes with a line first
 
 An instance that cannot be scored (no code, unknown language, code too large, a graph the model
 cannot read) gets ``{"id", "error": "<why>", "score": null, "pred": null, ...}``; the rest of the
@@ -283,8 +283,12 @@ def _score_gnn(items: list[dict], model: LoadedModel) -> list[dict]:
                 role = "source" if j == 0 else "sink" if j == len(path) - 1 else "step"
                 steps.append({**node(n), "role": role})
             paths.append(steps)
-        k = min(TOP_K, weights.numel())
-        top = torch.topk(weights, k) if k else None
+        # The most important nodes a reader can find in the code: nodes without a line (the
+        # module, synthetic nodes) rank only when no node has one.
+        located = torch.tensor([lines[n] is not None for n in range(weights.numel())], dtype=torch.bool)
+        ranked = weights.masked_fill(~located, float("-inf")) if bool(located.any()) else weights
+        k = min(TOP_K, int(located.sum()) if bool(located.any()) else weights.numel())
+        top = torch.topk(ranked, k) if k else None
         row["taint_reaches_sink"] = bool(paths)
         row["taint_paths"] = paths
         row["sink_line"] = paths[0][-1]["line"] if paths else None

@@ -41,7 +41,7 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(hidden_size=args.hidden_size or sizes["hidden_size"],
                         num_layers=args.num_layers or sizes["num_layers"], dropout=args.dropout,
                         num_heads=args.num_heads, max_length=args.max_length, vocab_size=args.vocab_size,
-                        pretrained=args.pretrained)
+                        pretrained=args.pretrained, input_readout=getattr(args, "input_readout", False))
 
 
 def read_model_config(model_dir: Path) -> dict:

@@ -37,6 +37,7 @@ class ModelOptions:
     max_length: int = 256
     vocab_size: int = 8000
     pretrained: str | None = None
+    input_readout: bool = False
 
 
 @dataclass

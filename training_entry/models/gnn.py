@@ -126,11 +126,18 @@ class EnhancedTaintFlowGNN(EntryModel):
         num_layers: message-passing layers (each residual + LayerNorm).
         num_classes: output classes (2: safe / vulnerable).
         dropout: dropout after every layer and in the head.
+        readout_columns: node-feature columns whose maximum over each graph the head also reads
+            (the featurizer's 0/1 flags, `FLAG_FEATURES`; empty: none, as in models saved before
+            it existed). A flag (a sink reached on a taint path, a known sink at all, a sanitizer)
+            then reaches the classifier as it is, not only mixed by message passing, so the model
+            can learn when to follow the analysis and when (no known sink) to go by names and
+            argument flows. Sizes and positions are left out: their maxima say how large a
+            function is, which differs between code bases, not whether it is vulnerable.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 64, num_relations: int | None = None,
                  num_layers: int = 3, num_classes: int = 2, dropout: float = 0.1, num_kinds: int = 0,
-                 num_subtoken_buckets: int = 0):
+                 num_subtoken_buckets: int = 0, readout_columns: Sequence[int] = ()):
         super().__init__()
         if num_relations is None:
             from streamguard.core.graphs import NUM_EDGE_TYPES
@@ -162,8 +169,13 @@ class EnhancedTaintFlowGNN(EntryModel):
         self.attention = GatedAttentionPool(hidden_channels)
         # Readout = [add, mean, max, attention]; the LayerNorm tames add-pool's growth with graph size.
         self.readout_norm = nn.LayerNorm(4 * hidden_channels)
+        cols = [int(c) for c in readout_columns]
+        if any(not 0 <= c < in_channels for c in cols):
+            raise ValueError(f"EnhancedTaintFlowGNN: readout_columns must lie in [0, {in_channels}), got {cols}")
+        self.register_buffer("readout_columns", torch.tensor(cols, dtype=torch.long), persistent=False)
+        head_in = 4 * hidden_channels + len(cols)
         self.head = nn.Sequential(
-            nn.Linear(4 * hidden_channels, hidden_channels), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(head_in, hidden_channels), nn.GELU(), nn.Dropout(dropout),
             nn.Linear(hidden_channels, num_classes),
         )
 
@@ -182,7 +194,8 @@ class EnhancedTaintFlowGNN(EntryModel):
 
         Returns:
             `(logits [G, num_classes], extras)` with `extras["node_importance"]` (`[N]`, attention
-            weights summing to 1 within each graph) and `extras["graph_embedding"]` (`[G, 4*hidden]`).
+            weights summing to 1 within each graph) and `extras["graph_embedding"]` (`[G, 4*hidden]`,
+            plus the graph maxima of `readout_columns`).
         """
         if batch is None:
             batch = x.new_zeros(x.size(0), dtype=torch.long)
@@ -216,6 +229,10 @@ class EnhancedTaintFlowGNN(EntryModel):
             attn,
         ], dim=-1)
         graph_embedding = self.readout_norm(readout)
+        if self.readout_columns.numel():
+            # Flags are 0/1 already: no normalisation, so a flag stays a flag.
+            flags = global_max_pool(x.index_select(1, self.readout_columns), batch, size=num_graphs)
+            graph_embedding = torch.cat([graph_embedding, flags], dim=-1)
         logits = self.head(graph_embedding)
         return logits, {"node_importance": weights, "graph_embedding": graph_embedding}
 
@@ -230,7 +247,7 @@ class EnhancedTaintFlowGNN(EntryModel):
         kwargs = {"in_channels": g.NODE_FEAT_DIM, "hidden_channels": options.hidden_size,
                   "num_relations": g.NUM_EDGE_TYPES, "num_layers": options.num_layers, "num_classes": 2,
                   "dropout": options.dropout, "num_kinds": g.NUM_NODE_KINDS,
-                  "num_subtoken_buckets": g.SUBTOKENS["buckets"]}
+                  "num_subtoken_buckets": g.SUBTOKENS["buckets"], "readout_columns": ([g.NODE_FEATURES.index(f) for f in g.FLAG_FEATURES] if options.input_readout else [])}
         return NewModel(cls(**kwargs), None, kwargs)
 
     def forward_batch(self, batch: Any, device: torch.device, net: nn.Module | None = None) -> BatchOutput:

@@ -148,6 +148,9 @@ NODE_FEATURES: tuple[str, ...] = (
 )
 NODE_FEAT_DIM = len(NODE_FEATURES)
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(NODE_FEATURES)}
+# The numeric columns (sizes and positions, in [0, 1]); every other column is a 0/1 flag.
+NUMERIC_FEATURES: frozenset[str] = frozenset({"depth", "literal_len", "num_children", "position", "num_uses"})
+FLAG_FEATURES: tuple[str, ...] = tuple(f for f in NODE_FEATURES if f not in NUMERIC_FEATURES)
 
 # Directed edge types. Reverse edges are stored as their own types so that message passing in a
 # relational GNN also runs against the direction of the AST and of data flow.

@@ -84,6 +84,35 @@ def test_gnn_without_batch_or_edge_types_is_one_graph(graphs):
     assert float(extras["node_importance"].detach().sum()) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_gnn_input_readout_feeds_each_flags_graph_maximum_to_the_head(graphs):
+    torch.manual_seed(0)
+    batch = graph_batch(graphs, make_records(2, seed=1))
+    cols = [graphs.NODE_FEATURES.index(f) for f in graphs.FLAG_FEATURES]
+    assert graphs.NODE_FEATURES.index("depth") not in cols and graphs.NODE_FEATURES.index("is_sink") in cols
+    model = gnn_for(graphs, hidden_channels=16, num_layers=2, readout_columns=cols).eval()
+    with torch.no_grad():
+        logits, extras = run(model, batch)
+        emb = extras["graph_embedding"]
+        assert emb.shape == (2, 4 * 16 + len(cols))
+        for i in range(2):
+            assert torch.equal(emb[i, 4 * 16:], batch.x[batch.batch == i][:, cols].max(dim=0).values)
+        # A flag set on one node of graph 0 reaches the head unmixed: graph 0's logits move, graph 1's do not.
+        col = graphs.NODE_FEATURES.index("on_taint_path")
+        x = batch.x.clone()
+        x[:, col] = 0.0
+        before, _ = model(x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
+        x[int((batch.batch == 0).nonzero()[0]), col] = 1.0
+        after, extras_after = model(x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
+    assert extras_after["graph_embedding"][0, 4 * 16 + cols.index(col)] == 1.0
+    assert not torch.allclose(before[0], after[0])
+    assert torch.allclose(before[1], after[1], atol=1e-6)
+    # The plain readout (models saved before the option) keeps its head size; bad columns are refused.
+    plain = gnn_for(graphs, hidden_channels=16, num_layers=2)
+    assert plain.head[0].in_features == 4 * 16 and model.head[0].in_features == 4 * 16 + len(cols)
+    with pytest.raises(ValueError, match="readout_columns"):
+        gnn_for(graphs, readout_columns=[graphs.NODE_FEAT_DIM])
+
+
 def test_graph_to_data_carries_features_kinds_subtokens_and_rejects_bad_ids(graphs):
     g = graphs.build_graph(make_records(1)[0]["code"], "python")
     d = entry_data.graph_to_data(g, 1)
