@@ -3,6 +3,8 @@ constructor kwargs."""
 
 from __future__ import annotations
 
+import inspect
+
 from streamguard.core.model_types import MODEL_TYPES
 
 from .common import BatchOutput, EntryModel, ModelOptions, NewModel
@@ -24,8 +26,18 @@ def model_class(model_type: str) -> type[EntryModel]:
 
 
 def build_model(model_type: str, kwargs: dict) -> EntryModel:
-    """Instantiate a model of `model_type` from its constructor kwargs (`config.json`'s `model_kwargs`)."""
-    return model_class(model_type)(**kwargs)
+    """Instantiate a model of `model_type` from its constructor kwargs (`config.json`'s `model_kwargs`).
+
+    Raises ValueError naming the keys this code does not know (a model saved by a newer or a
+    different version of the entry), rather than Python's bare TypeError.
+    """
+    cls = model_class(model_type)
+    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"{model_type} model_kwargs has keys this version of the entry does not know: {unknown} "
+                         f"(known: {sorted(known)}); was the model saved by another version?")
+    return cls(**kwargs)
 
 
 __all__ = ["BatchOutput", "EnhancedSQLIntentTransformer", "EnhancedTaintFlowGNN", "EntryModel", "MODEL_CLASSES",

@@ -96,6 +96,8 @@ def test_gnn_forward_batch_is_its_forward_with_the_batch_labels(graphs):
     assert new.kwargs["in_channels"] == graphs.NODE_FEAT_DIM and new.kwargs["num_relations"] == graphs.NUM_EDGE_TYPES
     model = new.model.eval()
     assert build_model("gnn", new.kwargs).state_dict().keys() == model.state_dict().keys()
+    with pytest.raises(ValueError, match=r"does not know: \['future_option'\]"):
+        build_model("gnn", {**new.kwargs, "future_option": 1})
     batch = next(iter(_loader("gnn", _samples(make_records(6, seed=1), graphs))))
     out = model.forward_batch(batch, torch.device("cpu"))
     logits, _ = model(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
