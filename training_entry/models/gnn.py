@@ -247,7 +247,8 @@ class EnhancedTaintFlowGNN(EntryModel):
         kwargs = {"in_channels": g.NODE_FEAT_DIM, "hidden_channels": options.hidden_size,
                   "num_relations": g.NUM_EDGE_TYPES, "num_layers": options.num_layers, "num_classes": 2,
                   "dropout": options.dropout, "num_kinds": g.NUM_NODE_KINDS,
-                  "num_subtoken_buckets": g.SUBTOKENS["buckets"], "readout_columns": ([g.NODE_FEATURES.index(f) for f in g.FLAG_FEATURES] if options.input_readout else [])}
+                  "num_subtoken_buckets": g.SUBTOKENS["buckets"],
+                  "readout_columns": [g.NODE_FEATURES.index(f) for f in g.FLAG_FEATURES] if options.input_readout else []}
         return NewModel(cls(**kwargs), None, kwargs)
 
     def forward_batch(self, batch: Any, device: torch.device, net: nn.Module | None = None) -> BatchOutput:
