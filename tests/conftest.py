@@ -28,6 +28,14 @@ os.environ.update(
         "TOKENIZERS_PARALLELISM": "false",
     }
 )
+# Under xdist the workers share the cores. torch's default of one thread per core in every worker,
+# and in every training process a worker starts, oversubscribes them, and its spinning OpenMP threads
+# then make tiny trainings several times slower (measured: two processes training side by side on 2
+# cores, 32-36 s each with the default, 17 s each with one thread). Each worker gets its share.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _threads)
 for var in ("STREAMGUARD_ARTIFACT_ROOT", "STREAMGUARD_REGISTRY_URI", "STREAMGUARD_LOCAL_JOBS_DIR"):
     os.environ.pop(var, None)
 # DAG files import operators from plugins/ (Airflow puts the plugins folder on sys.path).
@@ -65,3 +73,36 @@ def airflow_db() -> Path:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return home
 
+
+
+@pytest.fixture(scope="session")
+def training_run_shared(airflow_db, tmp_path_factory):
+    """The tiny training run of both models, once per session (`tests.support.e2e.shared_training_run`):
+    ``(home, logs, proc)``. The files that use it are listed in ``SHARED_RUN_FILES``, so that xdist runs
+    them on one worker (`pytest_xdist_make_scheduler` below)."""
+    from tests.support.e2e import shared_training_run
+
+    return shared_training_run(tmp_path_factory.mktemp("shared-training-run"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, except that the files reading the shared training run are one unit.
+
+    A file stays on one worker, so its module fixtures are built once; the files in
+    ``SHARED_RUN_FILES`` (tests/support/e2e.py) go to the same worker, so the session's
+    `training_run_shared` runs once. (``--dist loadgroup`` would express this with markers, but
+    xdist 3.8 cannot rename pytest 9's node ids, and then schedules every test on its own.)
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    from tests.support.e2e import SHARED_RUN_FILES, SHARED_RUN_GROUP
+
+    class SharedRunFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SHARED_RUN_GROUP if scope in SHARED_RUN_FILES else scope
+
+    return SharedRunFileScheduling(config, log)

@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
-def training_run(airflow_db, tmp_path_factory):
-    home = tmp_path_factory.mktemp("e2e-train")
-    proc = run_dags_test("streamguard_training", TINY_TRAINING_CONF, home)
+def training_run(training_run_shared):
+    """The session's tiny training run of both models (tests/repo/test_security.py reads it too)."""
+    home, _logs, proc = training_run_shared
     return home, proc
 
 

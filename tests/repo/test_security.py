@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.e2e import run_dags_test, succeeded, tail
+from tests.support.e2e import succeeded, tail
 from tests.support.secret_scan import PICKLE_SUFFIXES, Finding, read_text, scan_text, scan_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,9 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 # What a model directory or model.tar.gz may hold: safetensors weights, JSON, tokenizer text files.
 ALLOWED_MODEL_SUFFIXES = frozenset({".safetensors", ".json", ".jsonl", ".txt"})
 ALLOWED_CODE_SUFFIXES = {".py", ".txt", ".md", ".json"}  # .json: the featurizer's API catalog (data)
-
-TINY_CONF = {"sample_pairs": 20, "gnn_epochs": 1, "transformer_epochs": 1,
-             "gnn_min_val_accuracy": 0, "transformer_min_val_accuracy": 0, "max_fpr": 1}
 
 
 def unsafe_loads(source: str, where: str) -> list[Finding]:
@@ -152,16 +149,14 @@ def test_no_pickle_format_files_are_tracked():
 
 # --- a real run ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_run(airflow_db, tmp_path_factory):
-    """A tiny ``airflow dags test streamguard_training`` with its own StreamGuard home and task-log folder.
+def tiny_run(training_run_shared):
+    """The tiny ``airflow dags test streamguard_training`` with its own StreamGuard home and task-log folder.
 
     ``dags test`` runs the tasks in its own process, so their logs are mostly in its captured output;
-    anything written to the task-log folder is scanned too.
+    anything written to the task-log folder is scanned too. It is the session's run of both models
+    (`training_run_shared`, tests/conftest.py), which tests/e2e/test_e2e_training_local.py reads too.
     """
-    root = tmp_path_factory.mktemp("security-run")
-    home, logs = root / "streamguard", root / "task-logs"
-    proc = run_dags_test("streamguard_training", TINY_CONF, home, timeout=600,
-                         AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(logs))
+    home, logs, proc = training_run_shared
     assert succeeded(proc), tail(proc)
     return proc, home, logs
 

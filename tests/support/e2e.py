@@ -34,6 +34,25 @@ def run_dags_test(dag_id: str, conf: dict, home: Path, *, timeout: int = 900, **
     return proc
 
 
+# The test files that read the shared training run (the `training_run_shared` fixture in
+# tests/conftest.py): xdist schedules them as one unit under this name, so the run happens once.
+SHARED_RUN_GROUP = "shared-training-run"
+SHARED_RUN_FILES = frozenset({"tests/e2e/test_e2e_training_local.py", "tests/repo/test_security.py"})
+
+
+def shared_training_run(root: Path) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """One `airflow dags test streamguard_training` with ``TINY_TRAINING_CONF`` (both models), its own
+    StreamGuard home ``root/streamguard`` and task-log folder ``root/task-logs``; ``(home, logs, proc)``.
+
+    Read by the local end-to-end checks (registry, summary) and by the repository's security checks
+    (no credentials in the output and logs, weights only as safetensors), which used to run the same
+    DAG twice for it.
+    """
+    home, logs = root / "streamguard", root / "task-logs"
+    proc = run_dags_test("streamguard_training", TINY_TRAINING_CONF, home, AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(logs))
+    return home, logs, proc
+
+
 def succeeded(proc: subprocess.CompletedProcess) -> bool:
     out = proc.stdout + proc.stderr
     return proc.returncode == 0 and "state=success" in out and "state=failed" not in out

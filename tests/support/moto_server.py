@@ -41,12 +41,38 @@ _server = None
 _endpoint: str | None = None
 
 
+def _make_conditional_puts_atomic() -> None:
+    """Make moto's PutObject atomic, as S3's is.
+
+    moto checks ``If-None-Match: *`` / ``If-Match`` and then writes, with nothing holding the two
+    together, so on its threaded server two racing conditional writes to one key can both succeed
+    (seen as a lost registry version or a duplicated alias revision under load). S3 guarantees
+    that exactly one of them wins; the registry's concurrency tests check our protocol against
+    that guarantee, so every PutObject here runs its check-then-write under one lock.
+    """
+    from moto.s3.responses import S3Response
+
+    original = S3Response.put_object
+    if getattr(original, "_streamguard_atomic", False):
+        return
+    put_lock = threading.Lock()
+
+    def put_object(self, *args, **kwargs):
+        with put_lock:
+            return original(self, *args, **kwargs)
+
+    put_object._streamguard_atomic = True
+    S3Response.put_object = put_object
+
+
 def start_moto_server() -> str:
     """Start (once per process) a moto server on 127.0.0.1:<free port>; return its endpoint URL."""
     global _server, _endpoint
     with _lock:
         if _endpoint is None:
             from moto.server import ThreadedMotoServer
+
+            _make_conditional_puts_atomic()
 
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

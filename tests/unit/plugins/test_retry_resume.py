@@ -235,11 +235,12 @@ def test_killed_training_fails_the_task_and_the_retry_resumes(tmp_path, monkeypa
     # Copy checkpoints out often, so one is at CheckpointConfig before the kill.
     monkeypatch.setenv("STREAMGUARD_LOCAL_CHECKPOINT_SYNC_S", "0.2")
     tarball, _ = build_sourcedir_tarball(tmp_path / "src" / "sourcedir.tar.gz")
-    # Enough records that an epoch outlasts the polling below (the kill must land mid-run).
+    # Enough records that an epoch (about a second on an idle machine) outlasts the polling below (0.05 s;
+    # checkpoints are copied every 0.2 s): the kill lands after a checkpoint and before the last epoch.
     _write_jsonl(tmp_path / "data" / "train" / "data.jsonl", make_records(1000, seed=10))
     _write_jsonl(tmp_path / "data" / "validation" / "data.jsonl", make_records(40, seed=11))
     ckpt_root = tmp_path / "runs" / "checkpoints" / "gnn"
-    epochs = 4
+    epochs = 3
     name = "sg-gnn-retry-test-0123456789"
     request = build_training_request(
         job_name=name, model_type="gnn",
