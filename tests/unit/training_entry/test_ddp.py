@@ -21,10 +21,10 @@ from tests.support.entry_data import ENTRY_DIR, TINY_GNN, make_channels
 pytestmark = pytest.mark.slow
 SCRIPT = ENTRY_DIR / "train_enhanced_models.py"
 # One full-batch step per epoch: one process takes all 48 training records per batch, each of the two
-# ranks its 24, and DDP averages the two gradients, so both runs take (nearly) the same steps; the
-# difference left comes from the class-weighted loss being a per-rank weighted mean. Dropout is off: its
-# masks are drawn from different random streams in one process and in two ranks, which says nothing
-# about the gradient averaging checked here.
+# ranks its 24, and DDP averages the two gradients, so both runs take (nearly) the same steps; what can
+# differ is float rounding and the class-weighted loss being a per-rank weighted mean. Dropout is off:
+# its masks are drawn from different random streams in one process and in two ranks, which says
+# nothing about the gradient averaging checked here.
 EPOCHS, N_TRAIN = 3, 48
 
 
