@@ -12,6 +12,9 @@ export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export STREAMGUARD_BACKEND="${STREAMGUARD_BACKEND:-local}"
+# The two models train (and are evaluated) side by side as local jobs: half the cores each.
+cores=$(nproc 2>/dev/null || echo 2)
+export STREAMGUARD_LOCAL_JOB_CPUS="${STREAMGUARD_LOCAL_JOB_CPUS:-$(( cores > 1 ? cores / 2 : 1 ))}"
 export PATH="$ROOT/.venv/bin:$PATH"
 mkdir -p "$AIRFLOW_HOME"
 echo "[demo] migrating Airflow's metadata DB in $AIRFLOW_HOME"

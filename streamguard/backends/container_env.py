@@ -15,6 +15,23 @@ from streamguard.backends.local import JobPaths
 from streamguard.jobs.request import decode_hyperparameter, user_hyperparameters
 
 HOST = "algo-1"
+# CPUs one local job may use (default: all of them). Local jobs of one run train side by side on
+# one machine, and torch's default of a thread per core in each of them oversubscribes the cores.
+JOB_CPUS_VAR = "STREAMGUARD_LOCAL_JOB_CPUS"
+
+
+def job_cpus(env: dict) -> int:
+    """``$STREAMGUARD_LOCAL_JOB_CPUS`` (a positive integer), else the machine's CPU count."""
+    raw = env.get(JOB_CPUS_VAR, "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{JOB_CPUS_VAR}={raw!r}: expected a positive number of CPUs per local training job")
+    return value
 
 def command_args(hyperparameters: dict[str, str]) -> list[str]:
     """``--name value`` pairs as the SageMaker training toolkit builds them (values JSON-decoded).
@@ -52,7 +69,7 @@ def training_environment(request: dict, paths: JobPaths, checkpoint_dir: Path, b
         "SM_HPS": json.dumps(user, sort_keys=True),
         "SM_USER_ARGS": json.dumps(command_args(hps)),
         "SM_NUM_GPUS": os.environ.get("STREAMGUARD_LOCAL_NUM_GPUS", "0"),
-        "SM_NUM_CPUS": str(os.cpu_count() or 1),
+        "SM_NUM_CPUS": str(job_cpus(env)),
         "SM_HOSTS": json.dumps([HOST]),
         "SM_CURRENT_HOST": HOST,
         "SM_NETWORK_INTERFACE_NAME": "lo",
@@ -66,6 +83,9 @@ def training_environment(request: dict, paths: JobPaths, checkpoint_dir: Path, b
         "PYTHONPATH": os.pathsep.join(p for p in (str(paths.code), env.get("PYTHONPATH", "")) if p),
         "PYTHONUNBUFFERED": "1",
     })
+    if env.get(JOB_CPUS_VAR, "").strip():
+        # torch (OpenMP / MKL) sizes its thread pool from these at start-up.
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = env["SM_NUM_CPUS"]
     for channel in channels:
         env[f"SM_CHANNEL_{_env_name(channel)}"] = str(paths.input_data / channel)
     for key, value in user.items():

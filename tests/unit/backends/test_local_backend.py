@@ -327,3 +327,24 @@ def test_safe_extract_unpacks_a_normal_archive(tmp_path):
     path = _tar_with(tmp_path, lambda tar: (_add_file(tar, "a/b.txt", b"hello"), _add_file(tar, "c.txt")))
     out = safe_extract(path, tmp_path / "dest")
     assert (out / "a" / "b.txt").read_bytes() == b"hello" and (out / "c.txt").is_file()
+
+
+def test_job_cpus_sets_the_jobs_cpu_count_and_torch_threads(tmp_path):
+    from streamguard.backends.container_env import JOB_CPUS_VAR, training_environment
+    from streamguard.backends.local import JobPaths
+
+    request = {"TrainingJobName": "job-cpus", "AlgorithmSpecification": {"TrainingInputMode": "File"},
+               "HyperParameters": {"sagemaker_program": '"train_enhanced_models.py"',
+                                   "sagemaker_submit_directory": '"file:///src.tar.gz"', "epochs": "1"}}
+    paths = JobPaths(tmp_path / "job")
+    base = {k: v for k, v in os.environ.items() if k not in (JOB_CPUS_VAR, "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    # Unset: the machine's CPUs, and torch's own thread default (nothing forced).
+    env = training_environment(request, paths, tmp_path / "ckpt", base_env=base)
+    assert env["SM_NUM_CPUS"] == str(os.cpu_count() or 1)
+    assert "OMP_NUM_THREADS" not in env and "MKL_NUM_THREADS" not in env
+    # Set: the job's share, for SageMaker's variable and for torch's thread pools.
+    env = training_environment(request, paths, tmp_path / "ckpt", base_env={**base, JOB_CPUS_VAR: "3"})
+    assert env["SM_NUM_CPUS"] == env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ValueError, match=rf"{JOB_CPUS_VAR}='{bad}': expected a positive number"):
+            training_environment(request, paths, tmp_path / "ckpt", base_env={**base, JOB_CPUS_VAR: bad})
