@@ -286,8 +286,9 @@ def _score_gnn(items: list[dict], model: LoadedModel) -> list[dict]:
         # The most important nodes a reader can find in the code: nodes without a line (the
         # module, synthetic nodes) rank only when no node has one.
         located = torch.tensor([lines[n] is not None for n in range(weights.numel())], dtype=torch.bool)
-        ranked = weights.masked_fill(~located, float("-inf")) if bool(located.any()) else weights
-        k = min(TOP_K, int(located.sum()) if bool(located.any()) else weights.numel())
+        n_located = int(located.sum())
+        ranked = weights.masked_fill(~located, float("-inf")) if n_located else weights
+        k = min(TOP_K, n_located or weights.numel())
         top = torch.topk(ranked, k) if k else None
         row["taint_reaches_sink"] = bool(paths)
         row["taint_paths"] = paths

@@ -20,11 +20,11 @@ HOST = "algo-1"
 JOB_CPUS_VAR = "STREAMGUARD_LOCAL_JOB_CPUS"
 
 
-def job_cpus(env: dict) -> int:
-    """``$STREAMGUARD_LOCAL_JOB_CPUS`` (a positive integer), else the machine's CPU count."""
+def job_cpus(env: dict) -> int | None:
+    """``$STREAMGUARD_LOCAL_JOB_CPUS`` (a positive integer); None when it is unset."""
     raw = env.get(JOB_CPUS_VAR, "").strip()
     if not raw:
-        return os.cpu_count() or 1
+        return None
     try:
         value = int(raw)
     except ValueError:
@@ -53,6 +53,7 @@ def _env_name(key: str) -> str:
 def training_environment(request: dict, paths: JobPaths, checkpoint_dir: Path, base_env: dict | None = None) -> dict:
     """The ``SM_*`` environment of the training process (see SAGEMAKER.md's contract table)."""
     env = dict(os.environ if base_env is None else base_env)
+    cpus = job_cpus(env)
     hps = request.get("HyperParameters", {})
     user = user_hyperparameters(hps)
     channels = [c["ChannelName"] for c in request.get("InputDataConfig", [])]
@@ -69,7 +70,7 @@ def training_environment(request: dict, paths: JobPaths, checkpoint_dir: Path, b
         "SM_HPS": json.dumps(user, sort_keys=True),
         "SM_USER_ARGS": json.dumps(command_args(hps)),
         "SM_NUM_GPUS": os.environ.get("STREAMGUARD_LOCAL_NUM_GPUS", "0"),
-        "SM_NUM_CPUS": str(job_cpus(env)),
+        "SM_NUM_CPUS": str(cpus or os.cpu_count() or 1),
         "SM_HOSTS": json.dumps([HOST]),
         "SM_CURRENT_HOST": HOST,
         "SM_NETWORK_INTERFACE_NAME": "lo",
@@ -83,9 +84,8 @@ def training_environment(request: dict, paths: JobPaths, checkpoint_dir: Path, b
         "PYTHONPATH": os.pathsep.join(p for p in (str(paths.code), env.get("PYTHONPATH", "")) if p),
         "PYTHONUNBUFFERED": "1",
     })
-    if env.get(JOB_CPUS_VAR, "").strip():
-        # torch (OpenMP / MKL) sizes its thread pool from these at start-up.
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = env["SM_NUM_CPUS"]
+    if cpus:  # set on purpose: torch (OpenMP / MKL) sizes its thread pools from these at start-up
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(cpus)
     for channel in channels:
         env[f"SM_CHANNEL_{_env_name(channel)}"] = str(paths.input_data / channel)
     for key, value in user.items():
