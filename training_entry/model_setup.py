@@ -41,7 +41,8 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions(hidden_size=args.hidden_size or sizes["hidden_size"],
                         num_layers=args.num_layers or sizes["num_layers"], dropout=args.dropout,
                         num_heads=args.num_heads, max_length=args.max_length, vocab_size=args.vocab_size,
-                        pretrained=args.pretrained, input_readout=getattr(args, "input_readout", False))
+                        pretrained=args.pretrained, input_readout=getattr(args, "input_readout", False),
+                        embedding_std=0.0 if getattr(args, "embedding_init", "normal") == "zero" else 0.1)
 
 
 def read_model_config(model_dir: Path) -> dict:

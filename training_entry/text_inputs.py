@@ -25,8 +25,9 @@ def code_for_tokens(code: str) -> str:
 
 
 # What the transformer reads: "gadget" (the statements that reach a sink, `streamguard.core.graphs.
-# gadget`; the default) or "code" (the whole text, `code_for_tokens`; models saved before gadgets).
-TEXT_INPUTS = ("gadget", "code")
+# gadget`; the default), "marked-gadget" (the same lines, each led by the taint analysis' markers,
+# `gadget.MARKERS`) or "code" (the whole text, `code_for_tokens`; models saved before gadgets).
+TEXT_INPUTS = ("gadget", "marked-gadget", "code")
 DEFAULT_TEXT_INPUT = "gadget"
 
 
@@ -38,11 +39,11 @@ def transformer_text(code: str, language: str | None, text_input: str = DEFAULT_
     """
     if text_input == "code":
         return code_for_tokens(code)
-    if text_input != "gadget":
+    if text_input not in ("gadget", "marked-gadget"):
         raise ValueError(f"unknown transformer text input {text_input!r} (expected one of {TEXT_INPUTS})")
     from streamguard.core.graphs.gadget import code_gadget
 
-    gadget = code_gadget(code, language or "python")
+    gadget = code_gadget(code, language or "python", markers=text_input == "marked-gadget")
     return " ; ".join(" ".join(line.split()) for line in gadget.text.split("\n"))
 
 

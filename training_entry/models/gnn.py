@@ -133,11 +133,15 @@ class EnhancedTaintFlowGNN(EntryModel):
             can learn when to follow the analysis and when (no known sink) to go by names and
             argument flows. Sizes and positions are left out: their maxima say how large a
             function is, which differs between code bases, not whether it is vulnerable.
+        embedding_std: standard deviation the kind and subtoken embeddings start from. 0 starts
+            them at zero, so a kind or subtoken that training never sees (Python's node kinds,
+            for a model trained on Java only) adds nothing at inference instead of a random
+            vector: an unused row gets no gradient and stays zero; a used one learns as before.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 64, num_relations: int | None = None,
                  num_layers: int = 3, num_classes: int = 2, dropout: float = 0.1, num_kinds: int = 0,
-                 num_subtoken_buckets: int = 0, readout_columns: Sequence[int] = ()):
+                 num_subtoken_buckets: int = 0, readout_columns: Sequence[int] = (), embedding_std: float = 0.1):
         super().__init__()
         if num_relations is None:
             from streamguard.core.graphs import NUM_EDGE_TYPES
@@ -149,6 +153,8 @@ class EnhancedTaintFlowGNN(EntryModel):
                              f"layers={num_layers} classes={num_classes}")
         if num_kinds < 0 or num_subtoken_buckets < 0:
             raise ValueError("EnhancedTaintFlowGNN: num_kinds and num_subtoken_buckets must be >= 0")
+        if not embedding_std >= 0:
+            raise ValueError(f"EnhancedTaintFlowGNN: embedding_std must be >= 0, got {embedding_std}")
         self.num_relations = num_relations
         self.input = nn.Linear(in_channels, hidden_channels)
         self.kind_embedding = nn.Embedding(num_kinds, hidden_channels) if num_kinds else None
@@ -156,10 +162,13 @@ class EnhancedTaintFlowGNN(EntryModel):
         self.subtoken_embedding = (nn.EmbeddingBag(num_subtoken_buckets + 1, hidden_channels, mode="mean",
                                                    padding_idx=0) if num_subtoken_buckets else None)
         # Embeddings start at the scale of the flags' projection (not N(0, 1), which would drown
-        # the featurizer's flags at the start of training); the padding bucket stays zero.
+        # the featurizer's flags at the start of training), or at zero; the padding bucket stays zero.
         for emb in (self.kind_embedding, self.subtoken_embedding):
             if emb is not None:
-                nn.init.normal_(emb.weight, std=0.1)
+                if embedding_std:
+                    nn.init.normal_(emb.weight, std=embedding_std)
+                else:
+                    nn.init.zeros_(emb.weight)
                 if getattr(emb, "padding_idx", None) is not None:
                     with torch.no_grad():
                         emb.weight[emb.padding_idx].zero_()
@@ -248,7 +257,8 @@ class EnhancedTaintFlowGNN(EntryModel):
                   "num_relations": g.NUM_EDGE_TYPES, "num_layers": options.num_layers, "num_classes": 2,
                   "dropout": options.dropout, "num_kinds": g.NUM_NODE_KINDS,
                   "num_subtoken_buckets": g.SUBTOKENS["buckets"],
-                  "readout_columns": [g.NODE_FEATURES.index(f) for f in g.FLAG_FEATURES] if options.input_readout else []}
+                  "readout_columns": [g.NODE_FEATURES.index(f) for f in g.FLAG_FEATURES] if options.input_readout else [],
+                  "embedding_std": options.embedding_std}
         return NewModel(cls(**kwargs), None, kwargs)
 
     def forward_batch(self, batch: Any, device: torch.device, net: nn.Module | None = None) -> BatchOutput:

@@ -253,7 +253,7 @@ class EnhancedSQLIntentTransformer(EntryModel):
 
         t0 = time.perf_counter()
         text_inputs.attach_texts(samples, text_input)
-        if log is not None and text_input == "gadget":
+        if log is not None and text_input in ("gadget", "marked-gadget"):
             log(f"Transformer input: code gadgets of {len(samples)} records in {time.perf_counter() - t0:.1f}s")
 
     @classmethod

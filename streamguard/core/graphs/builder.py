@@ -153,10 +153,13 @@ def _deep_call(fn, *args):
     return out["value"]
 
 
-def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
+def ir_taint(g: GraphIR) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The taint analysis of a graph IR, before any node is cut: ``(edges, sink_class, is_tainted,
+    flows_to_sink, on_taint_path)``, ``edges`` the ``[src, dst, type]`` rows with every edge between
+    live and dead code turned into ``dead_branch``. `_assemble` and the code gadgets' markers
+    (`gadget.code_gadget`) read the same analysis from here."""
     n = len(g.kinds)
-    flags = g.flags
-    fl = np.asarray(flags, dtype=np.int64)
+    fl = np.asarray(g.flags, dtype=np.int64)
     dead = (fl & IR.DEAD) != 0
     sink = (fl & IR.SINK) != 0
 
@@ -178,6 +181,15 @@ def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
     if g.sanitizes:
         universal[list(g.sanitizes)] = False
     tainted, to_sink, on_path = _taint_columns(n, fwd_arr, fl, dead, sink, universal | sink, sink_class, san_mask)
+    return fwd_arr, sink_class, tainted, to_sink, on_path
+
+
+def _assemble(g: GraphIR, lang: str, parse_ok: bool, max_nodes: int) -> dict:
+    n = len(g.kinds)
+    flags = g.flags
+    fl = np.asarray(flags, dtype=np.int64)
+    sink = (fl & IR.SINK) != 0
+    fwd_arr, sink_class, tainted, to_sink, on_path = ir_taint(g)
 
     overwritten = [False] * n
     num_uses = [0] * n

@@ -18,6 +18,14 @@ set of statements that a sink depends on. Here it is computed on the featurizer'
 The gadget is the source lines holding those nodes, in source order. Code with no live sink falls
 back to the whole function with its dead lines left out; code whose syntax the frontends cannot
 read (a token-chain graph) falls back to the whole text. Both fallbacks are said in `kind`.
+
+With ``markers=True`` each line is prefixed with the taint analysis' roles of its nodes, as words
+that are the same in every language (`MARKERS`): ``@source`` (untrusted input enters here),
+``@tainted`` (a value on the line carries it), ``@sanitizer``, ``@sql`` (a literal that looks like
+SQL), ``@concat`` (a string is built), ``@constant`` (a condition folds to a constant), ``@sink``
+(a known sink) and ``@reached`` (a sink that tainted data reaches). The code's own tokens differ
+between Java and Python; these do not, so what a model learns of them on one language carries to
+the other.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from .vocab import EDGE_INDEX, FLOW_EDGE_TYPES, SINK_EDGE_TYPE
 
 log = logging.getLogger(__name__)
 
-GADGET_VERSION = "gadget-1"
+GADGET_VERSION = "gadget-2"  # gadget-2: optional analysis markers (gadget-1 lines unchanged)
 # The IR budget of a gadget (nodes); larger code is cut there and the rest falls back to text.
 DEFAULT_BUDGET = 20_000
 
@@ -50,6 +58,13 @@ _FUNCTIONS = frozenset(("py.FunctionDef", "py.AsyncFunctionDef", "py.Lambda", "j
 _BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
 # Lines of braces alone carry no tokens worth a place in a fixed token budget.
 _BRACES = re.compile(r"^[{}();\s]*$")
+
+
+# Line markers, in the order they are written (see the module docstring).
+MARKERS = ("@source", "@tainted", "@sanitizer", "@sql", "@concat", "@constant", "@sink", "@reached")
+_SANITIZING = IR.SANITIZER | IR.PATH_SANITIZER | IR.SANITIZER_SOME
+_MARK_BITS = (("@source", IR.SOURCE | IR.PARAM_SOURCE), ("@sanitizer", _SANITIZING), ("@sql", IR.SQL_LITERAL),
+              ("@concat", IR.CONCAT), ("@constant", IR.CONST_TRUE | IR.CONST_FALSE), ("@sink", IR.SINK))
 
 
 @dataclass(frozen=True)
@@ -69,15 +84,35 @@ def _source_lines(code: str) -> list[str]:
     return code.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-def _render(lines: list[str], keep) -> tuple[str, tuple[int, ...]]:
+def _render(lines: list[str], keep, marks: dict[int, str] | None = None) -> tuple[str, tuple[int, ...]]:
     out, kept = [], []
     for i in keep:
         if 0 <= i < len(lines):
             text = lines[i].strip()
             if text and not _BOILERPLATE.match(text) and not _BRACES.match(text):
-                out.append(text)
+                mark = marks.get(i) if marks else None
+                out.append(f"{mark} {text}" if mark else text)
                 kept.append(i)
     return "\n".join(out), tuple(kept)
+
+
+def _line_marks(g) -> dict[int, str]:
+    """Source line -> its markers (`MARKERS`), from the nodes on it that are not dead."""
+    from .builder import ir_taint  # the builder imports the frontends this module imports too
+
+    _, _, tainted, _, on_path = ir_taint(g)
+    found: dict[int, set[str]] = {}
+    for v, (line, flag) in enumerate(zip(g.lines, g.flags)):
+        if line < 0 or flag & IR.DEAD:
+            continue
+        names = [name for name, bits in _MARK_BITS if flag & bits]
+        if tainted[v]:
+            names.append("@tainted")
+        if flag & IR.SINK and on_path[v]:
+            names.append("@reached")
+        if names:
+            found.setdefault(line, set()).update(names)
+    return {line: " ".join(m for m in MARKERS if m in names) for line, names in found.items()}
 
 
 def _whole(code: str, kind: str = "text") -> Gadget:
@@ -99,8 +134,9 @@ def build_ir(code: str, language: str, budget: int = DEFAULT_BUDGET):
     return graph
 
 
-def code_gadget(code: str, language: str, budget: int = DEFAULT_BUDGET) -> Gadget:
-    """The code gadget of one function or file (see the module docstring).
+def code_gadget(code: str, language: str, budget: int = DEFAULT_BUDGET, markers: bool = False) -> Gadget:
+    """The code gadget of one function or file (see the module docstring); with `markers`, each
+    line starts with its analysis markers.
 
     Raises:
         ValueError: unsupported language.
@@ -125,11 +161,12 @@ def code_gadget(code: str, language: str, budget: int = DEFAULT_BUDGET) -> Gadge
                 sink_in[d] = True
     sinks = [i for i in range(n) if g.flags[i] & IR.SINK and sink_in[i] and not dead[i]]
     lines = _source_lines(code)
+    marks = _line_marks(g) if markers else None
     if not sinks:
         live = sorted({g.lines[i] for i in range(n) if not dead[i] and g.lines[i] >= 0})
         dead_only = {g.lines[i] for i in range(n) if dead[i]} - set(live)
         keep = [i for i in range(len(lines)) if i not in dead_only]
-        text, kept = _render(lines, keep)
+        text, kept = _render(lines, keep, marks)
         return Gadget(text, "live", 0, kept)
     seen = [False] * n
     for adj in (back, fwd):
@@ -171,5 +208,5 @@ def code_gadget(code: str, language: str, budget: int = DEFAULT_BUDGET) -> Gadge
             if g.lines[v] >= 0:
                 keep_lines.add(g.lines[v])
             v = parent[v]
-    text, kept = _render(lines, sorted(keep_lines))
+    text, kept = _render(lines, sorted(keep_lines), marks)
     return Gadget(text, "slice", len(sinks), kept)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamguard.core.graphs import build_graph
-from streamguard.core.graphs.gadget import code_gadget
+from streamguard.core.graphs.gadget import MARKERS, code_gadget
 
 JAVA_DEAD = """\
 import java.sql.*;
@@ -132,3 +132,84 @@ def test_early_exits_before_a_sink_are_kept_with_their_branch():
     assert "if host not in KNOWN:" in lines
     assert 'raise ValueError("unknown host " + host)' in lines
     assert 'note = "checked"' not in lines and "return note" not in lines
+
+
+JAVA_VULN = """\
+public class Q {
+    public void run(java.sql.Connection conn, HttpServletRequest request) throws Exception {
+        String name = request.getParameter("name");
+        String q = "SELECT * FROM t WHERE n = '" + name + "'";
+        conn.createStatement().executeQuery(q);
+    }
+}
+"""
+
+JAVA_BOUND = """\
+public class Q {
+    public void run(java.sql.Connection conn, HttpServletRequest request) throws Exception {
+        String name = request.getParameter("name");
+        java.sql.PreparedStatement ps = conn.prepareStatement("SELECT * FROM t WHERE n = ?");
+        ps.setString(1, name);
+        ps.executeQuery();
+    }
+}
+"""
+
+PY_VULN = """\
+from flask import request
+
+def search(cursor):
+    name = request.args.get("name")
+    q = "SELECT * FROM t WHERE n = '%s'" % name
+    cursor.execute(q)
+"""
+
+PY_BOUND = """\
+from flask import request
+
+def search(cursor):
+    name = request.args.get("name")
+    cursor.execute("SELECT * FROM t WHERE n = %s", (name,))
+"""
+
+
+def _marks(text: str) -> list[set[str]]:
+    return [{w for w in line.split() if w in MARKERS} for line in text.split("\n")]
+
+
+@pytest.mark.parametrize("vuln, bound, lang", [(JAVA_VULN, JAVA_BOUND, "java"), (PY_VULN, PY_BOUND, "python")])
+def test_markers_say_where_taint_enters_and_whether_it_reaches_a_sink(vuln, bound, lang):
+    marked = code_gadget(vuln, lang, markers=True)
+    plain = code_gadget(vuln, lang)
+    assert not any(_marks(plain.text)[i] for i in range(len(plain.lines)))   # off by default
+    assert marked.lines == plain.lines                                       # same lines, only prefixed
+    for m_line, p_line in zip(marked.text.split("\n"), plain.text.split("\n")):
+        assert m_line.endswith(p_line)
+    by_line = _marks(marked.text)
+    source_line = next(i for i, line in enumerate(marked.text.split("\n")) if "name =" in line)
+    assert {"@source", "@tainted"} <= by_line[source_line]
+    assert {"@sql", "@concat", "@tainted"} <= set().union(*by_line)
+    assert any({"@sink", "@reached"} <= m for m in by_line)
+    # The bound twin: the query is still a sink, but nothing tainted reaches it.
+    bound_marks = _marks(code_gadget(bound, lang, markers=True).text)
+    assert any("@sink" in m for m in bound_marks)
+    assert not any("@reached" in m for m in bound_marks)
+    assert any("@sanitizer" in m for m in bound_marks) or lang == "java"
+
+
+def test_markers_are_written_in_a_fixed_order_and_never_on_dead_lines():
+    text = code_gadget(JAVA_DEAD, "java", markers=True).text
+    for line in text.split("\n"):
+        words = [w for w in line.split() if w.startswith("@")]
+        assert words == [m for m in MARKERS if m in words]
+        assert "stmt.execute(" not in line
+    # A model input kind of its own, so a saved model reads what it was trained on.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "training_entry"))
+    import text_inputs
+
+    assert "marked-gadget" in text_inputs.TEXT_INPUTS
+    assert "@constant if (false)" in text_inputs.transformer_text(JAVA_DEAD, "java", "marked-gadget")
+    assert "@" not in text_inputs.transformer_text(JAVA_DEAD, "java", "gadget")

@@ -113,6 +113,29 @@ def test_gnn_input_readout_feeds_each_flags_graph_maximum_to_the_head(graphs):
         gnn_for(graphs, readout_columns=[graphs.NODE_FEAT_DIM])
 
 
+def test_gnn_zero_embeddings_learn_what_training_sees_and_leave_the_rest_at_zero(graphs):
+    torch.manual_seed(0)
+    batch = graph_batch(graphs, make_records(4, seed=3))
+    model = gnn_for(graphs, hidden_channels=16, num_layers=2, embedding_std=0.0)
+    assert not model.kind_embedding.weight.any() and not model.subtoken_embedding.weight.any()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        logits, _ = run(model, batch)
+        torch.nn.functional.cross_entropy(logits, batch.y).backward()
+        opt.step()
+    seen_kinds = torch.zeros(graphs.NUM_NODE_KINDS, dtype=torch.bool)
+    seen_kinds[batch.kind.unique()] = True
+    moved = model.kind_embedding.weight.detach().abs().sum(dim=1) > 0
+    assert torch.equal(moved, seen_kinds)          # every kind in the batch learnt, every other still zero
+    seen_tok = torch.zeros(graphs.SUBTOKENS["buckets"] + 1, dtype=torch.bool)
+    seen_tok[batch.subtok.unique()] = True
+    seen_tok[0] = False                            # the padding bucket never moves
+    assert torch.equal(model.subtoken_embedding.weight.detach().abs().sum(dim=1) > 0, seen_tok)
+    with pytest.raises(ValueError, match="embedding_std"):
+        gnn_for(graphs, embedding_std=-1.0)
+
+
 def test_graph_to_data_carries_features_kinds_subtokens_and_rejects_bad_ids(graphs):
     g = graphs.build_graph(make_records(1)[0]["code"], "python")
     d = entry_data.graph_to_data(g, 1)
