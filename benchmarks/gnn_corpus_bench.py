@@ -1,4 +1,4 @@
-"""A trained GNN against the taint rule on the hand-written corpus (``benchmarks/taint_corpus``).
+"""A trained model (GNN or transformer) against the taint rule on the hand-written corpus (``benchmarks/taint_corpus``).
 
     .venv/bin/python benchmarks/gnn_corpus_bench.py --model <model dir> --out benchmarks/results/corpus \\
         [--family 'jdbcTemplate\\.'] [--per-case]
@@ -48,7 +48,7 @@ def _f(v) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="a trained GNN model dir (or model.tar.gz)")
+    p.add_argument("--model", required=True, help="a trained model dir (or model.tar.gz): GNN or transformer")
     p.add_argument("--out", required=True)
     p.add_argument("--family", default=None, help="regex over the code: report these cases on their own")
     p.add_argument("--extra-corpus", default=None,
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         groups["extra cases"] = [r for r in rows if r["set"] == "extra"]
     summary = {"featurizer_version": FEATURIZER_VERSION, "model": args.model, "groups": {}}
     print(f"featurizer {FEATURIZER_VERSION}; model {args.model}")
-    print("| cases | n (vuln/safe) | rule TPR | rule FPR | rule TPR−FPR | GNN TPR | GNN FPR | GNN TPR−FPR |")
+    print("| cases | n (vuln/safe) | rule TPR | rule FPR | rule TPR−FPR | model TPR | model FPR | model TPR−FPR |")
     print("|---|---|---|---|---|---|---|---|")
     for name, rs in groups.items():
         rule = rates([(r["label"], r["rule"]) for r in rs])
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                              "gnn_flags_safe": sum(r["gnn"] for r in fam if r["label"] == 0)}
         f = summary["family"]
         print(f"\nfamily /{args.family}/: {len(fam)} cases, {f['vulnerable']} vulnerable: rule flags "
-              f"{f['rule_flags']}, GNN flags {f['gnn_flags']}; of its {f['safe']} safe cases the GNN flags "
+              f"{f['rule_flags']}, the model flags {f['gnn_flags']}; of its {f['safe']} safe cases the model flags "
               f"{f['gnn_flags_safe']}")
     if args.per_case:
         for r in rows:

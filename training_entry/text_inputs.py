@@ -1,4 +1,5 @@
-"""What the transformer reads of a record: its code gadget (the default) or its whole text, condensed.
+"""What the transformer reads of a record: its code gadget, marked with the taint analysis' roles (the
+default) or not, or its whole text, condensed.
 
 Pure text (no torch): the training loaders (`data.CodeDataset`), inference and the flags
 (`--text-input`) all take the text from here, so a model reads at serving time what it was
@@ -24,11 +25,12 @@ def code_for_tokens(code: str) -> str:
     return " ".join(" ".join(kept).split())
 
 
-# What the transformer reads: "gadget" (the statements that reach a sink, `streamguard.core.graphs.
-# gadget`; the default), "marked-gadget" (the same lines, each led by the taint analysis' markers,
-# `gadget.MARKERS`) or "code" (the whole text, `code_for_tokens`; models saved before gadgets).
-TEXT_INPUTS = ("gadget", "marked-gadget", "code")
-DEFAULT_TEXT_INPUT = "gadget"
+# What the transformer reads: "marked-gadget" (the statements that reach a sink, each line led by the
+# taint analysis' markers, `streamguard.core.graphs.gadget`; the default), "gadget" (the same lines
+# unmarked) or "code" (the whole text, `code_for_tokens`). Saved models name theirs; models saved
+# before gadgets read the whole text.
+TEXT_INPUTS = ("marked-gadget", "gadget", "code")
+DEFAULT_TEXT_INPUT = "marked-gadget"
 
 
 def transformer_text(code: str, language: str | None, text_input: str = DEFAULT_TEXT_INPUT) -> str:

@@ -187,7 +187,7 @@ def test_transformer_training_through_the_cli_with_sagemaker_env(tmp_path):
     md = tmp_path / "model"
     cfg = json.loads((md / "config.json").read_text())
     assert cfg["model_type"] == "transformer" and cfg["max_length"] == 64
-    assert cfg["text_input"] == "gadget"  # the default input: statements that reach a sink
+    assert cfg["text_input"] == "marked-gadget"  # the default input: statements that reach a sink, marked
     assert "Transformer input: code gadgets of 32 records" in proc.stdout
     assert cfg["model_kwargs"]["encoder_config"]["hidden_size"] == 32
     assert (md / "tokenizer" / "tokenizer.json").is_file()
