@@ -132,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--input-readout", type=_bool, nargs="?", const=True, default=True,
         help="GNN: the head also reads each 0/1 node flag's maximum over the graph (the featurizer's "
              "verdicts, unmixed by message passing); 'false' for the plain readout")
-    add("--embedding-init", type=_str, choices=("normal", "zero"), default="normal",
-        help="GNN: kind and subtoken embeddings start as N(0, 0.1) or at zero (what training never sees "
-             "then adds nothing at inference)")
+    add("--embedding-init", type=_str, choices=("zero", "normal"), default="zero",
+        help="GNN: kind and subtoken embeddings start at zero (what training never sees then adds nothing "
+             "at inference) or as N(0, 0.1), as before")
     add("--threshold", type=_float, default=None, help="P(vulnerable) cut-off; default 0.5 or the model's")
     add("--num-workers", type=_int, default=0)
     add("--progress-interval-s", type=_float, default=30.0,

@@ -38,7 +38,7 @@ class ModelOptions:
     vocab_size: int = 8000
     pretrained: str | None = None
     input_readout: bool = False
-    embedding_std: float = 0.1
+    embedding_std: float = 0.0
 
 
 @dataclass
