@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-train-samples", type=_int, default=None, help="seeded subset of the train split (smoke runs)")
     add("--sink-dropout", type=_float, default=0.0,
         help="GNN: share of training graphs drawn as if the catalog knew none of their sinks (0: none)")
+    add("--token-dropout", type=_float, default=0.0,
+        help="transformer: share of the code words of each training text dropped (the gadget's analysis "
+             "markers are kept; 0: none)")
     add("--input-readout", type=_bool, nargs="?", const=True, default=True,
         help="GNN: the head also reads each 0/1 node flag's maximum over the graph (the featurizer's "
              "verdicts, unmixed by message passing); 'false' for the plain readout")
@@ -186,6 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         (args.vocab_size >= 300, f"--vocab-size must be >= 300 (256 bytes + specials), got {args.vocab_size}"),
         (args.threshold is None or 0 <= args.threshold <= 1, f"--threshold must be in [0, 1], got {args.threshold}"),
         (0 <= args.sink_dropout <= 1, f"--sink-dropout must be in [0, 1], got {args.sink_dropout}"),
+        (0 <= args.token_dropout < 1, f"--token-dropout must be in [0, 1), got {args.token_dropout}"),
         (args.max_train_samples is None or args.max_train_samples >= 1,
          f"--max-train-samples must be >= 1, got {args.max_train_samples}"),
         (args.num_workers >= 0, f"--num-workers must be >= 0, got {args.num_workers}"),

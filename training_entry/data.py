@@ -360,15 +360,21 @@ class GraphDataset(Dataset):
 class CodeDataset(Dataset):
     """(code, label) pairs for the transformer; tokenised per batch by `TokenCollator`."""
 
-    def __init__(self, samples: Sequence[Sample], text_input: str = text_inputs.DEFAULT_TEXT_INPUT):
+    def __init__(self, samples: Sequence[Sample], text_input: str = text_inputs.DEFAULT_TEXT_INPUT, *,
+                 token_dropout: float = 0.0, seed: int = 0):
         self.codes = [s.text if s.text is not None else text_inputs.transformer_text(s.code, s.language, text_input)
                       for s in samples]
         self.labels = [-1 if s.label is None else s.label for s in samples]
+        self.token_dropout = token_dropout
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def __getitem__(self, i: int) -> tuple[str, int]:
+        if self.token_dropout:
+            rng = random.Random(self.seed * 1_000_003 + i)
+            return text_inputs.drop_code_words(self.codes[i], self.token_dropout, rng), self.labels[i]
         return self.codes[i], self.labels[i]
 
 
@@ -388,11 +394,11 @@ class TokenCollator:
 
 
 def make_dataset(model_type: str, samples: Sequence[Sample], text_input: str = text_inputs.DEFAULT_TEXT_INPUT, *,
-                 sink_dropout: float = 0.0, seed: int = 0):
+                 sink_dropout: float = 0.0, token_dropout: float = 0.0, seed: int = 0):
     """The dataset of one split: a `GraphDataset` (GNN) or a `CodeDataset` (transformer)."""
     if model_type == "gnn":
         return GraphDataset(samples, sink_dropout=sink_dropout, seed=seed)
-    return CodeDataset(samples, text_input)
+    return CodeDataset(samples, text_input, token_dropout=token_dropout, seed=seed)
 
 
 def make_loader(model_type: str, dataset, *, batch_size: int, shuffle: bool = False,

@@ -183,12 +183,14 @@ def predict(model: nn.Module, loader, rt: Runtime) -> tuple[list[float], list[fl
 
 def get_dataloaders(model_type: str, splits: dict[str, list], *, batch_size: int, tokenizer=None,
                     max_length: int = 256, num_workers: int = 0, seed: int = 0, rt: Runtime | None = None,
-                    text_input: str = text_inputs.DEFAULT_TEXT_INPUT, sink_dropout: float = 0.0) -> dict:
+                    text_input: str = text_inputs.DEFAULT_TEXT_INPUT, sink_dropout: float = 0.0,
+                    token_dropout: float = 0.0) -> dict:
     """Loaders per split: `train` shuffled (seeded; a DistributedSampler under DDP), the others in order."""
     loaders = {}
     for name, samples in splits.items():
         dataset = datamod.make_dataset(model_type, samples, text_input,
-                                       sink_dropout=sink_dropout if name == "train" else 0.0, seed=seed)
+                                       sink_dropout=sink_dropout if name == "train" else 0.0,
+                                       token_dropout=token_dropout if name == "train" else 0.0, seed=seed)
         sampler = None
         if name == "train" and rt is not None and rt.distributed:
             from torch.utils.data.distributed import DistributedSampler

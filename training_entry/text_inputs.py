@@ -49,6 +49,18 @@ def transformer_text(code: str, language: str | None, text_input: str = DEFAULT_
     return " ; ".join(" ".join(line.split()) for line in gadget.text.split("\n"))
 
 
+def drop_code_words(text: str, p: float, rng) -> str:
+    """The text with each word of code dropped with probability `p` (training only, `--token-dropout`);
+    the analysis markers (`gadget.MARKERS`) and the statement separators stay. A model trained this way
+    cannot lean on any one code token and leans on the markers, which read the same in every language."""
+    from streamguard.core.graphs.gadget import MARKERS
+
+    if p <= 0:
+        return text
+    keep = frozenset(MARKERS) | {";"}
+    return " ".join(w for w in text.split(" ") if w in keep or rng.random() >= p)
+
+
 def attach_texts(samples: Sequence, text_input: str = DEFAULT_TEXT_INPUT) -> None:
     """Compute each usable sample's transformer text once (epochs rebuild their datasets)."""
     for s in samples:

@@ -213,3 +213,22 @@ def test_markers_are_written_in_a_fixed_order_and_never_on_dead_lines():
     assert "marked-gadget" in text_inputs.TEXT_INPUTS
     assert "@constant if (false)" in text_inputs.transformer_text(JAVA_DEAD, "java", "marked-gadget")
     assert "@" not in text_inputs.transformer_text(JAVA_DEAD, "java", "gadget")
+
+
+def test_token_dropout_drops_code_words_and_keeps_markers_and_separators():
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "training_entry"))
+    import text_inputs
+
+    text = text_inputs.transformer_text(PY_VULN, "python", "marked-gadget")
+    assert text_inputs.drop_code_words(text, 0.0, random.Random(0)) == text
+    dropped = text_inputs.drop_code_words(text, 0.5, random.Random(0))
+    words, kept = text.split(" "), dropped.split(" ")
+    marks = [w for w in words if w in MARKERS or w == ";"]
+    assert [w for w in kept if w in MARKERS or w == ";"] == marks        # every marker and separator stays
+    code_words = len(words) - len(marks)
+    assert 0 < len(kept) - len(marks) < code_words                       # some code words go, not all
+    assert dropped == text_inputs.drop_code_words(text, 0.5, random.Random(0))   # seeded

@@ -112,6 +112,8 @@ def test_sagemaker_style_hyperparameters_are_accepted():
     (["--model-type", "gnn", "--no-such-flag", "1"], "unrecognized --no-such-flag"),
     (["--model-type", "cnn"], "invalid choice"),
     (["--model-type", "gnn", "--epochs", "0"], "--epochs must be >= 1"),
+    (["--model-type", "transformer", "--token-dropout", "1"], "--token-dropout must be in [0, 1)"),
+    (["--model-type", "gnn", "--embedding-init", "random"], "invalid choice"),
     (["--model-type", "gnn", "--fine-tune", "maybe"], "True or False"),
     (["--epochs", "2"], "--model-type gnn|transformer is required"),
 ])
