@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-transformer-args", default="", help="more entry flags for the transformer")
     p.add_argument("--transforms", type=int, default=0,
                    help="program-transformation variants per training record at prepare time (0: none)")
+    p.add_argument("--transform-names", default="",
+                   help="with --transforms: only these transformations, comma-separated (default: all)")
     p.add_argument("--threads", type=int, default=2, help="OMP / MKL threads of each training process")
     p.add_argument("--nice", type=int, default=10, help="niceness of the training processes")
     p.add_argument("--code-snapshot", default=None,
@@ -198,6 +200,8 @@ import json, sys, time
 from streamguard.data.prepare import prepare
 t0 = time.monotonic()
 extra = {"transforms": int(sys.argv[4])} if int(sys.argv[4]) else {}
+if extra and sys.argv[5]:
+    extra["transform_names"] = sys.argv[5].split(",")
 report = prepare(json.loads(sys.argv[1]), sys.argv[2], seed=int(sys.argv[3]),
                  progress=lambda msg: print(msg, flush=True), **extra).to_dict()
 report["elapsed_s"] = round(time.monotonic() - t0, 1)
@@ -206,7 +210,7 @@ print("REPORT " + json.dumps(report), flush=True)
 
 
 def prepare_channels(inputs: list[Path], out: Path, seed: int, snapshot: dict, reuse: bool,
-                     transforms: int = 0) -> dict:
+                     transforms: int = 0, transform_names: str = "") -> dict:
     """Run ``streamguard.data.prepare.prepare`` with the snapshot's library, unless a finished one is reused.
 
     It runs in a child process so that it imports the frozen library, not the working tree.
@@ -223,7 +227,7 @@ def prepare_channels(inputs: list[Path], out: Path, seed: int, snapshot: dict, r
             return report
     print(f"preparing {out} from {', '.join(p.name for p in inputs)}", flush=True)
     done = subprocess.run([sys.executable, "-c", _PREPARE_SNIPPET, json.dumps([str(p) for p in inputs]),
-                           str(out), str(seed), str(transforms)], cwd=snapshot["lib"],
+                           str(out), str(seed), str(transforms), transform_names], cwd=snapshot["lib"],
                           env=dict(os.environ, PYTHONPATH=snapshot["lib"]), capture_output=True, text=True)
     lines = done.stdout.splitlines()
     for line in lines:
@@ -551,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     if "in_dist" in experiments:
         channels = out / "prepared" / "all"
         summary["prepare"]["all"] = prepare_channels([data_dir / f for f in ALL_FILES], channels, args.seed,
-                                                     snapshot, args.reuse, args.transforms)
+                                                     snapshot, args.reuse, args.transforms, args.transform_names)
         summary["baselines"]["in_dist_test"] = taint_rule_baseline(channels / "test" / "data.jsonl", snapshot)
         for model in models:
             run_dir = out / "runs" / f"in_dist_{model}"
@@ -563,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     if "cross_source" in experiments:
         channels = out / "prepared" / "juliet"
         summary["prepare"]["juliet"] = prepare_channels([data_dir / f for f in JULIET_FILES], channels,
-                                                        args.seed, snapshot, args.reuse, args.transforms)
+                                                        args.seed, snapshot, args.reuse, args.transforms, args.transform_names)
         summary["baselines"]["sven"] = taint_rule_baseline(data_dir / SVEN_FILE, snapshot)
         for model in models:
             run_dir = out / "runs" / f"juliet_{model}"

@@ -129,9 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-train-samples", type=_int, default=None, help="seeded subset of the train split (smoke runs)")
     add("--sink-dropout", type=_float, default=0.0,
         help="GNN: share of training graphs drawn as if the catalog knew none of their sinks (0: none)")
-    add("--token-dropout", type=_float, default=0.0,
-        help="transformer: share of the code words of each training text dropped (the gadget's analysis "
-             "markers are kept; 0: none)")
+    add("--token-dropout", type=_float, default=0.3,
+        help="transformer: share of the code words of each training text dropped, drawn anew each epoch "
+             "(the gadget's analysis markers are kept; 0: none)")
     add("--input-readout", type=_bool, nargs="?", const=True, default=True,
         help="GNN: the head also reads each 0/1 node flag's maximum over the graph (the featurizer's "
              "verdicts, unmixed by message passing); 'false' for the plain readout")

@@ -122,7 +122,8 @@ def _admit(candidate: dict, known: dict, ids: set, stats: AugmentStats, max_code
 
 
 def transform_splits(splits: dict[str, list[dict]], *, seed: int, per_record: int,
-                     max_code_bytes: int = 200_000, only: tuple[str, ...] | None = ("train",)) -> dict:
+                     max_code_bytes: int = 200_000, only: tuple[str, ...] | None = ("train",),
+                     names: tuple[str, ...] | None = None) -> dict:
     """Append program-transformation variants (`streamguard.data.transforms`) to each split in place.
 
     Only input records are transformed (not counterfactual twins); a variant keeps its parent's
@@ -134,7 +135,8 @@ def transform_splits(splits: dict[str, list[dict]], *, seed: int, per_record: in
     but not kept: its code was already there, or it was too large).
 
     ``only``: the splits that get variants (default the training split, so that validation and test
-    figures compare with and without augmentation; None: every split).
+    figures compare with and without augmentation; None: every split). ``names``: only these
+    transformations (None: all).
     """
     from streamguard.data.transforms import variants
 
@@ -154,7 +156,7 @@ def transform_splits(splits: dict[str, list[dict]], *, seed: int, per_record: in
         for rec in records:
             if rec.get("origin") != "input" or rec.get("label") not in (0, 1):
                 continue
-            for v in variants(rec, seed, per_record, outcomes):
+            for v in variants(rec, seed, per_record, outcomes, names):
                 out = {"id": f"{rec['id']}-t-{v.transformation.name}", "code": v.code, "label": v.label,
                        "language": rec["language"], "cwe": rec.get("cwe"), "group": rec["group"],
                        "source": rec.get("source"), "origin": "transformed", "augmented_from": rec["id"],

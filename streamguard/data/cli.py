@@ -56,6 +56,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--transforms", type=int, default=0, metavar="N",
                    help="add up to N program-transformation variants per record, within its split "
                         "(renames, helpers, dead code, sanitizers, ...; default: 0, none)")
+    p.add_argument("--transform-names", default=None, metavar="A,B",
+                   help="with --transforms: only these transformations, comma-separated (default: all)")
     p.set_defaults(func=run_prepare)
 
     s = subparsers.add_parser(
@@ -92,7 +94,9 @@ def run_prepare(args: argparse.Namespace) -> int:
                          allowed_languages=args.languages, progress=progress,
                          keep_raw=not args.no_raw, max_line_bytes=args.max_line_bytes,
                          max_gzip_ratio=args.max_gzip_ratio, graph_workers=args.graph_workers,
-                         transforms=args.transforms)
+                         transforms=args.transforms,
+                         transform_names=None if args.transform_names is None else
+                         [n.strip() for n in args.transform_names.split(",") if n.strip()])
     except PrepareError as exc:
         raise CLIError(str(exc), exc.hint) from exc
     finally:

@@ -46,7 +46,8 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
             progress: Callable[[str], None] | None = None, keep_raw: bool = False,
             max_line_bytes: int | None = None, max_gzip_ratio: int | None = None,
             graph_workers: int | None = None, transforms: int = 0,
-            transform_in: Sequence[str] | None = ("train",)) -> PrepareReport:
+            transform_in: Sequence[str] | None = ("train",),
+            transform_names: Sequence[str] | None = None) -> PrepareReport:
     """Prepare training channels from JSON-lines inputs.
 
     Args:
@@ -69,6 +70,7 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
             split (``streamguard.data.transforms``; 0, the default: none).
         transform_in: the splits that get those variants (default the training split only, so that
             validation and test figures compare with and without; None: every split).
+        transform_names: only these transformations (None: all of them).
 
     Returns:
         The report (also written to ``out/report.json``).
@@ -78,13 +80,20 @@ def prepare(inputs: Sequence[str], out: str, *, seed: int = 13,
     """
     started = time.monotonic()
     say = progress or (lambda _msg: None)
+    if transform_names is not None:
+        from streamguard.data.transforms import check_names
+
+        try:
+            transform_names = check_names(transform_names)
+        except ValueError as exc:
+            raise PrepareError(str(exc)) from exc
     ratios, allowed, files, report = _setup(inputs, out, seed, ratios, max_code_bytes, allowed_languages)
     say(f"reading {len(files)} file(s)")
     spool = Spool()  # read-time rejections, in (file, line) order; the later ones are few
     try:
         front = _front(files, out, report, spool, seed=seed, ratios=ratios, max_code_bytes=max_code_bytes,
                        auto_counterfactuals=auto_counterfactuals, allowed=allowed, say=say, started=started,
-                       transforms=transforms, transform_in=transform_in, keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
+                       transforms=transforms, transform_in=transform_in, transform_names=transform_names, keep_raw=keep_raw, limits={"max_line_bytes": max_line_bytes, "max_gzip_ratio": max_gzip_ratio})
         if with_graphs:
             report.graphs = _add_graphs(front.splits, front.later, front.where, graph_workers, say)
         return _finish(front, say)
@@ -132,7 +141,8 @@ class _Front:
 def _front(files: list[str], out: str, report: PrepareReport, spool: Spool, *, seed: int, ratios,
            max_code_bytes: int, auto_counterfactuals: bool, allowed: set[str] | None,
            say: Callable[[str], None], started: float, keep_raw: bool, limits: dict,
-           transforms: int = 0, transform_in: Sequence[str] | None = ("train",)) -> _Front:
+           transforms: int = 0, transform_in: Sequence[str] | None = ("train",),
+           transform_names: Sequence[str] | None = None) -> _Front:
     """Read, validate, deduplicate, split and augment: the decisions that need every record at once."""
     items = _read_all(files, report, max_code_bytes, allowed, spool, keep_raw, limits)
     report.records_valid = len(items)
@@ -179,7 +189,8 @@ def _front(files: list[str], out: str, report: PrepareReport, spool: Spool, *, s
     if transforms > 0:
         say(f"adding up to {transforms} program-transformation variant(s) per record")
         made = transform_splits(splits, seed=seed, per_record=transforms, max_code_bytes=max_code_bytes,
-                                only=None if transform_in is None else tuple(transform_in))
+                                only=None if transform_in is None else tuple(transform_in),
+                                names=None if transform_names is None else tuple(transform_names))
         skipped = skipped + made.pop("skipped")
         report.augmented["transformations"] = made
     return _Front(files, out, report, spool, later, dedup.duplicates + skipped, splits, where, keep_raw,

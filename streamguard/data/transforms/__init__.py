@@ -46,25 +46,44 @@ def parses(code: str, language: str) -> bool:
     return check(code, language)
 
 
-def eligible(rec: dict) -> list[Transformation]:
+def check_names(names) -> tuple[str, ...]:
+    """The transformation names asked for, checked against the registry.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    known = sorted({t.name for ts in REGISTRY.values() for t in ts})
+    names = tuple(names)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown program transformation(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if not names:
+        raise ValueError("an empty list of program transformations; leave it out to use them all")
+    return names
+
+
+def eligible(rec: dict, names: tuple[str, ...] | None = None) -> list[Transformation]:
     """The transformations that may be tried on a record: all label-preserving ones; the label-flipping
-    ones only for a vulnerable record about an injection weakness."""
+    ones only for a vulnerable record about an injection weakness. ``names``: only these (None: all)."""
     out = []
     for t in REGISTRY.get(rec.get("language"), ()):
+        if names is not None and t.name not in names:
+            continue
         if t.flips and not (rec.get("label") == 1 and (not rec.get("cwe") or rec.get("cwe") in INJECTION_CWES)):
             continue
         out.append(t)
     return out
 
 
-def variants(rec: dict, seed: int, per_record: int, outcomes: dict[str, dict[str, int]]) -> list[Variant]:
+def variants(rec: dict, seed: int, per_record: int, outcomes: dict[str, dict[str, int]],
+             names: tuple[str, ...] | None = None) -> list[Variant]:
     """Up to ``per_record`` variants of one record; each attempt's outcome counted in ``outcomes``
     (``"<language>/<name>" -> {outcome: n}``; outcomes ``made``, ``not_applicable:<reason>``,
     ``parse_failed``, ``error:<exception type>``)."""
     from streamguard.data.split import stable_hash
 
     rng = random.Random(stable_hash(seed, rec["id"], "transforms"))
-    order = eligible(rec)
+    order = eligible(rec, names)
     rng.shuffle(order)
     made: list[Variant] = []
     for t in order:
@@ -90,5 +109,5 @@ def variants(rec: dict, seed: int, per_record: int, outcomes: dict[str, dict[str
     return made
 
 
-__all__ = ["REGISTRY", "INJECTION_CWES", "Variant", "Transformation", "NotApplicable", "eligible", "variants",
-           "parses"]
+__all__ = ["REGISTRY", "INJECTION_CWES", "Variant", "Transformation", "NotApplicable", "check_names", "eligible",
+           "variants", "parses"]

@@ -341,7 +341,21 @@ def safe_element(code: str, rng: random.Random) -> str:
     return prog.code()
 
 
+def logged_instead(code: str, rng: random.Random) -> str:
+    """Each sink's String argument is written to the console (``System.out.println``) just before, and
+    the sink gets a constant instead: the tainted value reaches only a console line, which is no query,
+    command, path, page, header or redirect, so vulnerable code becomes safe. (A model that reads sinks
+    by their names learns here that tainted data flowing into a call is not enough: it has to be a
+    dangerous call.)"""
+    prog = Program(code, rng)
+    for sink, _types in prog.all_sinks_string():
+        prog.insert_before(sink.stmt, [f"System.out.println({prog.text(arg)});" for arg in sink.args])
+        for arg in sink.args:
+            prog.replace(arg, java_str(const_for(sink.sink_class)))
+    return prog.code()
+
+
 TRANSFORMATIONS = tuple(Transformation(fn.__name__, "java", flips, fn) for flips, fns in (
     (False, (rename_variables, rename_methods, via_helper, via_class, via_collection, via_ternary, via_switch,
              via_string_builder, dead_code, reorder_statements)),
-    (True, (sanitize, parameterize, overwrite_constant, dead_branch, safe_element))) for fn in fns)
+    (True, (sanitize, parameterize, overwrite_constant, dead_branch, safe_element, logged_instead))) for fn in fns)

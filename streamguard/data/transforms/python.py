@@ -12,7 +12,7 @@ import random
 
 from streamguard.data.counterfactuals import python_sql
 from streamguard.data.transforms.base import NotApplicable, Transformation, const_for
-from streamguard.data.transforms.python_ast import (DEFAULT_SANITIZER, SANITIZERS, Program, expr, free_names,
+from streamguard.data.transforms.python_ast import (DEFAULT_SANITIZER, SANITIZERS, Program, copy_expr, expr, free_names,
                                                     get_slot, holes, put_slot, stmts)
 
 _VARS = ("value", "item", "entry", "text", "field", "token", "part", "record", "arg", "elem", "chunk", "val")
@@ -309,7 +309,26 @@ def safe_element(code: str, rng: random.Random) -> str:
     return prog.code()
 
 
+def logged_instead(code: str, rng: random.Random) -> str:
+    """Each sink's dangerous argument is written to the console (``print``) just before, and the sink
+    gets a constant instead: the tainted value reaches only a console line, which is no query, command,
+    path, page, header or redirect, so vulnerable code becomes safe. (A model that reads sinks by their
+    names learns here that tainted data flowing into a call is not enough: it has to be a dangerous
+    call.)"""
+    prog = Program(code, rng)
+    sinks = prog.sinks()
+    if not sinks:
+        raise NotApplicable("no_sink")
+    for sink in sinks:
+        for slot in sink.slots:
+            new = stmts("print(None)")
+            new[0].value.args[0] = copy_expr(get_slot(slot))
+            prog.insert_before(sink.stmt, new)
+            put_slot(slot, ast.Constant(const_for(sink.sink_class)))
+    return prog.code()
+
+
 TRANSFORMATIONS = tuple(Transformation(fn.__name__, "python", flips, fn) for flips, fns in (
     (False, (rename_variables, rename_methods, via_helper, via_class, via_collection, via_ternary, via_switch,
              via_string_builder, dead_code, reorder_statements)),
-    (True, (sanitize, parameterize, overwrite_constant, dead_branch, safe_element))) for fn in fns)
+    (True, (sanitize, parameterize, overwrite_constant, dead_branch, safe_element, logged_instead))) for fn in fns)

@@ -100,8 +100,8 @@ def _reaches(reached: list[str], marker: str) -> bool:
 
 def test_every_transformation_has_a_twin_in_both_languages_and_says_why():
     names = {lang: [t.name for t in ts] for lang, ts in REGISTRY.items()}
-    assert names["python"] == names["java"] and len(names["python"]) == 15
-    assert sum(t.flips for t in REGISTRY["python"]) == 5
+    assert names["python"] == names["java"] and len(names["python"]) == 16
+    assert sum(t.flips for t in REGISTRY["python"]) == 6
     for _lang, t in ALL:
         assert t.why and ("label is kept" in t.why or "becomes safe" in t.why), t.name
         assert ("becomes safe" in t.why) == t.flips
@@ -163,6 +163,8 @@ JAVA_MEANING = {
     and re.fullmatch(r"\((\w+) \? .* : \"SELECT 1\"\)", _sink_arg(out, "executeQuery")),
     "safe_element": lambda out: re.fullmatch(r"\w+\[1\]", _sink_arg(out, "executeQuery"))
     and re.search(r'String\[\] \w+ = \{"SELECT \* FROM users WHERE name = \'" \+ name \+ "\'", "SELECT 1"\};', out),
+    "logged_instead": lambda out: _sink_arg(out, "executeQuery") == '"SELECT 1"'
+    and "name" in _sink_arg(out, "println"),
 }
 
 
