@@ -305,3 +305,25 @@ def test_trigger_param_and_cli_flag_reach_preparation(tmp_path, capsys):
     assert "transformed:" in capsys.readouterr().out
     report = json.loads((tmp_path / "cli" / "report.json").read_text(encoding="utf-8"))
     assert report["augmented"]["transformations"]["made"] == report["splits"]["train"]["transformed"] > 0
+
+
+def test_transform_names_pick_the_transformations_and_unknown_names_fail_clearly(tmp_path, capsys):
+    from streamguard.cli import main
+    from streamguard.data.prepare import PrepareError, prepare
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _records(20)), encoding="utf-8")
+    report = prepare([str(data)], str(tmp_path / "out"), with_graphs=False, transforms=2,
+                     transform_names=["logged_instead"])
+    by = report.augmented["transformations"]["by_transformation"]
+    assert set(by) == {"python/logged_instead", "java/logged_instead"}
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train" / "data.jsonl").open(encoding="utf-8")]
+    made = [r for r in rows if r["origin"] == "transformed"]
+    assert made and all(r["transformation"] == "logged_instead" and r["label"] == 0 for r in made)
+    with pytest.raises(PrepareError, match="unknown program transformation.*no_such.*known: dead_branch"):
+        prepare([str(data)], str(tmp_path / "bad"), with_graphs=False, transforms=1, transform_names=["no_such"])
+    assert main(["prepare", "--input", str(data), "--out", str(tmp_path / "cli"), "--no-graphs", "--transforms", "1",
+                 "--transform-names", "logged_instead, dead_branch"]) in (0, None)
+    cli = json.loads((tmp_path / "cli" / "report.json").read_text(encoding="utf-8"))
+    assert set(cli["augmented"]["transformations"]["by_transformation"]) <= {
+        f"{lang}/{name}" for lang in ("python", "java") for name in ("logged_instead", "dead_branch")}
