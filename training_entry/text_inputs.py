@@ -8,10 +8,7 @@ trained on.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-
-_BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
 
 
 def code_for_tokens(code: str) -> str:
@@ -21,7 +18,9 @@ def code_for_tokens(code: str) -> str:
     Files open with imports and headers; with a fixed token budget (`--max-length`) those would push
     the function bodies, where flows into sinks are written, past the truncation point.
     """
-    kept = [line.strip() for line in code.splitlines() if line.strip() and not _BOILERPLATE.match(line)]
+    from streamguard.core.graphs.gadget import BOILERPLATE  # the same lines the gadgets leave out
+
+    kept = [line.strip() for line in code.splitlines() if line.strip() and not BOILERPLATE.match(line)]
     return " ".join(" ".join(kept).split())
 
 

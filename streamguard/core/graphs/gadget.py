@@ -54,8 +54,9 @@ _JUMPS = frozenset(("py.Return", "py.Raise", "py.Break", "py.Continue", "java.re
 _FUNCTIONS = frozenset(("py.FunctionDef", "py.AsyncFunctionDef", "py.Lambda", "java.method_declaration",
                         "java.constructor_declaration", "java.compact_constructor_declaration",
                         "java.lambda_expression"))
-# Lines that carry no tokens worth reading: imports, package lines, comment lines.
-_BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
+# Lines that carry no tokens worth reading: imports, package lines, comment lines (also what the
+# transformer's whole-text input leaves out, `training_entry/text_inputs.py`).
+BOILERPLATE = re.compile(r"^\s*(?:import\s|package\s|from\s+\S+\s+import\s|#|//|/?\*)")
 # Lines of braces alone carry no tokens worth a place in a fixed token budget.
 _BRACES = re.compile(r"^[{}();\s]*$")
 
@@ -89,7 +90,7 @@ def _render(lines: list[str], keep, marks: dict[int, str] | None = None) -> tupl
     for i in keep:
         if 0 <= i < len(lines):
             text = lines[i].strip()
-            if text and not _BOILERPLATE.match(text) and not _BRACES.match(text):
+            if text and not BOILERPLATE.match(text) and not _BRACES.match(text):
                 mark = marks.get(i) if marks else None
                 out.append(f"{mark} {text}" if mark else text)
                 kept.append(i)
