@@ -83,16 +83,21 @@ def via_class(code: str, rng: random.Random) -> str:
     return prog.code()
 
 
-def via_collection(code: str, rng: random.Random) -> str:
-    """The sink's argument is stored in a list beside a constant and read back from its own index (0):
-    the same value reaches the sink, so the label is kept."""
-    prog = Program(code, rng)
-    sink, slot = prog.one_flow()
+def _through_list(prog: Program, sink, slot, index: int) -> None:
+    """Store the slot's value in a new list beside the sink class's constant, just before the sink's
+    statement, and make the slot read the list at ``index`` (0: the value itself, 1: the constant)."""
     items = prog.fresh(("items", "values", "parts", "entries"))
     new = stmts(f"{items} = [None, {const_for(sink.sink_class)!r}]")
     new[0].value.elts[0] = get_slot(slot)
     prog.insert_before(sink.stmt, new)
-    put_slot(slot, expr(f"{items}[0]"))
+    put_slot(slot, expr(f"{items}[{index}]"))
+
+
+def via_collection(code: str, rng: random.Random) -> str:
+    """The sink's argument is stored in a list beside a constant and read back from its own index (0):
+    the same value reaches the sink, so the label is kept."""
+    prog = Program(code, rng)
+    _through_list(prog, *prog.one_flow(), 0)
     return prog.code()
 
 
@@ -213,9 +218,7 @@ def sanitize(code: str, rng: random.Random) -> str:
     URL quoting for a header or redirect, a number otherwise): nothing reaches a sink unsanitized, so
     vulnerable code becomes safe."""
     prog = Program(code, rng)
-    sinks = prog.sinks()
-    if not sinks:
-        raise NotApplicable("no_sink")
+    sinks = prog.required_sinks()
     work = []
     for sink in sinks:
         for slot in sink.slots:
@@ -261,9 +264,7 @@ def overwrite_constant(code: str, rng: random.Random) -> str:
     """Just before each sink, every variable its dangerous argument reads is assigned a constant: only
     constants reach the sinks, so vulnerable code becomes safe."""
     prog = Program(code, rng)
-    sinks = prog.sinks()
-    if not sinks:
-        raise NotApplicable("no_sink")
+    sinks = prog.required_sinks()
     plan = []
     for sink in sinks:
         names = sorted({n for slot in sink.slots for n in free_names(get_slot(slot))})
@@ -280,9 +281,7 @@ def dead_branch(code: str, rng: random.Random) -> str:
     before: the tainted value lives only in the dead branch and the sink gets the constant, so
     vulnerable code becomes safe."""
     prog = Program(code, rng)
-    sinks = prog.sinks()
-    if not sinks:
-        raise NotApplicable("no_sink")
+    sinks = prog.required_sinks()
     for sink in sinks:
         flag = prog.fresh(_FLAGS)
         prog.insert_before(sink.stmt, stmts(f"{flag} = False"))
@@ -296,16 +295,8 @@ def safe_element(code: str, rng: random.Random) -> str:
     """Each sink's dangerous argument is stored in a list beside a constant and the sink reads the
     constant's index (1): the tainted value never reaches it, so vulnerable code becomes safe."""
     prog = Program(code, rng)
-    sinks = prog.sinks()
-    if not sinks:
-        raise NotApplicable("no_sink")
-    for sink in sinks:
-        for slot in sink.slots:
-            items = prog.fresh(("items", "values", "parts", "entries"))
-            new = stmts(f"{items} = [None, {const_for(sink.sink_class)!r}]")
-            new[0].value.elts[0] = get_slot(slot)
-            prog.insert_before(sink.stmt, new)
-            put_slot(slot, expr(f"{items}[1]"))
+    for sink, slot in prog.sink_slots():
+        _through_list(prog, sink, slot, 1)
     return prog.code()
 
 
@@ -316,15 +307,11 @@ def logged_instead(code: str, rng: random.Random) -> str:
     names learns here that tainted data flowing into a call is not enough: it has to be a dangerous
     call.)"""
     prog = Program(code, rng)
-    sinks = prog.sinks()
-    if not sinks:
-        raise NotApplicable("no_sink")
-    for sink in sinks:
-        for slot in sink.slots:
-            new = stmts("print(None)")
-            new[0].value.args[0] = copy_expr(get_slot(slot))
-            prog.insert_before(sink.stmt, new)
-            put_slot(slot, ast.Constant(const_for(sink.sink_class)))
+    for sink, slot in prog.sink_slots():
+        new = stmts("print(None)")
+        new[0].value.args[0] = copy_expr(get_slot(slot))
+        prog.insert_before(sink.stmt, new)
+        put_slot(slot, ast.Constant(const_for(sink.sink_class)))
     return prog.code()
 
 

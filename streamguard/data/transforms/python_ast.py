@@ -112,6 +112,17 @@ class Program:
                 found.append(Sink(node, rule.sink_class or ("path" if rule.path_sink else "other"), slots, stmt))
         return found
 
+    def required_sinks(self) -> list[Sink]:
+        """`sinks`, or NotApplicable("no_sink") when there is none."""
+        sinks = self.sinks()
+        if not sinks:
+            raise NotApplicable("no_sink")
+        return sinks
+
+    def sink_slots(self) -> list[tuple[Sink, tuple]]:
+        """(sink, slot) for every dangerous argument of every sink (NotApplicable("no_sink") when none)."""
+        return [(sink, slot) for sink in self.required_sinks() for slot in sink.slots]
+
     def one_flow(self) -> tuple[Sink, tuple]:
         """A seeded (sink, dangerous argument) pair: the flow the label-preserving moves reroute."""
         sinks = self.sinks()
