@@ -132,3 +132,21 @@ def test_model_types_are_defined_once():
     choices = next(a.choices for a in build_parser()._actions if "--model-type" in a.option_strings)
     assert tuple(choices) == model_types.MODEL_TYPES
     assert set(model_types.MODEL_SIZES) == set(model_types.MODEL_TYPES)
+
+
+def test_token_dropout_changes_training_texts_only_seeded_by_epoch():
+    records = make_records(6, seed=4)
+    samples = _samples(records)
+    text_inputs.attach_texts(samples, "marked-gadget")
+    splits = {"train": samples, "validation": samples}
+    tok = lambda **kw: engine.get_dataloaders("transformer", splits, batch_size=4, tokenizer=object(),  # noqa: E731
+                                              max_length=64, **kw)
+    loaders = tok(token_dropout=0.5, seed=7)
+    train, val = loaders["train"].dataset, loaders["validation"].dataset
+    texts = [s.text for s in samples]
+    assert [val[i][0] for i in range(len(samples))] == texts                     # evaluation reads whole texts
+    dropped = [train[i][0] for i in range(len(samples))]
+    assert dropped != texts and all(len(d) < len(t) for d, t in zip(dropped, texts) if len(t.split()) > 8)
+    assert [tok(token_dropout=0.5, seed=7)["train"].dataset[i][0] for i in range(len(samples))] == dropped
+    assert [tok(token_dropout=0.5, seed=8)["train"].dataset[i][0] for i in range(len(samples))] != dropped
+    assert [tok(seed=7)["train"].dataset[i][0] for i in range(len(samples))] == texts   # 0: off
