@@ -48,7 +48,7 @@ def fit(run: TrainRun, setup: ModelSetup) -> TrainState:
         engine.set_seed(args.seed + epoch)
         train_loader = _loaders(run, setup, {"train": run.train}, seed=args.seed + epoch,
                                 sink_dropout=args.sink_dropout,
-                                token_dropout=getattr(args, "token_dropout", 0.0))["train"]
+                                token_dropout=args.token_dropout)["train"]
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
         steps = len(train_loader)
