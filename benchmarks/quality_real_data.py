@@ -209,6 +209,22 @@ print("REPORT " + json.dumps(report), flush=True)
 """
 
 
+def same_transforms(report: dict, transforms: int, transform_names: str) -> bool:
+    """Whether a preparation report's program transformations are the ones asked for.
+
+    ``transforms`` is the per-record count (0: none) and ``transform_names`` the comma-separated
+    names ("" for all). A report from before the settings were recorded never matches one with
+    transformations, so its channels are prepared anew rather than reused under other settings.
+    """
+    block = (report.get("augmented") or {}).get("transformations")
+    if not transforms:
+        return not block or not block.get("made")
+    if not block:
+        return False
+    names = sorted({n.strip() for n in transform_names.split(",") if n.strip()}) or None
+    return block.get("per_record") == transforms and block.get("names", False) == names
+
+
 def prepare_channels(inputs: list[Path], out: Path, seed: int, snapshot: dict, reuse: bool,
                      transforms: int = 0, transform_names: str = "") -> dict:
     """Run ``streamguard.data.prepare.prepare`` with the snapshot's library, unless a finished one is reused.
@@ -220,9 +236,9 @@ def prepare_channels(inputs: list[Path], out: Path, seed: int, snapshot: dict, r
     if reuse and report_path.is_file() and (out / "test" / "data.jsonl").is_file():
         report = json.loads(report_path.read_text(encoding="utf-8"))
         version = (report.get("graphs") or {}).get("featurizer_version")
-        made = ((report.get("augmented") or {}).get("transformations") or {}).get("made", 0)
         if (report.get("seed") == seed and report.get("inputs") == [str(p) for p in inputs]
-                and version == snapshot["featurizer_version"] and bool(made) == bool(transforms)):
+                and version == snapshot["featurizer_version"]
+                and same_transforms(report, transforms, transform_names)):
             print(f"reusing prepared channels in {out}", flush=True)
             return report
     print(f"preparing {out} from {', '.join(p.name for p in inputs)}", flush=True)

@@ -130,9 +130,10 @@ def transform_splits(splits: dict[str, list[dict]], *, seed: int, per_record: in
     split and group, so it cannot leak across splits, and carries ``augmented_from`` (the parent's
     id) and ``transformation``. A variant whose code already exists (after normalisation) is
     skipped and counted like a duplicate twin. Returns the report's ``transformations`` block:
-    ``made`` and ``skipped_*`` totals and, per ``"<language>/<name>"``, the count of each outcome
-    (those of `streamguard.data.transforms.variants`, with ``skipped_present`` for a variant made
-    but not kept: its code was already there, or it was too large).
+    the settings (``per_record``, ``names``: sorted, or None for all; ``splits``: sorted, or None
+    for every split), ``made`` and ``skipped_*`` totals and, per ``"<language>/<name>"``, the count
+    of each outcome (those of `streamguard.data.transforms.variants`, with ``skipped_present`` for a
+    variant made but not kept: its code was already there, or it was too large).
 
     ``only``: the splits that get variants (default the training split, so that validation and test
     figures compare with and without augmentation; None: every split). ``names``: only these
@@ -171,6 +172,8 @@ def transform_splits(splits: dict[str, list[dict]], *, seed: int, per_record: in
                 added.append(out)
                 made += 1
         records.extend(added)
-    return {"made": made, "skipped_duplicate": stats.skipped_duplicate, "skipped_conflict": stats.skipped_conflict,
+    return {"per_record": per_record, "names": None if names is None else sorted(set(names)),
+            "splits": None if only is None else sorted(set(only)),
+            "made": made, "skipped_duplicate": stats.skipped_duplicate, "skipped_conflict": stats.skipped_conflict,
             "skipped_too_large": stats.skipped_too_large, "skipped": stats.skipped,
             "by_transformation": {k: dict(sorted(v.items())) for k, v in sorted(outcomes.items())}}

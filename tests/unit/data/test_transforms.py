@@ -315,7 +315,9 @@ def test_transform_names_pick_the_transformations_and_unknown_names_fail_clearly
     data.write_text("".join(json.dumps(r) + "\n" for r in _records(20)), encoding="utf-8")
     report = prepare([str(data)], str(tmp_path / "out"), with_graphs=False, transforms=2,
                      transform_names=["logged_instead"])
-    by = report.augmented["transformations"]["by_transformation"]
+    block = report.augmented["transformations"]
+    assert (block["per_record"], block["names"], block["splits"]) == (2, ["logged_instead"], ["train"])
+    by = block["by_transformation"]
     assert set(by) == {"python/logged_instead", "java/logged_instead"}
     rows = [json.loads(line) for line in (tmp_path / "out" / "train" / "data.jsonl").open(encoding="utf-8")]
     made = [r for r in rows if r["origin"] == "transformed"]
@@ -327,3 +329,27 @@ def test_transform_names_pick_the_transformations_and_unknown_names_fail_clearly
     cli = json.loads((tmp_path / "cli" / "report.json").read_text(encoding="utf-8"))
     assert set(cli["augmented"]["transformations"]["by_transformation"]) <= {
         f"{lang}/{name}" for lang in ("python", "java") for name in ("logged_instead", "dead_branch")}
+
+
+def test_quality_benchmark_reuses_channels_only_under_the_same_transformations(monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "quality_real_data.py"
+    spec = importlib.util.spec_from_file_location("quality_real_data", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    block = {"per_record": 2, "names": ["dead_branch", "logged_instead"], "splits": ["train"], "made": 40}
+    report = {"augmented": {"transformations": block}}
+    assert bench.same_transforms(report, 2, "logged_instead, dead_branch")
+    assert not bench.same_transforms(report, 2, "logged_instead")
+    assert not bench.same_transforms(report, 2, "")
+    assert not bench.same_transforms(report, 1, "dead_branch,logged_instead")
+    assert not bench.same_transforms(report, 0, "")
+    everything = {"augmented": {"transformations": dict(block, names=None)}}
+    assert bench.same_transforms(everything, 2, "") and not bench.same_transforms(everything, 2, "dead_branch")
+    assert bench.same_transforms({"augmented": {}}, 0, "")
+    # A report from before the settings were recorded: prepared anew rather than guessed at.
+    assert not bench.same_transforms({"augmented": {"transformations": {"made": 40}}}, 2, "")
