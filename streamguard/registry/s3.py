@@ -4,6 +4,11 @@
 - Compare-and-swap: ``PutObject`` with ``IfMatch=<etag>`` (412 when it changed, 404 when gone).
 - 409 ``ConditionalRequestConflict`` (two conditional writes in flight on one key) is treated as
   a lost race: creates retry, swaps report ``PreconditionFailed`` so the caller re-reads.
+- A 412 whose key now holds exactly the bytes this call sent is this call's own write: botocore
+  retried a PUT that had landed but whose response was lost (a reset connection, a timeout). It is
+  taken as success, with the stored etag. Every record the registry writes carries a fresh id or
+  timestamp (``registration_id``, ``event_id``, ``claimed_at``, ``updated_at``), so another
+  writer's bytes never equal ours.
 boto3 is imported when a store is built, never at module import (DAG files import the registry).
 The endpoint comes from the usual AWS settings (``AWS_ENDPOINT_URL`` for moto or MinIO).
 """
@@ -74,12 +79,20 @@ class S3Store(RegistryStore):
             except self._client_error as exc:
                 code, status = _code_status(exc)
                 if status == 412 or code == "PreconditionFailed":
+                    landed = self._landed(key, data)
+                    if landed is not None:
+                        return landed
                     raise RecordExists(f"{self.key_uri(key)} already exists (registry records are immutable)") from None
                 if status == 409:  # a concurrent conditional write is in flight: ask again
                     time.sleep(0.01 * (attempt + 1))
                     continue
                 raise self._fail(key, "creating", exc) from exc
         raise RegistryError(f"creating {self.key_uri(key)}: conflicting writes did not settle")
+
+    def _landed(self, key: str, data: bytes) -> str | None:
+        """The etag at ``key`` if it holds exactly ``data`` (a retried write of ours that had landed)."""
+        stored = self.read(key)
+        return stored.etag if stored is not None and stored.data == data else None
 
     def read(self, key: str) -> StoredObject | None:
         try:
@@ -106,6 +119,9 @@ class S3Store(RegistryStore):
         except self._client_error as exc:
             code, status = _code_status(exc)
             if status in (412, 409) or code in ("PreconditionFailed", "NoSuchKey"):
+                landed = self._landed(key, data) if status == 412 or code == "PreconditionFailed" else None
+                if landed is not None:
+                    return landed
                 raise PreconditionFailed(f"{self.key_uri(key)} changed since it was read ({code or status})") from None
             raise self._fail(key, "replacing", exc) from exc
         return response["ETag"]

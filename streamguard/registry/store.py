@@ -127,6 +127,9 @@ class RegistryStore(abc.ABC):
     def create(self, key: str, data: bytes) -> str:
         """Write ``data`` at ``key`` only if nothing is there; return the etag.
 
+        A key that already holds exactly ``data`` may be taken as this call's own write seen
+        through a transport retry (the S3 store does); callers make each write's bytes unique.
+
         Raises:
             RecordExists: the key already exists (nothing was written).
         """

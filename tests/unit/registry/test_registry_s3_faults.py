@@ -73,3 +73,65 @@ def test_persistent_503_fails_clearly_and_leaves_no_record(bucket):
         _register(client, "job-down")
     assert "SlowDown" in str(err.value) or "503" in str(err.value)
     assert RegistryClient(bucket).list_versions("taint_flow_gnn") == []
+
+
+def _client_losing_first_responses(times: int, sent: list):
+    """A client whose first ``times`` PutObject calls reach S3 but lose their first response.
+
+    The request is sent as signed (so the write lands), then the connection "closes" before the
+    reply: botocore retries the same conditional PUT, which S3 answers with 412.
+    """
+    import urllib3
+    from botocore.exceptions import ConnectionClosedError
+
+    client = boto3.session.Session().client(
+        "s3", config=Config(retries={"max_attempts": 4, "mode": "standard"}))
+    http = urllib3.PoolManager()
+
+    def land_then_drop(request, **_kwargs):
+        first_attempt = "attempt=1" in str(request.headers.get("amz-sdk-request", ""))
+        if len(sent) >= times or not first_attempt:
+            return None
+        body = request.body
+        if hasattr(body, "read"):
+            body = body.read()
+            request.reset_stream()
+        reply = http.request(request.method, request.url, body=body, headers=dict(request.headers.items()))
+        sent.append(reply.status)
+        raise ConnectionClosedError(endpoint_url=request.url)
+
+    client.meta.events.register("before-send.s3.PutObject", land_then_drop)
+    return client
+
+
+def test_a_retried_put_whose_first_attempt_landed_is_not_a_lost_race(bucket):
+    sent: list = []
+    store = S3Store(bucket, client=_client_losing_first_responses(1, sent))
+    etag = store.create("events/e1.json", b'{"event_id": "e1"}')
+    assert sent == [200]  # the first attempt landed; its reply was lost and the retry got 412
+    assert store.read("events/e1.json").etag == etag
+
+    sent.clear()
+    new_etag = store.replace("events/e1.json", b'{"event_id": "e1", "n": 2}', etag)
+    assert sent == [200] and new_etag != etag
+    assert S3Store(bucket).read("events/e1.json").data == b'{"event_id": "e1", "n": 2}'
+
+    # Other bytes at the key are still someone else's write.
+    from streamguard.registry import PreconditionFailed, RecordExists
+
+    plain = S3Store(bucket)
+    with pytest.raises(RecordExists):
+        plain.create("events/e1.json", b'{"event_id": "other"}')
+    with pytest.raises(PreconditionFailed):
+        plain.replace("events/e1.json", b'{"event_id": "e1", "n": 3}', etag)
+
+
+def test_registration_through_lost_responses_makes_one_version(bucket):
+    sent: list = []
+    # Each PutObject of the registration (the claim, the version record, the completed pointer)
+    # lands, loses its reply and is retried by botocore.
+    client = RegistryClient(store=S3Store(bucket, client=_client_losing_first_responses(3, sent)))
+    version = _register(client, "job-lost-replies")
+    assert sent == [200, 200, 200]
+    (only,) = RegistryClient(bucket).list_versions("taint_flow_gnn")
+    assert only.version == version.version == 1 and only.training_job_name == "job-lost-replies"
