@@ -163,6 +163,16 @@ def upload_dir(local_dir: str | os.PathLike, uri: str) -> list[str]:
     return written
 
 
+def delete(uri: str) -> None:
+    """Remove one file or object (not a prefix); a missing one is not an error."""
+    uri = normalize_uri(uri)
+    fs, path = _fs(uri)
+    try:
+        fs.rm_file(path)
+    except FileNotFoundError:
+        pass
+
+
 def download(uri: str, local: str | os.PathLike) -> Path:
     """Fetch a file, or every file under a prefix, to ``local``.
 

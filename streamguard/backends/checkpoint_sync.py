@@ -3,6 +3,10 @@
 Consistent: no file newer than the state JSON the entry writes last, checked before and after a
 staging copy, and the JSON uploaded after the weights, so a reader of the URI never sees a state
 ahead of its files. The supervisor calls `copy_checkpoints` while training runs and once at the end.
+
+As on SageMaker ("if a checkpoint is deleted in the container, it will also be deleted in the S3
+folder"), a file the entry pruned is deleted at the URI too, after the new state JSON is there, so
+the URI holds the entry's last few epochs rather than every epoch it ever wrote.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def copy_checkpoints(checkpoint_dir: Path, uri: str, staging: Path) -> tuple | N
         shutil.copytree(checkpoint_dir, staging)
         if checkpoint_fingerprint(checkpoint_dir) != before:
             return None
-        from streamguard.storage import join_uri, upload_dir, upload_file
+        from streamguard.storage import delete, join_uri, list_dir, normalize_uri, upload_dir, upload_file
 
         # The state JSON goes last, so a reader of ``uri`` never sees a JSON ahead of its weights.
         state = staging / CHECKPOINT_STATE_FILE
@@ -53,6 +57,11 @@ def copy_checkpoints(checkpoint_dir: Path, uri: str, staging: Path) -> tuple | N
         if state_bytes is not None:
             state.write_bytes(state_bytes)
             upload_file(str(state), join_uri(uri, CHECKPOINT_STATE_FILE))
+        kept = {rel for rel, _, _ in before}
+        prefix = normalize_uri(uri).rstrip("/") + "/"
+        for listed in list_dir(uri, recursive=True):
+            if listed.startswith(prefix) and listed[len(prefix):] not in kept:
+                delete(listed)
         return before
     finally:
         # The staging copy is only a consistent snapshot for the upload; leave no second copy behind.

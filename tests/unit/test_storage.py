@@ -78,6 +78,10 @@ def _roundtrip(base: str, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="is not a file"):
         storage.upload_file(tmp_path / "nope", uri)
 
+    storage.delete(uri)
+    assert not storage.exists(uri) and storage.exists(storage.join_uri(base, "model", "a.txt"))
+    storage.delete(uri)  # already gone: not an error
+
 
 def test_file_uris(tmp_path):
     _roundtrip((tmp_path / "store").as_uri(), tmp_path)

@@ -594,3 +594,9 @@ def test_resume_from_an_s3_checkpoint_uri_under_moto(tmp_path, capsys, moto_serv
     assert json.loads(storage.read_text(f"{ck_uri}/checkpoint.json"))["epoch"] == 3
     storage.download(f"{ck_uri}/last-e00003.safetensors", str(tmp_path / "back.safetensors"))
     assert artifacts.file_epoch(tmp_path / "back.safetensors") == 3
+    # As on SageMaker, what the entry pruned in the container is deleted at the URI too: the
+    # URI mirrors the job's checkpoint dir (the newest CHECKPOINT_KEEP epochs), not every epoch.
+    local = backend.paths(request["TrainingJobName"]).checkpoints
+    remote = {u.rsplit("/", 1)[1] for u in storage.list_dir(ck_uri, recursive=True)}
+    assert remote == {p.name for p in local.iterdir()}
+    assert "last-e00001.safetensors" not in remote and "checkpoint-e00002.json" in remote
