@@ -17,6 +17,7 @@ from typing import Any
 
 import text_inputs
 from entry_errors import EntryError
+from train_state import SELECTION_METRICS
 from streamguard.core.model_types import MODEL_SIZES, MODEL_TYPES
 
 DESCRIPTION = ("StreamGuard SageMaker script-mode entry: train or evaluate the Taint-Flow GNN or the SQL "
@@ -125,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--pretrained", type=_optional_path, default=None,
         help="transformer: HF model name or local dir instead of the small offline encoder")
     add("--patience", type=_int, default=3, help="early stopping: epochs without improvement (0: off)")
-    add("--selection-metric", type=_str, choices=("f1", "accuracy"), default="f1")
+    add("--selection-metric", type=_str, choices=SELECTION_METRICS, default="f1",
+        help="the validation metric that picks the best epoch and drives early stopping "
+             "('youden': TPR − FPR, which charges a false positive as much as a miss)")
     add("--max-train-samples", type=_int, default=None, help="seeded subset of the train split (smoke runs)")
     add("--sink-dropout", type=_float, default=0.0,
         help="GNN: share of training graphs drawn as if the catalog knew none of their sinks (0: none)")

@@ -19,7 +19,7 @@ Training:
   (the SageMaker metric regexes read it);
 - the loss weighs each class by `n / (2 * count(class))` over the training labels (class imbalance);
 - model selection and early stopping use validation F1 of the vulnerable class (`--selection-metric
-  accuracy` to switch); ties keep the earlier epoch; training stops after `--patience` epochs without
+  accuracy`, or `youden` for TPR − FPR, to switch); ties keep the earlier epoch; training stops after `--patience` epochs without
   improvement (0 disables early stopping). The best weights are written to the model dir as soon as
   they appear, and the final metrics are real inference with those weights;
 - with a checkpoint dir (`--checkpoint-dir`, else `SM_CHECKPOINT_DIR`, else `/opt/ml/checkpoints` on

@@ -19,10 +19,27 @@ from typing import Any
 FORMAT_VERSION = 1
 
 
+# What `--selection-metric` may name, and what breaks its ties. "youden" is TPR − FPR (Youden's J):
+# F1 can prefer an epoch that flags more safe code if it also finds more vulnerable code; J charges
+# each false positive as much as each miss, as the gate's FPR ceiling and the cross-source figures do.
+SELECTION_METRICS = ("f1", "accuracy", "youden")
+_TIE_BREAK = {"f1": "accuracy", "accuracy": "f1", "youden": "f1"}
+
+
+def selection_value(metrics: dict, metric: str) -> float | None:
+    """The validation value of ``metric`` (one of `SELECTION_METRICS`), None when undefined."""
+    if metric == "youden":
+        recall, fpr = metrics.get("recall"), metrics.get("fpr")
+        return None if recall is None or fpr is None else recall - fpr
+    return metrics[metric]
+
+
 def selection_key(metrics: dict, metric: str) -> tuple[float, float]:
-    """What model selection maximises: the selection metric, then the other one (ties keep the earlier epoch)."""
-    other = "accuracy" if metric == "f1" else "f1"
-    return (metrics[metric] or 0.0, metrics[other] or 0.0)
+    """What model selection maximises: the selection metric, then its tie-break (ties keep the earlier epoch)."""
+    value = selection_value(metrics, metric)
+    tie = metrics[_TIE_BREAK[metric]]
+    floor = -1.0 if metric == "youden" else 0.0  # J ranges over [-1, 1]; an undefined one ranks lowest
+    return (floor if value is None else value, tie or 0.0)
 
 
 @dataclass
@@ -31,12 +48,13 @@ class BestEpoch:
 
     epoch: int
     key: list[float]      # `selection_key` of its validation metrics
-    metric: str           # "f1" | "accuracy"
+    metric: str           # one of SELECTION_METRICS
     value: float | None   # its validation value of `metric`
 
     @classmethod
     def of(cls, epoch: int, val: dict, metric: str) -> BestEpoch:
-        return cls(epoch=epoch, key=list(selection_key(val, metric)), metric=metric, value=val[metric])
+        return cls(epoch=epoch, key=list(selection_key(val, metric)), metric=metric,
+                   value=selection_value(val, metric))
 
     def beaten_by(self, val: dict, metric: str) -> bool:
         return selection_key(val, metric) > tuple(self.key)

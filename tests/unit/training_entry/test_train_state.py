@@ -73,6 +73,32 @@ def test_record_epoch_keeps_the_best_resets_patience_and_stops_early():
         assert not never.record_epoch(epoch, val, "f1", {}, improved=False, patience=0)  # 0: no early stopping
 
 
+def test_youden_selection_charges_a_false_positive_as_much_as_a_miss():
+    # Epoch 1 finds 8 of 10 vulnerable at 1 of 10 safe flagged; epoch 2 finds 9 of 10 but flags 4 of 10.
+    one = {"f1": 0.842, "accuracy": 0.85, "recall": 0.8, "fpr": 0.1}
+    two = {"f1": 0.818, "accuracy": 0.75, "recall": 0.9, "fpr": 0.4}
+    two_by_f1 = dict(two, f1=0.86)  # F1 prefers it, Youden's J (0.5 < 0.7) does not
+    state = TrainState(model_type="gnn", model_kwargs={}, seed=5)
+    state.record_epoch(1, one, "youden", {"epoch": 1}, improved=True, patience=0)
+    assert state.best.value == pytest.approx(0.7) and state.best.metric == "youden"
+    assert not state.best.beaten_by(two_by_f1, "youden")
+    assert BestEpoch.of(1, one, "f1").beaten_by(two_by_f1, "f1")
+    assert state.best.beaten_by(dict(one, f1=0.9), "youden")  # a tie in J goes to F1
+    undefined = {"f1": None, "accuracy": 0.5, "recall": None, "fpr": 0.0}  # no vulnerable record
+    assert BestEpoch.of(1, undefined, "youden").value is None
+    assert BestEpoch.of(1, undefined, "youden").beaten_by({**one, "recall": 0.0, "fpr": 0.9}, "youden")
+
+
+def test_selection_metric_flag_takes_youden_and_refuses_others():
+    from cli_args import parse_args
+
+    from entry_errors import EntryError
+
+    assert parse_args(["--model-type", "gnn", "--selection-metric", "youden"]).selection_metric == "youden"
+    with pytest.raises(EntryError, match="--selection-metric.*invalid choice: 'auc'.*'youden'"):
+        parse_args(["--model-type", "gnn", "--selection-metric", "auc"])
+
+
 # ---------------------------------------------------------------------------------- model hooks
 def _loader(model_type, samples, tokenizer=None):
     return engine.get_dataloaders(model_type, {"test": samples}, batch_size=4, tokenizer=tokenizer,
