@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--embedding-init", type=_str, choices=("zero", "normal"), default="zero",
         help="GNN: kind and subtoken embeddings start at zero (what training never sees then adds nothing "
              "at inference) or as N(0, 0.1), as before")
+    add("--kind-roles", type=_bool, nargs="?", const=True, default=False,
+        help="GNN: each node also adds the embedding of its kind's language-neutral role (a call, a string "
+             "literal, an assignment ...), shared by Java and Python kinds")
     add("--threshold", type=_float, default=None, help="P(vulnerable) cut-off; default 0.5 or the model's")
     add("--num-workers", type=_int, default=0)
     add("--progress-interval-s", type=_float, default=30.0,

@@ -42,7 +42,8 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
                         num_layers=args.num_layers or sizes["num_layers"], dropout=args.dropout,
                         num_heads=args.num_heads, max_length=args.max_length, vocab_size=args.vocab_size,
                         pretrained=args.pretrained, input_readout=getattr(args, "input_readout", False),
-                        embedding_std=0.1 if getattr(args, "embedding_init", "zero") == "normal" else 0.0)
+                        embedding_std=0.1 if getattr(args, "embedding_init", "zero") == "normal" else 0.0,
+                        kind_roles=getattr(args, "kind_roles", False))
 
 
 def read_model_config(model_dir: Path) -> dict:

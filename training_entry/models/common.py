@@ -39,6 +39,7 @@ class ModelOptions:
     pretrained: str | None = None
     input_readout: bool = False
     embedding_std: float = 0.0
+    kind_roles: bool = False
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Taint-Flow GNN: typed-edge message passing over program graphs with per-graph attention pooling.
 
-A node enters as `Linear(feat) + Embedding(kind) + mean(Embedding(subtokens))`: `x` holds the
-featurizer's float columns, `kind` the node-kind id, `subtok` up to K hashed identifier/literal
+A node enters as `Linear(feat) + Embedding(kind) [+ Embedding(role(kind))] + mean(Embedding(subtokens))`:
+`x` holds the featurizer's float columns, `kind` the node-kind id (its language-neutral role, for
+models built with `kind_roles`, is looked up from it), `subtok` up to K hashed identifier/literal
 subtoken ids (0 = none; see `streamguard.core.graphs.subtokens`), all built by
 `data.graph_to_data`. Edges carry a relation id (`edge_type`, ids into the featurizer's `EDGE_TYPES`).
 """
@@ -137,11 +138,18 @@ class EnhancedTaintFlowGNN(EntryModel):
             them at zero, so a kind or subtoken that training never sees (Python's node kinds,
             for a model trained on Java only) adds nothing at inference instead of a random
             vector: an unused row gets no gradient and stays zero; a used one learns as before.
+        kind_roles: the language-neutral role id of every node kind (the featurizer's `KIND_ROLES`,
+            one per kind id; empty: no role embedding, as in models saved before it existed). Each
+            node then also adds its role's embedding, which Java's `method_invocation` and
+            Python's `Call` share, so what a model learned on one language reaches the other even
+            where the language's own kind embedding was never trained. The mapping is saved with
+            the model's kwargs, so a saved model keeps the roles it was trained with.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 64, num_relations: int | None = None,
                  num_layers: int = 3, num_classes: int = 2, dropout: float = 0.1, num_kinds: int = 0,
-                 num_subtoken_buckets: int = 0, readout_columns: Sequence[int] = (), embedding_std: float = 0.1):
+                 num_subtoken_buckets: int = 0, readout_columns: Sequence[int] = (), embedding_std: float = 0.1,
+                 kind_roles: Sequence[int] = ()):
         super().__init__()
         if num_relations is None:
             from streamguard.core.graphs import NUM_EDGE_TYPES
@@ -155,15 +163,21 @@ class EnhancedTaintFlowGNN(EntryModel):
             raise ValueError("EnhancedTaintFlowGNN: num_kinds and num_subtoken_buckets must be >= 0")
         if not embedding_std >= 0:
             raise ValueError(f"EnhancedTaintFlowGNN: embedding_std must be >= 0, got {embedding_std}")
+        roles = [int(r) for r in kind_roles]
+        if roles and (len(roles) != num_kinds or min(roles) < 0):
+            raise ValueError(f"EnhancedTaintFlowGNN: kind_roles needs one role id >= 0 per node kind "
+                             f"({num_kinds}), got {len(roles)}")
         self.num_relations = num_relations
         self.input = nn.Linear(in_channels, hidden_channels)
         self.kind_embedding = nn.Embedding(num_kinds, hidden_channels) if num_kinds else None
+        self.register_buffer("kind_roles", torch.tensor(roles, dtype=torch.long), persistent=False)
+        self.role_embedding = nn.Embedding(max(roles) + 1, hidden_channels) if roles else None
         # Bucket 0 pads: excluded from the mean, and a node without subtokens adds nothing.
         self.subtoken_embedding = (nn.EmbeddingBag(num_subtoken_buckets + 1, hidden_channels, mode="mean",
                                                    padding_idx=0) if num_subtoken_buckets else None)
         # Embeddings start at the scale of the flags' projection (not N(0, 1), which would drown
         # the featurizer's flags at the start of training), or at zero; the padding bucket stays zero.
-        for emb in (self.kind_embedding, self.subtoken_embedding):
+        for emb in (self.kind_embedding, self.role_embedding, self.subtoken_embedding):
             if emb is not None:
                 if embedding_std:
                     nn.init.normal_(emb.weight, std=embedding_std)
@@ -221,6 +235,8 @@ class EnhancedTaintFlowGNN(EntryModel):
             if kind is None:
                 raise ValueError("EnhancedTaintFlowGNN: this model needs node kinds (kind=...)")
             h = h + self.kind_embedding(kind)
+            if self.role_embedding is not None:
+                h = h + self.role_embedding(self.kind_roles[kind])
         if self.subtoken_embedding is not None:
             if subtok is None:
                 raise ValueError("EnhancedTaintFlowGNN: this model needs node subtokens (subtok=...)")
@@ -259,6 +275,8 @@ class EnhancedTaintFlowGNN(EntryModel):
                   "num_subtoken_buckets": g.SUBTOKENS["buckets"],
                   "readout_columns": [g.NODE_FEATURES.index(f) for f in g.FLAG_FEATURES] if options.input_readout else [],
                   "embedding_std": options.embedding_std}
+        if options.kind_roles:
+            kwargs["kind_roles"] = list(g.KIND_ROLES)
         return NewModel(cls(**kwargs), None, kwargs)
 
     def forward_batch(self, batch: Any, device: torch.device, net: nn.Module | None = None) -> BatchOutput:

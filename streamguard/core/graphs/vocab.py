@@ -109,6 +109,97 @@ def kind_id(name: str) -> int:
     return KIND_INDEX.get(name, 0)
 
 
+# Language-neutral roles of the node kinds: what a node *is* in any of the languages (a call, a
+# string literal, an assignment, a loop ...), so that what a model learns about Java's
+# ``method_invocation`` also applies to Python's ``Call``. A model derives a node's role from its
+# kind (`KIND_ROLES`), so the graphs and ``FEATURIZER_VERSION`` do not change; a model that uses
+# roles saves the mapping it was trained with. Kinds not listed here have the role "other".
+NODE_ROLES: tuple[str, ...] = (
+    "other", "module", "class_def", "function_def", "lambda", "parameters", "parameter", "block",
+    "assignment", "declaration", "call", "new_object", "arguments", "keyword_argument", "attribute",
+    "name", "type", "string", "string_build", "number", "boolean", "null", "add", "format_op",
+    "arithmetic", "compare", "logical", "unary", "if", "conditional_expr", "switch", "loop",
+    "comprehension", "return", "yield", "try", "catch", "finally", "raise", "with", "collection",
+    "subscript", "expression_statement", "import", "jump", "cast", "annotation", "self_ref", "assert",
+)
+_ROLE_KINDS: dict[str, tuple[str, ...]] = {
+    "module": ("py.Module", "py.Interactive", "py.Expression", "java.program"),
+    "class_def": ("py.ClassDef", "java.class_declaration", "java.interface_declaration", "java.enum_declaration",
+                  "java.record_declaration", "java.annotation_type_declaration"),
+    "function_def": ("py.FunctionDef", "py.AsyncFunctionDef", "java.method_declaration",
+                     "java.constructor_declaration", "java.compact_constructor_declaration"),
+    "lambda": ("py.Lambda", "java.lambda_expression", "java.method_reference"),
+    "parameters": ("py.arguments", "java.formal_parameters", "java.inferred_parameters"),
+    "parameter": ("py.arg", "java.formal_parameter", "java.spread_parameter", "java.receiver_parameter"),
+    "block": ("java.block", "java.class_body", "java.constructor_body", "java.interface_body", "java.enum_body",
+              "java.switch_block"),
+    "assignment": ("py.Assign", "py.AugAssign", "py.AnnAssign", "py.NamedExpr", "java.assignment_expression"),
+    "declaration": ("java.local_variable_declaration", "java.variable_declarator", "java.field_declaration",
+                    "java.constant_declaration"),
+    "call": ("py.Call", "java.method_invocation", "java.explicit_constructor_invocation"),
+    "new_object": ("java.object_creation_expression", "java.array_creation_expression"),
+    "arguments": ("java.argument_list",),
+    "keyword_argument": ("py.keyword",),
+    "attribute": ("py.Attribute", "java.field_access", "java.scoped_identifier"),
+    "name": ("py.Name", "java.identifier", "tok.NAME"),
+    "type": ("java.type_identifier", "java.scoped_type_identifier", "java.generic_type", "java.array_type",
+             "java.integral_type", "java.floating_point_type", "java.boolean_type", "java.void_type",
+             "java.type_arguments", "java.annotated_type"),
+    "string": ("py.Constant:str", "py.Constant:bytes", "java.string_literal", "java.character_literal",
+               "tok.STRING"),
+    "string_build": ("py.JoinedStr", "py.FormattedValue", "java.template_expression",
+                     "java.string_interpolation"),
+    "number": ("py.Constant:int", "py.Constant:float", "py.Constant:complex", "java.decimal_integer_literal",
+               "java.hex_integer_literal", "java.octal_integer_literal", "java.binary_integer_literal",
+               "java.decimal_floating_point_literal", "java.hex_floating_point_literal", "tok.NUMBER"),
+    "boolean": ("py.Constant:bool", "java.true", "java.false"),
+    "null": ("py.Constant:None", "java.null_literal"),
+    "add": ("py.BinOp:Add", "java.binary_expression:+"),
+    "format_op": ("py.BinOp:Mod",),  # Python's % formats strings; Java's % is arithmetic
+    "arithmetic": ("py.BinOp", "py.BinOp:Sub", "py.BinOp:Mult", "py.BinOp:MatMult", "py.BinOp:Div",
+                   "py.BinOp:Pow", "py.BinOp:LShift", "py.BinOp:RShift", "py.BinOp:BitOr", "py.BinOp:BitXor",
+                   "py.BinOp:BitAnd", "py.BinOp:FloorDiv", "java.binary_expression", "java.binary_expression:-",
+                   "java.binary_expression:*", "java.binary_expression:/", "java.binary_expression:%",
+                   "java.binary_expression:&", "java.binary_expression:|", "java.binary_expression:^",
+                   "java.binary_expression:<<", "java.binary_expression:>>", "java.binary_expression:>>>"),
+    "compare": ("py.Compare", "java.binary_expression:==", "java.binary_expression:!=",
+                "java.binary_expression:<", "java.binary_expression:>", "java.binary_expression:<=",
+                "java.binary_expression:>=", "java.instanceof_expression"),
+    "logical": ("py.BoolOp", "py.BoolOp:And", "py.BoolOp:Or", "py.UnaryOp:Not", "java.binary_expression:&&",
+                "java.binary_expression:||"),
+    "unary": ("py.UnaryOp", "py.UnaryOp:Invert", "py.UnaryOp:UAdd", "py.UnaryOp:USub", "java.unary_expression",
+              "java.update_expression"),
+    "if": ("py.If", "java.if_statement"),
+    "conditional_expr": ("py.IfExp", "java.ternary_expression"),
+    "switch": ("py.Match", "py.match_case", "java.switch_expression", "java.switch_block_statement_group",
+               "java.switch_rule", "java.switch_label"),
+    "loop": ("py.For", "py.AsyncFor", "py.While", "java.for_statement", "java.enhanced_for_statement",
+             "java.while_statement", "java.do_statement"),
+    "comprehension": ("py.ListComp", "py.SetComp", "py.DictComp", "py.GeneratorExp", "py.comprehension"),
+    "return": ("py.Return", "java.return_statement"),
+    "yield": ("py.Yield", "py.YieldFrom", "py.Await", "java.yield_statement"),
+    "try": ("py.Try", "py.TryStar", "java.try_statement", "java.try_with_resources_statement"),
+    "catch": ("py.ExceptHandler", "java.catch_clause", "java.catch_formal_parameter", "java.catch_type"),
+    "finally": ("java.finally_clause",),
+    "raise": ("py.Raise", "java.throw_statement", "java.throws"),
+    "with": ("py.With", "py.AsyncWith", "py.withitem", "java.resource_specification", "java.resource"),
+    "collection": ("py.List", "py.Tuple", "py.Set", "py.Dict", "java.array_initializer"),
+    "subscript": ("py.Subscript", "py.Slice", "java.array_access"),
+    "expression_statement": ("py.Expr", "java.expression_statement"),
+    "import": ("py.Import", "py.ImportFrom", "py.alias", "java.import_declaration", "java.package_declaration"),
+    "jump": ("py.Break", "py.Continue", "py.Pass", "java.break_statement", "java.continue_statement"),
+    "cast": ("java.cast_expression",),
+    "annotation": ("java.annotation", "java.marker_annotation", "java.modifiers"),
+    "self_ref": ("java.this", "java.super"),
+    "assert": ("py.Assert", "java.assert_statement"),
+}
+NUM_NODE_ROLES = len(NODE_ROLES)
+_ROLE_INDEX = {name: i for i, name in enumerate(NODE_ROLES)}
+_KIND_ROLE = {kind: role for role, kinds in _ROLE_KINDS.items() for kind in kinds}
+# ``KIND_ROLES[kind_id]`` is the role id of that node kind.
+KIND_ROLES: tuple[int, ...] = tuple(_ROLE_INDEX[_KIND_ROLE.get(kind, "other")] for kind in NODE_KINDS)
+
+
 # Feature columns of ``feat`` (floats). Flags are 0.0/1.0; depth .. num_uses are numeric in [0, 1].
 NODE_FEATURES: tuple[str, ...] = (
     "is_source",             # API returning untrusted input (request parameter, env, stdin, socket, file read)

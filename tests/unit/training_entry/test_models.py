@@ -136,6 +136,46 @@ def test_gnn_zero_embeddings_learn_what_training_sees_and_leave_the_rest_at_zero
         gnn_for(graphs, embedding_std=-1.0)
 
 
+def test_gnn_kind_roles_carry_what_java_taught_to_python_nodes(graphs):
+    if not hasattr(graphs, "KIND_ROLES"):
+        pytest.skip("the stand-in featurizer has no kind roles")
+    from models.common import ModelOptions
+
+    kid = graphs.NODE_KINDS.index
+    roles = list(graphs.KIND_ROLES)
+    call = roles[kid("java.method_invocation")]
+    assert roles[kid("py.Call")] == call and roles[kid("java.string_literal")] == roles[kid("py.Constant:str")]
+    assert roles[kid("py.BinOp:Add")] == roles[kid("java.binary_expression:+")] != call
+    torch.manual_seed(0)
+    java = [r for r in make_records(12, seed=4) if r["language"] == "java"]
+    batch = graph_batch(graphs, java)
+    model = gnn_for(graphs, hidden_channels=16, num_layers=2, embedding_std=0.0, kind_roles=roles)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        logits, _ = run(model, batch)
+        torch.nn.functional.cross_entropy(logits, batch.y).backward()
+        opt.step()
+    # Trained on Java only: Python's own Call row is still zero, but the role it shares learnt.
+    assert not model.kind_embedding.weight[kid("py.Call")].any()
+    assert model.role_embedding.weight[call].abs().sum() > 0
+    seen_roles = torch.zeros(model.role_embedding.num_embeddings, dtype=torch.bool)
+    seen_roles[model.kind_roles[batch.kind].unique()] = True
+    assert torch.equal(model.role_embedding.weight.detach().abs().sum(dim=1) > 0, seen_roles)
+    # A Python graph's nodes get the role's contribution, so its logits differ from a role-less copy.
+    py = graph_batch(graphs, [r for r in make_records(4, seed=4) if r["language"] == "python"][:1])
+    plain = gnn_for(graphs, hidden_channels=16, num_layers=2, embedding_std=0.0)
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("role_embedding")})
+    with torch.no_grad():
+        assert not torch.allclose(run(model.eval(), py)[0], run(plain.eval(), py)[0])
+    # The mapping travels in the saved kwargs; only new models built with the option use it.
+    built = EnhancedTaintFlowGNN.from_config(ModelOptions(hidden_size=16, num_layers=1, kind_roles=True))
+    assert built.kwargs["kind_roles"] == roles and built.model.role_embedding.num_embeddings == max(roles) + 1
+    assert "kind_roles" not in EnhancedTaintFlowGNN.from_config(ModelOptions(hidden_size=16, num_layers=1)).kwargs
+    with pytest.raises(ValueError, match="kind_roles needs one role id"):
+        gnn_for(graphs, kind_roles=roles[:-1])
+
+
 def test_graph_to_data_carries_features_kinds_subtokens_and_rejects_bad_ids(graphs):
     g = graphs.build_graph(make_records(1)[0]["code"], "python")
     d = entry_data.graph_to_data(g, 1)
