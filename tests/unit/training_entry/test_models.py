@@ -45,6 +45,16 @@ def run(model, batch):
     return model(batch.x, batch.edge_index, batch.batch, batch.edge_type, batch.kind, batch.subtok)
 
 
+def train_steps(model, batch, steps: int = 3) -> None:
+    """A few AdamW steps (with weight decay) on one batch."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
+    for _ in range(steps):
+        opt.zero_grad()
+        logits, _ = run(model, batch)
+        torch.nn.functional.cross_entropy(logits, batch.y).backward()
+        opt.step()
+
+
 def test_gnn_forward_shapes_and_attention_sums_to_one_per_graph(graphs):
     torch.manual_seed(0)
     batch = graph_batch(graphs, make_records(2, seed=1))
@@ -118,12 +128,7 @@ def test_gnn_zero_embeddings_learn_what_training_sees_and_leave_the_rest_at_zero
     batch = graph_batch(graphs, make_records(4, seed=3))
     model = gnn_for(graphs, hidden_channels=16, num_layers=2, embedding_std=0.0)
     assert not model.kind_embedding.weight.any() and not model.subtoken_embedding.weight.any()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
-    for _ in range(3):
-        opt.zero_grad()
-        logits, _ = run(model, batch)
-        torch.nn.functional.cross_entropy(logits, batch.y).backward()
-        opt.step()
+    train_steps(model, batch)
     seen_kinds = torch.zeros(graphs.NUM_NODE_KINDS, dtype=torch.bool)
     seen_kinds[batch.kind.unique()] = True
     moved = model.kind_embedding.weight.detach().abs().sum(dim=1) > 0
@@ -150,12 +155,7 @@ def test_gnn_kind_roles_carry_what_java_taught_to_python_nodes(graphs):
     java = [r for r in make_records(12, seed=4) if r["language"] == "java"]
     batch = graph_batch(graphs, java)
     model = gnn_for(graphs, hidden_channels=16, num_layers=2, embedding_std=0.0, kind_roles=roles)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
-    for _ in range(3):
-        opt.zero_grad()
-        logits, _ = run(model, batch)
-        torch.nn.functional.cross_entropy(logits, batch.y).backward()
-        opt.step()
+    train_steps(model, batch)
     # Trained on Java only: Python's own Call row is still zero, but the role it shares learnt.
     assert not model.kind_embedding.weight[kid("py.Call")].any()
     assert model.role_embedding.weight[call].abs().sum() > 0
