@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--embedding-init", type=_str, choices=("zero", "normal"), default="zero",
         help="GNN: kind and subtoken embeddings start at zero (what training never sees then adds nothing "
              "at inference) or as N(0, 0.1), as before")
+    add("--language-balance", type=_float, default=0.0,
+        help="draw training samples of each language with weight count**-x (0: as they occur; 1: every "
+             "language an equal share each epoch; with replacement, not with distributed training)")
     add("--kind-roles", type=_bool, nargs="?", const=True, default=False,
         help="GNN: each node also adds the embedding of its kind's language-neutral role (a call, a string "
              "literal, an assignment ...), shared by Java and Python kinds")
@@ -195,6 +198,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         (args.vocab_size >= 300, f"--vocab-size must be >= 300 (256 bytes + specials), got {args.vocab_size}"),
         (args.threshold is None or 0 <= args.threshold <= 1, f"--threshold must be in [0, 1], got {args.threshold}"),
         (0 <= args.sink_dropout <= 1, f"--sink-dropout must be in [0, 1], got {args.sink_dropout}"),
+        (0 <= args.language_balance <= 1, f"--language-balance must be in [0, 1], got {args.language_balance}"),
         (0 <= args.token_dropout < 1, f"--token-dropout must be in [0, 1), got {args.token_dropout}"),
         (args.max_train_samples is None or args.max_train_samples >= 1,
          f"--max-train-samples must be >= 1, got {args.max_train_samples}"),

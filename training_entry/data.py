@@ -401,6 +401,31 @@ def make_dataset(model_type: str, samples: Sequence[Sample], text_input: str = t
     return CodeDataset(samples, text_input, token_dropout=token_dropout, seed=seed)
 
 
+def language_sampler(samples: Sequence[Sample], balance: float,
+                     seed: int) -> tuple[Sampler, dict[str, tuple[float, float]]]:
+    """A seeded sampler that draws each language more evenly than it occurs (``--language-balance``).
+
+    A sample of a language with ``n`` training samples is drawn with weight ``n ** -balance``, with
+    replacement, ``len(samples)`` draws an epoch: 0 keeps the languages' shares as they are, 1 gives
+    every language the same share, 0.5 lies between (the shares go with the square roots of the counts).
+    Returns the sampler and, per language, its share of ``samples`` and its expected share of an
+    epoch's draws.
+    """
+    from torch.utils.data import WeightedRandomSampler
+
+    langs = [s.language or "unknown" for s in samples]
+    counts: dict[str, int] = {}
+    for lang in langs:
+        counts[lang] = counts.get(lang, 0) + 1
+    weight = {lang: n ** -balance for lang, n in counts.items()}
+    weights = torch.tensor([weight[lang] for lang in langs], dtype=torch.double)
+    total = float(weights.sum())
+    shares = {lang: (counts[lang] / len(langs), counts[lang] * weight[lang] / total) for lang in sorted(counts)}
+    sampler = WeightedRandomSampler(weights, num_samples=len(samples), replacement=True,
+                                    generator=torch.Generator().manual_seed(seed))
+    return sampler, shares
+
+
 def make_loader(model_type: str, dataset, *, batch_size: int, shuffle: bool = False,
                 sampler: Sampler | None = None, tokenizer=None, max_length: int = 256,
                 num_workers: int = 0, seed: int = 0) -> DataLoader:

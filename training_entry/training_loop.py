@@ -14,6 +14,7 @@ import time
 import torch
 
 import artifacts
+import data as datamod
 import engine
 from model_setup import ModelSetup
 from outputs import fmt
@@ -40,6 +41,10 @@ def fit(run: TrainRun, setup: ModelSetup) -> TrainState:
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(run.class_weights, dtype=torch.float32, device=rt.device))
     val_loader = _loaders(run, setup, {"validation": run.validation})["validation"]
     val_labels = [s.label for s in run.validation]
+    if args.language_balance:
+        _, shares = datamod.language_sampler(run.train, args.language_balance, args.seed)
+        log(f"Language balance {args.language_balance:g}: each epoch draws "
+            + ", ".join(f"{lang} {drawn:.2f} (of the split {split:.2f})" for lang, (split, drawn) in shares.items()))
 
     # Early stopping is final; reaching the old --epochs is not (a rerun may ask for more).
     for epoch in range(state.epoch + 1, args.epochs + 1):
@@ -47,8 +52,8 @@ def fit(run: TrainRun, setup: ModelSetup) -> TrainState:
             break
         engine.set_seed(args.seed + epoch)
         train_loader = _loaders(run, setup, {"train": run.train}, seed=args.seed + epoch,
-                                sink_dropout=args.sink_dropout,
-                                token_dropout=args.token_dropout)["train"]
+                                sink_dropout=args.sink_dropout, token_dropout=args.token_dropout,
+                                language_balance=args.language_balance)["train"]
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
         steps = len(train_loader)

@@ -176,3 +176,43 @@ def test_token_dropout_changes_training_texts_only_seeded_by_epoch():
     assert [tok(token_dropout=0.5, seed=7)["train"].dataset[i][0] for i in range(len(samples))] == dropped
     assert [tok(token_dropout=0.5, seed=8)["train"].dataset[i][0] for i in range(len(samples))] != dropped
     assert [tok(seed=7)["train"].dataset[i][0] for i in range(len(samples))] == texts   # 0: off
+
+
+def test_language_balance_draws_a_rare_language_more_often_seeded_by_epoch():
+    from entry_errors import EntryError
+
+    records = [dict(r, id=f"r{i}") for i, r in enumerate(make_records(40, seed=2, java_every=0))]
+    samples = _samples(records)
+    for s in samples[:4]:
+        s.language = "java"  # 4 Java, 36 Python
+    text_inputs.attach_texts(samples, "marked-gadget")
+    splits = {"train": samples, "validation": samples}
+    load = lambda **kw: engine.get_dataloaders("transformer", splits, batch_size=4, tokenizer=object(),  # noqa: E731
+                                               max_length=64, **kw)
+
+    def drawn(loader):
+        return list(loader.sampler) if loader.sampler is not None else None
+
+    even = load(language_balance=1.0, seed=7)
+    picks = drawn(even["train"])
+    assert len(picks) == len(samples)                          # an epoch is still one split's worth of draws
+    java = sum(samples[i].language == "java" for i in picks)
+    assert 10 <= java <= 30                                    # about half, against 4 of 40 as they occur
+    assert drawn(load(language_balance=1.0, seed=7)["train"]) == picks       # seeded
+    assert drawn(load(language_balance=1.0, seed=8)["train"]) != picks       # a new draw each epoch
+    assert list(even["validation"].sampler) == list(range(len(samples)))     # evaluation reads every record once
+    _, shares = datamod.language_sampler(samples, 0.5, seed=1)
+    assert shares["java"][0] == pytest.approx(0.1) and shares["java"][1] == pytest.approx(2 / (2 + 6))
+    assert load(seed=7)["train"].sampler.__class__.__name__ == "RandomSampler"  # 0: shuffled as before
+    ddp = engine.Runtime(device=torch.device("cpu"), rank=0, world_size=2)
+    with pytest.raises(EntryError, match="language-balance is not available with distributed training"):
+        load(language_balance=0.5, seed=7, rt=ddp)
+
+
+def test_language_balance_flag_is_checked():
+    from cli_args import parse_args
+    from entry_errors import EntryError
+
+    assert parse_args(["--model-type", "gnn", "--language-balance", "0.5"]).language_balance == 0.5
+    with pytest.raises(EntryError, match=r"--language-balance must be in \[0, 1\], got 1.5"):
+        parse_args(["--model-type", "gnn", "--language-balance", "1.5"])
