@@ -13,8 +13,8 @@ import torch.distributed as dist
 from torch import nn
 
 import data as datamod
-from entry_errors import EntryError
 import text_inputs
+from entry_errors import EntryError
 
 
 @dataclass
