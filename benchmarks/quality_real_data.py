@@ -201,7 +201,7 @@ from streamguard.data.prepare import prepare
 t0 = time.monotonic()
 extra = {"transforms": int(sys.argv[4])} if int(sys.argv[4]) else {}
 if extra and sys.argv[5]:
-    extra["transform_names"] = sys.argv[5].split(",")
+    extra["transform_names"] = [n.strip() for n in sys.argv[5].split(",") if n.strip()]
 report = prepare(json.loads(sys.argv[1]), sys.argv[2], seed=int(sys.argv[3]),
                  progress=lambda msg: print(msg, flush=True), **extra).to_dict()
 report["elapsed_s"] = round(time.monotonic() - t0, 1)
