@@ -24,3 +24,27 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
     "gnn": {"hidden_size": 64, "num_layers": 3},
     "transformer": {"hidden_size": 128, "num_layers": 2},
 }
+
+# The entry's training options that the training DAG's trigger form exposes, per model type:
+# the form's param suffix (``gnn_sink_dropout``) -> (the entry's flag, its default). The defaults are
+# the entry's own (`training_entry/cli_args.py`; `tests/unit/training_entry/test_cli_args.py` checks
+# both agree), so a run with the form's defaults trains as the entry does with no flag at all.
+TRAINING_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
+    "gnn": {
+        "sink_dropout": ("sink-dropout", 0.0),
+        "input_readout": ("input-readout", True),
+        "kind_roles": ("kind-roles", False),
+        "language_balance": ("language-balance", 0.0),
+        "selection_metric": ("selection-metric", "f1"),
+    },
+    "transformer": {
+        "text_input": ("text-input", "marked-gadget"),
+        "token_dropout": ("token-dropout", 0.3),
+        "max_length": ("max-length", 256),
+        "language_balance": ("language-balance", 0.0),
+        "selection_metric": ("selection-metric", "f1"),
+    },
+}
+# Values the entry accepts for the choice options above (the entry's `SELECTION_METRICS`, `TEXT_INPUTS`).
+SELECTION_METRIC_CHOICES = ("f1", "accuracy", "youden")
+TEXT_INPUT_CHOICES = ("marked-gadget", "gadget", "code")

@@ -23,6 +23,7 @@ def training_hyperparameters(config: TrainingConfig, model_type: str) -> dict[st
         "learning-rate": m.learning_rate,
         "seed": config.seed,
         "threshold": config.decision_threshold,
+        **m.options,  # the form's other training options (`TRAINING_OPTIONS`), as entry flags
     }
 
 

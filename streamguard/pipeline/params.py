@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 import math
 from typing import TYPE_CHECKING, Any
 
-from streamguard.core.model_types import MODEL_DEFAULTS, MODEL_TYPES  # noqa: F401  (re-exported)
+from streamguard.core.model_types import (  # noqa: F401  (MODEL_TYPES re-exported)
+    MODEL_DEFAULTS, MODEL_TYPES, SELECTION_METRIC_CHOICES, TEXT_INPUT_CHOICES, TRAINING_OPTIONS)
 
 if TYPE_CHECKING:
     from streamguard.pipeline.records import RetrainingConfig
@@ -63,6 +64,24 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "gnn_learning_rate": (MODEL_DEFAULTS["gnn"]["learning_rate"],
                           {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "section": GNN},
                           "GNN learning rate (AdamW step size)."),
+    "gnn_sink_dropout": (TRAINING_OPTIONS["gnn"]["sink_dropout"][1],
+                         {"type": "number", "minimum": 0, "maximum": 1, "section": GNN},
+                         "Share of training graphs drawn as if the catalog knew none of their sinks, so the model "
+                         "also learns sinks by their names and argument flow (fraction; 0: none)."),
+    "gnn_input_readout": (TRAINING_OPTIONS["gnn"]["input_readout"][1], {"type": "boolean", "section": GNN},
+                          "The head also reads each 0/1 node flag's maximum over the graph (the taint "
+                          "analysis' verdicts)."),
+    "gnn_kind_roles": (TRAINING_OPTIONS["gnn"]["kind_roles"][1], {"type": "boolean", "section": GNN},
+                       "Each node also reads its kind's language-neutral role (a call, a string literal, ...), "
+                       "shared by Java and Python."),
+    "gnn_language_balance": (TRAINING_OPTIONS["gnn"]["language_balance"][1],
+                             {"type": "number", "minimum": 0, "maximum": 1, "section": GNN},
+                             "Draw training graphs of each language with weight count^-x (0: as they occur; 1: "
+                             "an equal share per language each epoch; not with instance_count > 1)."),
+    "gnn_selection_metric": (TRAINING_OPTIONS["gnn"]["selection_metric"][1],
+                             {"type": "string", "enum": list(SELECTION_METRIC_CHOICES), "section": GNN},
+                             "Validation metric that picks the best epoch and drives early stopping (youden: "
+                             "TPR - FPR)."),
     "transformer_epochs": (MODEL_DEFAULTS["transformer"]["epochs"],
                            {"type": "integer", "minimum": 1, "maximum": 100, "section": TRANSFORMER},
                            "Transformer epochs."),
@@ -72,6 +91,26 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "transformer_learning_rate": (MODEL_DEFAULTS["transformer"]["learning_rate"],
                                   {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "section": TRANSFORMER},
                                   "Transformer learning rate (AdamW step size)."),
+    "transformer_text_input": (TRAINING_OPTIONS["transformer"]["text_input"][1],
+                               {"type": "string", "enum": list(TEXT_INPUT_CHOICES), "section": TRANSFORMER},
+                               "What the transformer reads: marked-gadget (the statements that reach a sink, led "
+                               "by the taint analysis' markers), gadget (the same, unmarked) or code (all of it)."),
+    "transformer_token_dropout": (TRAINING_OPTIONS["transformer"]["token_dropout"][1],
+                                  {"type": "number", "minimum": 0, "maximum": 0.95, "section": TRANSFORMER},
+                                  "Share of each training text's code words dropped, drawn anew each epoch (the "
+                                  "markers stay; fraction; 0: none)."),
+    "transformer_max_length": (TRAINING_OPTIONS["transformer"]["max_length"][1],
+                               {"type": "integer", "minimum": 8, "maximum": 512, "section": TRANSFORMER},
+                               "Tokens per input (longer inputs are cut)."),
+    "transformer_language_balance": (TRAINING_OPTIONS["transformer"]["language_balance"][1],
+                                     {"type": "number", "minimum": 0, "maximum": 1, "section": TRANSFORMER},
+                                     "Draw training texts of each language with weight count^-x (0: as they "
+                                     "occur; 1: an equal share per language; not with instance_count > 1)."),
+    "transformer_selection_metric": (TRAINING_OPTIONS["transformer"]["selection_metric"][1],
+                                     {"type": "string", "enum": list(SELECTION_METRIC_CHOICES),
+                                      "section": TRANSFORMER},
+                                     "Validation metric that picks the best epoch and drives early stopping "
+                                     "(youden: TPR - FPR)."),
     "gnn_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1, "section": GATE},
                              "Gate: minimum GNN validation accuracy (fraction)." + _GATE_NOTE),
     "transformer_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1,
@@ -118,6 +157,8 @@ class ModelTrainingConfig:
     epochs: int
     batch_size: int
     learning_rate: float
+    # The entry's other training flags (`TRAINING_OPTIONS`): flag name -> value, e.g. {"sink-dropout": 0.1}.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -186,6 +227,8 @@ def _check(name: str, value: Any, schema: dict) -> Any:
             value = ""
         if not isinstance(value, str):
             raise ParamError(f"param {name!r}: expected a string, got {value!r}")
+        if "enum" in schema and value not in schema["enum"]:
+            raise ParamError(f"param {name!r}: {value!r} is not one of {', '.join(schema['enum'])}")
     elif kind == "array":
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -245,10 +288,17 @@ def resolve_training_config(params: dict[str, Any]) -> TrainingConfig:
             raise ParamError(f"param 'instance_count': {v['instance_count']} instances of {v['instance_type']!r}: "
                              "multi-instance (torch_distributed) training needs a GPU instance type such as "
                              "ml.g5.12xlarge; use instance_count 1 on CPU instance types")
+        # The entry refuses to draw by language under DDP (its sampler is not a distributed one).
+        balanced = [f"{m}_language_balance" for m in MODEL_TYPES if v[f"{m}_language_balance"]]
+        if balanced:
+            raise ParamError(f"param {balanced[0]!r}: language balance is not available with "
+                             f"instance_count {v['instance_count']} (distributed training); set it to 0 or "
+                             "use one instance")
     models = tuple(m for m in MODEL_TYPES if m in v["models"])
     per_model = {
         m: ModelTrainingConfig(epochs=v[f"{m}_epochs"], batch_size=v[f"{m}_batch_size"],
-                               learning_rate=v[f"{m}_learning_rate"])
+                               learning_rate=v[f"{m}_learning_rate"],
+                               options={flag: v[f"{m}_{name}"] for name, (flag, _d) in TRAINING_OPTIONS[m].items()})
         for m in MODEL_TYPES
     }
     gates = resolve_gates(v)

@@ -99,7 +99,10 @@ def finetune_config(config: RetrainingConfig, champion: dict) -> TrainingConfig:
     """A TrainingConfig for fine-tuning: fewer epochs, learning rate scaled down from the champion's.
 
     Starts from what a first model would get (`bootstrap_config`: the training defaults with this
-    run's gate), then takes the champion's batch size and seed (+1).
+    run's gate), then takes the champion's batch size, training options (sink dropout, token dropout,
+    language balance, ...; `TRAINING_OPTIONS`, where it recorded them) and seed (+1). Options that
+    shape the network (the GNN's readout, the transformer's input) come from the champion's own
+    config.json in the fine-tune job whatever is passed here.
     """
     base = bootstrap_config(config, champion["model_type"])
     hps = champion.get("hyperparameters") or {}
@@ -107,8 +110,13 @@ def finetune_config(config: RetrainingConfig, champion: dict) -> TrainingConfig:
     per_model = dict(base.per_model)
     lr = config.finetune_learning_rate or (
         float(hps.get("learning-rate", per_model[mt].learning_rate)) * config.finetune_lr_factor)
+    from streamguard.jobs.request import decode_hyperparameter
+
+    # Recorded as the job's values or, from a job description, as its JSON-encoded strings.
+    options = {flag: decode_hyperparameter(hps[flag]) if isinstance(hps.get(flag), str) else hps.get(flag, value)
+               for flag, value in per_model[mt].options.items()}
     per_model[mt] = replace(per_model[mt], epochs=config.finetune_epochs, learning_rate=lr,
-                            batch_size=int(hps.get("batch-size", per_model[mt].batch_size)))
+                            batch_size=int(hps.get("batch-size", per_model[mt].batch_size)), options=options)
     return replace(base, per_model=per_model, seed=int(hps.get("seed", base.seed)) + 1)
 
 

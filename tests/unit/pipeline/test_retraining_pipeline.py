@@ -92,3 +92,18 @@ def test_fine_tune_job_carries_the_champions_sha256_and_bootstrap_jobs_train_fro
 
     # the training DAG's default, not finetune_epochs
     assert request["HyperParameters"]["epochs"] == str(MODEL_DEFAULTS["gnn"]["epochs"]) != str(config.finetune_epochs)
+
+
+def test_a_fine_tune_keeps_the_champions_training_options():
+    from streamguard.pipeline import retrain_plan
+
+    config = resolve_retraining_config({})
+    # One value as the registry records it, one as a job description's JSON-encoded string;
+    # a champion from before the options were recorded has neither (the defaults apply).
+    champion = {"model_type": "gnn", "hyperparameters": {"learning-rate": 0.005, "batch-size": 16, "seed": 13,
+                                                         "sink-dropout": 0.1, "selection-metric": '"youden"'}}
+    options = retrain_plan.finetune_config(config, champion).per_model["gnn"].options
+    assert options["sink-dropout"] == 0.1 and options["selection-metric"] == "youden"
+    assert options["language-balance"] == 0.0
+    old = {"model_type": "transformer", "hyperparameters": {"learning-rate": 0.001}}
+    assert retrain_plan.finetune_config(config, old).per_model["transformer"].options["token-dropout"] == 0.3
