@@ -31,6 +31,7 @@ FORM_VALUES = {
     "seed": "7",
     "gnn_epochs": "1",
     "transformer_epochs": "1",
+    "gnn_sink_dropout": "0.1",  # one of the entry's training options (TRAINING_OPTIONS)
     "gnn_min_val_accuracy": "0",
     "transformer_min_val_accuracy": "0",
     "max_fpr": "1",
@@ -41,9 +42,10 @@ FORM_SECTIONS = {TRAINING: ("Data", "Models", "Taint-Flow GNN", "SQL Intent Tran
                  RETRAINING: ("Feedback", "Models", "Retraining triggers", "Fine-tuning",
                               "Champion/challenger promotion", "Metric gate", "A/B endpoint")}
 FIELD_SECTION = {"sample_pairs": "Data", "seed": "Data", "gnn_epochs": "Taint-Flow GNN",
+                 "gnn_sink_dropout": "Taint-Flow GNN",
                  "transformer_epochs": "SQL Intent Transformer", "gnn_min_val_accuracy": "Metric gate",
                  "transformer_min_val_accuracy": "Metric gate", "max_fpr": "Metric gate"}
-EXPECTED_CONF = {"sample_pairs": 20, "seed": 7, "gnn_epochs": 1, "transformer_epochs": 1,
+EXPECTED_CONF = {"sample_pairs": 20, "seed": 7, "gnn_epochs": 1, "transformer_epochs": 1, "gnn_sink_dropout": 0.1,
                  "gnn_min_val_accuracy": 0, "transformer_min_val_accuracy": 0, "max_fpr": 1,
                  "models": list(FORM_MODELS)}
 MODEL_NAMES = {"gnn": "taint_flow_gnn", "transformer": "sql_intent_transformer"}
@@ -281,6 +283,9 @@ def check_models_page(page, server: AirflowServer, shots: Screenshots) -> None:
         epochs = hyper.locator("tr", has=frame.locator("th", has_text="epochs")).locator("td").inner_text()
         seed = hyper.locator("tr", has=frame.locator("th", has_text="seed")).locator("td").inner_text()
         assert (epochs, seed) == ("1", "7"), f"{name} v1: hyperparameters epochs={epochs}, seed={seed}"
+        if model_type == "gnn":  # the form's training option, passed to the job as the entry's flag
+            dropout = hyper.locator("tr", has=frame.locator("th", has_text="sink-dropout")).locator("td").inner_text()
+            assert dropout == "0.1", f"{name} v1: hyperparameters sink-dropout={dropout}"
         shots.take(page, f"version-{model_type}")
         tab = open_standalone(page, f"{server.base_url}/streamguard/models/{name}/versions/1")
         shots.take(tab, f"version-{model_type}-full")
