@@ -28,6 +28,23 @@ MAX_SEED = 2**32 - 1
 # A gate param left empty means "the deployment's threshold" (see `streamguard.gate_policy`).
 _GATE_NOTE = " Empty: the deployment's threshold; the form may only tighten it."
 
+
+
+def _shared_options(model_type: str, section: str, samples: str) -> dict[str, tuple[Any, dict, str]]:
+    """The form's entries of the training options both models have (`TRAINING_OPTIONS`)."""
+    options = TRAINING_OPTIONS[model_type]
+    return {
+        f"{model_type}_language_balance": (
+            options["language_balance"][1], {"type": "number", "minimum": 0, "maximum": 1, "section": section},
+            f"Draw training {samples} of each language with weight count^-x (0: as they occur; 1: an equal "
+            "share per language each epoch; not with instance_count > 1)."),
+        f"{model_type}_selection_metric": (
+            options["selection_metric"][1],
+            {"type": "string", "enum": list(SELECTION_METRIC_CHOICES), "section": section},
+            "Validation metric that picks the best epoch and drives early stopping (youden: TPR - FPR)."),
+    }
+
+
 # name -> (default, JSON schema, description). Order is the form's order; `section` groups the form.
 TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     # ["string", "null"]: optional in Airflow's trigger form (a plain "string" is a required field).
@@ -74,14 +91,7 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "gnn_kind_roles": (TRAINING_OPTIONS["gnn"]["kind_roles"][1], {"type": "boolean", "section": GNN},
                        "Each node also reads its kind's language-neutral role (a call, a string literal, ...), "
                        "shared by Java and Python."),
-    "gnn_language_balance": (TRAINING_OPTIONS["gnn"]["language_balance"][1],
-                             {"type": "number", "minimum": 0, "maximum": 1, "section": GNN},
-                             "Draw training graphs of each language with weight count^-x (0: as they occur; 1: "
-                             "an equal share per language each epoch; not with instance_count > 1)."),
-    "gnn_selection_metric": (TRAINING_OPTIONS["gnn"]["selection_metric"][1],
-                             {"type": "string", "enum": list(SELECTION_METRIC_CHOICES), "section": GNN},
-                             "Validation metric that picks the best epoch and drives early stopping (youden: "
-                             "TPR - FPR)."),
+    **_shared_options("gnn", GNN, "graphs"),
     "transformer_epochs": (MODEL_DEFAULTS["transformer"]["epochs"],
                            {"type": "integer", "minimum": 1, "maximum": 100, "section": TRANSFORMER},
                            "Transformer epochs."),
@@ -102,15 +112,7 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "transformer_max_length": (TRAINING_OPTIONS["transformer"]["max_length"][1],
                                {"type": "integer", "minimum": 8, "maximum": 512, "section": TRANSFORMER},
                                "Tokens per input (longer inputs are cut)."),
-    "transformer_language_balance": (TRAINING_OPTIONS["transformer"]["language_balance"][1],
-                                     {"type": "number", "minimum": 0, "maximum": 1, "section": TRANSFORMER},
-                                     "Draw training texts of each language with weight count^-x (0: as they "
-                                     "occur; 1: an equal share per language; not with instance_count > 1)."),
-    "transformer_selection_metric": (TRAINING_OPTIONS["transformer"]["selection_metric"][1],
-                                     {"type": "string", "enum": list(SELECTION_METRIC_CHOICES),
-                                      "section": TRANSFORMER},
-                                     "Validation metric that picks the best epoch and drives early stopping "
-                                     "(youden: TPR - FPR)."),
+    **_shared_options("transformer", TRANSFORMER, "texts"),
     "gnn_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1, "section": GATE},
                              "Gate: minimum GNN validation accuracy (fraction)." + _GATE_NOTE),
     "transformer_min_val_accuracy": (None, {"type": ["number", "null"], "minimum": 0, "maximum": 1,
