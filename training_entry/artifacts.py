@@ -21,8 +21,10 @@ from safetensors.torch import load_model, save_file, save_model
 
 from streamguard.core import archive
 
-# A checkpoint dir holds, per epoch N, `last-eN.safetensors` (weights), `optimizer-eN.safetensors` and
-# `checkpoint-eN.json` (the state), `best-eM.safetensors` for the best epoch M so far, and
+# A checkpoint dir holds, per epoch N, `last-eN.safetensors` (weights), `optimizer-eN.safetensors`,
+# `ema-eN.safetensors` (the EMA shadow weights, with `--weight-averaging ema` only) and
+# `checkpoint-eN.json` (the state), `best-eM.safetensors` for the best epoch M so far (the EMA
+# weights of that epoch when averaging), and
 # `checkpoint.json`, a copy of the newest state written last. Every safetensors file carries its epoch
 # in its metadata too. SageMaker copies /opt/ml/checkpoints to S3 asynchronously, so after a spot
 # restart the restored `checkpoint.json` can be newer than the weights beside it: `find_checkpoint`
@@ -31,14 +33,15 @@ CHECKPOINT_STATE = "checkpoint.json"
 CHECKPOINT_KEEP = 2  # epochs whose files are kept (the newest and one to fall back on)
 WEIGHTS = "model.safetensors"
 _EPOCH_KEY = "streamguard_epoch"
+_WEIGHT_KINDS = ("last", "optimizer", "ema", "best")
 
 
 def checkpoint_file(kind: str, epoch: int) -> str:
-    """``last``, ``optimizer`` or ``best`` weights of ``epoch``: ``<kind>-e<epoch>.safetensors``;
+    """``last``, ``optimizer``, ``ema`` or ``best`` weights of ``epoch``: ``<kind>-e<epoch>.safetensors``;
     ``state``: ``checkpoint-e<epoch>.json``."""
     if kind == "state":
         return f"checkpoint-e{int(epoch):05d}.json"
-    if kind not in ("last", "optimizer", "best"):
+    if kind not in _WEIGHT_KINDS:
         raise ValueError(f"checkpoint_file: unknown kind {kind!r}")
     return f"{kind}-e{int(epoch):05d}.safetensors"
 
@@ -119,8 +122,9 @@ def resolve_model_dir(path: str | Path, workdir: str | Path, expected_sha256: st
 
 # ---------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: dict) -> None:
-    """Write the resumable state of epoch ``state["epoch"]``: weights, optimizer state, then the JSON state.
+                    state: dict, ema: torch.nn.Module | None = None) -> None:
+    """Write the resumable state of epoch ``state["epoch"]``: weights, optimizer state, the EMA
+    shadow weights (``ema``, when given; the state then records ``"ema"``), then the JSON state.
 
     The JSON is written last and atomically, so a checkpoint.json always describes complete files
     on this disk; files of epochs older than the last `CHECKPOINT_KEEP` are then removed.
@@ -128,16 +132,19 @@ def save_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: tor
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     epoch = int(state["epoch"])
+    if (ema is not None) != bool(state.get("ema")):
+        raise ValueError("save_checkpoint: EMA weights and the state's 'ema' record go together")
     save_weights(model, ckpt_dir / checkpoint_file("last", epoch), epoch=epoch)
     save_optimizer_state(optimizer, ckpt_dir / checkpoint_file("optimizer", epoch), epoch=epoch)
+    if ema is not None:
+        save_weights(ema, ckpt_dir / checkpoint_file("ema", epoch), epoch=epoch)
     write_json(ckpt_dir / checkpoint_file("state", epoch), state)
     write_json(ckpt_dir / CHECKPOINT_STATE, state)
     _prune_checkpoints(ckpt_dir, epoch)
 
 
 def _epoch_of_name(name: str) -> tuple[str, int] | None:
-    for kind, suffix in (("last", ".safetensors"), ("optimizer", ".safetensors"), ("best", ".safetensors"),
-                         ("checkpoint", ".json")):
+    for kind, suffix in (*((k, ".safetensors") for k in _WEIGHT_KINDS), ("checkpoint", ".json")):
         prefix = f"{kind}-e"
         if name.startswith(prefix) and name.endswith(suffix) and name[len(prefix):-len(suffix)].isdigit():
             return kind, int(name[len(prefix):-len(suffix)])
@@ -252,6 +259,8 @@ def checkpoint_problem(ckpt_dir: str | Path, state: dict) -> str | None:
     ckpt_dir = Path(ckpt_dir)
     epoch = int(state["epoch"])
     needed = [("last", epoch), ("optimizer", epoch)]
+    if state.get("ema"):
+        needed.append(("ema", epoch))
     if state.get("best"):
         needed.append(("best", int(state["best"]["epoch"])))
     for kind, want in needed:
@@ -265,11 +274,16 @@ def checkpoint_problem(ckpt_dir: str | Path, state: dict) -> str | None:
 
 
 def restore_checkpoint(ckpt_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                       device: torch.device, state: dict) -> None:
-    """Load ``state``'s weights and optimizer state into `model` and `optimizer`."""
+                       device: torch.device, state: dict, ema: torch.nn.Module | None = None) -> bool:
+    """Load ``state``'s weights and optimizer state into `model` and `optimizer`, and its EMA shadow
+    weights into ``ema`` when both are there; returns whether EMA weights were loaded."""
     ckpt_dir = Path(ckpt_dir)
     load_weights(model, ckpt_dir / checkpoint_file("last", state["epoch"]))
     load_optimizer_state(optimizer, ckpt_dir / checkpoint_file("optimizer", state["epoch"]))
+    if ema is None or not state.get("ema"):
+        return False
+    load_weights(ema, ckpt_dir / checkpoint_file("ema", state["epoch"]))
+    return True
 
 
 def copy_into(src: str | Path, dest_dir: str | Path) -> None:

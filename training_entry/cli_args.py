@@ -18,6 +18,7 @@ from typing import Any
 import text_inputs
 from entry_errors import EntryError
 from train_state import SELECTION_METRICS
+from weight_averaging import DEFAULT_EMA_DECAY, WARMUP, WEIGHT_AVERAGING
 from streamguard.core.model_types import MODEL_SIZES, MODEL_TYPES
 
 DESCRIPTION = ("StreamGuard SageMaker script-mode entry: train or evaluate the Taint-Flow GNN or the SQL "
@@ -147,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--kind-roles", type=_bool, nargs="?", const=True, default=False,
         help="GNN: each node also adds the embedding of its kind's language-neutral role (a call, a string "
              "literal, an assignment ...), shared by Java and Python kinds")
+    add("--weight-averaging", type=_str, choices=WEIGHT_AVERAGING, default="none",
+        help="'ema': after every optimizer step keep an exponential moving average of the weights "
+             "(parameters and floating buffers); validation scores it and the model dir gets the best "
+             "epoch's average. 'none': the trained weights, as before")
+    add("--ema-decay", type=_float, default=DEFAULT_EMA_DECAY,
+        help="with --weight-averaging ema, in (0, 1): shadow = d*shadow + (1-d)*param with the warm-up "
+             f"d = {WARMUP}, n the updates so far (so a short run is not dominated by the initial weights)")
     add("--threshold", type=_float, default=None, help="P(vulnerable) cut-off; default 0.5 or the model's")
     add("--num-workers", type=_int, default=0)
     add("--progress-interval-s", type=_float, default=30.0,
@@ -200,6 +208,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         (0 <= args.sink_dropout <= 1, f"--sink-dropout must be in [0, 1], got {args.sink_dropout}"),
         (0 <= args.language_balance <= 1, f"--language-balance must be in [0, 1], got {args.language_balance}"),
         (0 <= args.token_dropout < 1, f"--token-dropout must be in [0, 1), got {args.token_dropout}"),
+        (0 < args.ema_decay < 1, f"--ema-decay must be in (0, 1), got {args.ema_decay}"),
         (args.max_train_samples is None or args.max_train_samples >= 1,
          f"--max-train-samples must be >= 1, got {args.max_train_samples}"),
         (args.num_workers >= 0, f"--num-workers must be >= 0, got {args.num_workers}"),

@@ -122,14 +122,16 @@ def warmup_linear_decay(base_lr: float, total_steps: int, warmup_frac: float = 0
 
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
                     loss_fn: nn.Module, rt: Runtime, max_grad_norm: float = 1.0,
-                    lr_at=None, step_offset: int = 0, on_batch=None) -> tuple[float, float, int]:
+                    lr_at=None, step_offset: int = 0, on_batch=None, ema=None) -> tuple[float, float, int]:
     """One pass over the training data; returns (mean loss, accuracy, samples) over all workers.
 
     `model` is the model or its DistributedDataParallel wrapper; batches go through the model's
     `forward_batch`, the forward pass through `model` itself (so DDP averages the gradients).
 
     `lr_at(global_step)`, when given, sets the learning rate before each step;
-    `on_batch(done, total, loss)`, when given, is called after each step (progress reporting).
+    `on_batch(done, total, loss)`, when given, is called after each step (progress reporting);
+    `ema` (a `weight_averaging.WeightEMA`), when given, is updated from the bare model after each
+    optimizer step (on every DDP rank: their weights are the same).
     """
     total_batches = len(loader) if on_batch is not None else 0
     bare = unwrap(model)
@@ -148,6 +150,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
         if max_grad_norm:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
+        if ema is not None:
+            ema.update(bare)
         n = y.numel()
         batch_loss = loss.item()
         totals += torch.tensor([batch_loss * n, (logits.argmax(-1) == y).sum().item(), n],

@@ -1,6 +1,7 @@
 """What a finished training run writes: the model dir that becomes model.tar.gz, and prediction rows.
 
-The model dir holds `model.safetensors` (the best epoch's weights), `config.json`, the model's
+The model dir holds `model.safetensors` (the best epoch's weights, their moving average with
+`--weight-averaging ema`), `config.json`, the model's
 companions (GNN: `node_vocab.json`; transformer: `tokenizer/`), `metrics.json` and `history.json`
 (also copied to the output data dir), `baseline.json` (drift monitoring), `test_predictions.jsonl`
 when there is a test channel, and `code/` (the serving handler, so the archive serves on its own).
@@ -88,6 +89,9 @@ def write_model_dir(run: TrainRun, model: torch.nn.Module, tokenizer, state: Tra
         "featurizer_version": None, "max_length": None, "text_input": None,  # set by the model class below
         "threshold": run.threshold,
         "selection_metric": args.selection_metric,
+        # What model.safetensors holds: the trained weights ("none") or their moving average ("ema").
+        "weight_averaging": args.weight_averaging,
+        "ema_decay": args.ema_decay if args.weight_averaging == "ema" else None,
         "best_epoch": state.best.epoch if state.best else None,
         "epochs_run": len(state.history),
         "hyperparameters": _json_safe(args),

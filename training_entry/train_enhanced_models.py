@@ -26,7 +26,10 @@ Training:
   SageMaker) every epoch writes weights, optimizer state and a JSON state atomically; a restarted run
   resumes from it ("Resuming from epoch N"). Each epoch reseeds the RNGs with `seed + epoch`, so a resumed
   run shuffles and drops out exactly as an uninterrupted one;
-- `--fine-tune` starts from the model channel's weights, with its tokenizer and its saved sizes.
+- `--fine-tune` starts from the model channel's weights, with its tokenizer and its saved sizes;
+- `--weight-averaging ema` (`--ema-decay`, default 0.99) keeps an exponential moving average of the
+  weights after every optimizer step (`weight_averaging`): validation scores it, the model dir and the
+  best-epoch checkpoint get the best epoch's average, and each epoch's checkpoint holds it for resuming.
 
 Evaluate mode scores every input row: rows that fail validation (bad JSON, missing code, unknown
 language, unusable graph) are written to predictions.jsonl with `error` and null score rather than

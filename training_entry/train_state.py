@@ -8,6 +8,10 @@ with exactly the state an uninterrupted one would hold. The layout on disk::
      "best": {"epoch": 2, "key": [f1, accuracy], "metric": "f1", "value": f1} | null,
      "bad_epochs": 1, "history": [{"epoch": 1, "train_loss": ..., ...}, ...], "stopped_early": false,
      "fine_tuned_from": null, "text_input": "gadget", "rng": {"seed": 13, "epoch_seed": 16}}
+
+and, only for a run with `--weight-averaging ema`, a last key
+``"ema": {"decay": 0.99, "updates": 96, "warmup": "..."}`` (the shadow weights themselves are
+`ema-eN.safetensors` beside the state).
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ class TrainState:
     fine_tuned_from: str | None = None
     text_input: str | None = None
     epoch_seed: int | None = None
+    ema: dict | None = None   # `weight_averaging.WeightEMA.state()` of the epoch; None without EMA
 
     def record_epoch(self, epoch: int, val: dict, metric: str, row: dict, improved: bool, patience: int) -> bool:
         """Account for a finished epoch (`row`: its history entry); returns True when training stops early."""
@@ -101,13 +106,16 @@ class TrainState:
         return self.stopped_early
 
     def to_dict(self) -> dict:
-        """The checkpoint JSON (key order as written since format 1)."""
-        return {
+        """The checkpoint JSON (key order as written since format 1; ``ema`` only when averaging)."""
+        out = {
             "format_version": FORMAT_VERSION, "model_type": self.model_type, "model_kwargs": self.model_kwargs,
             "epoch": self.epoch, "best": self.best.to_dict() if self.best else None, "bad_epochs": self.bad_epochs,
             "history": self.history, "stopped_early": self.stopped_early, "fine_tuned_from": self.fine_tuned_from,
             "text_input": self.text_input, "rng": {"seed": self.seed, "epoch_seed": self.epoch_seed},
         }
+        if self.ema is not None:
+            out["ema"] = dict(self.ema)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainState:
@@ -127,4 +135,5 @@ class TrainState:
             stopped_early=bool(d.get("stopped_early", False)), fine_tuned_from=d.get("fine_tuned_from"),
             # Checkpoints written before code gadgets trained the transformer on the whole code.
             text_input=d.get("text_input", "code"), epoch_seed=rng.get("epoch_seed"),
+            ema=dict(d["ema"]) if d.get("ema") else None,
         )

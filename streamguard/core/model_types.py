@@ -36,6 +36,7 @@ TRAINING_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
         "kind_roles": ("kind-roles", False),
         "language_balance": ("language-balance", 0.0),
         "selection_metric": ("selection-metric", "f1"),
+        "weight_averaging": ("weight-averaging", "none"),
     },
     "transformer": {
         "text_input": ("text-input", "marked-gadget"),
@@ -43,8 +44,10 @@ TRAINING_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
         "max_length": ("max-length", 256),
         "language_balance": ("language-balance", 0.0),
         "selection_metric": ("selection-metric", "f1"),
+        "weight_averaging": ("weight-averaging", "none"),
     },
 }
 # Values the entry accepts for the choice options above (the entry's `SELECTION_METRICS`, `TEXT_INPUTS`).
 SELECTION_METRIC_CHOICES = ("f1", "accuracy", "youden")
 TEXT_INPUT_CHOICES = ("marked-gadget", "gadget", "code")
+WEIGHT_AVERAGING_CHOICES = ("none", "ema")  # the entry's `weight_averaging.WEIGHT_AVERAGING`

@@ -12,7 +12,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from streamguard.core.model_types import (  # noqa: F401  (MODEL_TYPES re-exported)
-    MODEL_DEFAULTS, MODEL_TYPES, SELECTION_METRIC_CHOICES, TEXT_INPUT_CHOICES, TRAINING_OPTIONS)
+    MODEL_DEFAULTS, MODEL_TYPES, SELECTION_METRIC_CHOICES, TEXT_INPUT_CHOICES, TRAINING_OPTIONS,
+    WEIGHT_AVERAGING_CHOICES)
 
 if TYPE_CHECKING:
     from streamguard.pipeline.records import RetrainingConfig
@@ -42,6 +43,11 @@ def _shared_options(model_type: str, section: str, samples: str) -> dict[str, tu
             options["selection_metric"][1],
             {"type": "string", "enum": list(SELECTION_METRIC_CHOICES), "section": section},
             "Validation metric that picks the best epoch and drives early stopping (youden: TPR - FPR)."),
+        f"{model_type}_weight_averaging": (
+            options["weight_averaging"][1],
+            {"type": "string", "enum": list(WEIGHT_AVERAGING_CHOICES), "section": section},
+            "ema: validate and keep an exponential moving average of the weights (decay 0.99), not the "
+            "last step's."),
     }
 
 

@@ -47,6 +47,9 @@ def test_train_state_reads_and_writes_the_checkpoint_json_unchanged():
     assert (state.seed, state.epoch_seed, state.bad_epochs) == (13, 16, 1)
     assert state.to_dict() == OLD_STATE
     assert list(state.to_dict()) == list(OLD_STATE)  # the same key order on disk
+    assert state.ema is None and "ema" not in state.to_dict()  # no averaging: the JSON as before
+    with_ema = {**copy.deepcopy(OLD_STATE), "ema": {"decay": 0.99, "updates": 96, "warmup": "w"}}
+    assert TrainState.from_dict(with_ema).to_dict() == with_ema  # --weight-averaging ema: one key more, last
 
 
 def test_train_state_of_an_older_checkpoint_gets_the_old_defaults():

@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from streamguard.core.model_types import SELECTION_METRIC_CHOICES, TEXT_INPUT_CHOICES, TRAINING_OPTIONS
+from streamguard.core.model_types import (SELECTION_METRIC_CHOICES, TEXT_INPUT_CHOICES, TRAINING_OPTIONS,
+                                          WEIGHT_AVERAGING_CHOICES)
 from streamguard.jobs.request import build_training_request
 from streamguard.pipeline.job_specs import training_hyperparameters
 from streamguard.pipeline.params import TRAINING_PARAMS, ParamError, TrainingConfig, resolve_training_config
@@ -21,6 +22,7 @@ from tests.support.entry_data import ENTRY_DIR  # noqa: F401  (puts training_ent
 import cli_args  # noqa: E402
 import text_inputs  # noqa: E402
 import train_state  # noqa: E402
+import weight_averaging  # noqa: E402
 
 
 def _dest(flag: str) -> str:
@@ -38,16 +40,17 @@ def test_the_form_defaults_are_the_entry_defaults(model_type):
 def test_the_form_choices_are_the_entry_choices():
     assert SELECTION_METRIC_CHOICES == train_state.SELECTION_METRICS
     assert TEXT_INPUT_CHOICES == text_inputs.TEXT_INPUTS
+    assert WEIGHT_AVERAGING_CHOICES == weight_averaging.WEIGHT_AVERAGING
     assert TRAINING_PARAMS["gnn_selection_metric"][1]["enum"] == list(train_state.SELECTION_METRICS)
     assert TRAINING_PARAMS["transformer_text_input"][1]["enum"] == list(text_inputs.TEXT_INPUTS)
 
 
 CHANGED = {
     "gnn": {"gnn_sink_dropout": 0.1, "gnn_input_readout": False, "gnn_kind_roles": True,
-            "gnn_language_balance": 0.5, "gnn_selection_metric": "youden"},
+            "gnn_language_balance": 0.5, "gnn_selection_metric": "youden", "gnn_weight_averaging": "ema"},
     "transformer": {"transformer_text_input": "gadget", "transformer_token_dropout": 0.0,
                     "transformer_max_length": 128, "transformer_language_balance": 1.0,
-                    "transformer_selection_metric": "accuracy"},
+                    "transformer_selection_metric": "accuracy", "transformer_weight_averaging": "ema"},
 }
 
 
