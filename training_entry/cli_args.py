@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-train-samples", type=_int, default=None, help="seeded subset of the train split (smoke runs)")
     add("--sink-dropout", type=_float, default=0.0,
         help="GNN: share of training graphs drawn as if the catalog knew none of their sinks (0: none)")
+    add("--source-dropout", type=_float, default=0.0,
+        help="GNN: share of training graphs drawn as if the catalog knew none of their sources (source "
+             "flags and taint cleared; 0: none)")
     add("--token-dropout", type=_float, default=0.3,
         help="transformer: share of the code words of each training text dropped, drawn anew each epoch "
              "(the gadget's analysis markers are kept; 0: none)")
@@ -206,6 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         (args.vocab_size >= 300, f"--vocab-size must be >= 300 (256 bytes + specials), got {args.vocab_size}"),
         (args.threshold is None or 0 <= args.threshold <= 1, f"--threshold must be in [0, 1], got {args.threshold}"),
         (0 <= args.sink_dropout <= 1, f"--sink-dropout must be in [0, 1], got {args.sink_dropout}"),
+        (0 <= args.source_dropout <= 1, f"--source-dropout must be in [0, 1], got {args.source_dropout}"),
         (0 <= args.language_balance <= 1, f"--language-balance must be in [0, 1], got {args.language_balance}"),
         (0 <= args.token_dropout < 1, f"--token-dropout must be in [0, 1), got {args.token_dropout}"),
         (0 < args.ema_decay < 1, f"--ema-decay must be in (0, 1), got {args.ema_decay}"),

@@ -329,18 +329,46 @@ def hide_sinks(a: gstore.GraphArrays) -> gstore.GraphArrays:
     return gstore.GraphArrays(kind=a.kind, feat=feat, subtok=a.subtok, edges=a.edges, edge_type=edge_type)
 
 
+# The columns that say where tainted data comes from and where it goes: what the featurizer would not
+# draw if its catalog knew none of a graph's sources (`hide_sources`).
+SOURCE_COLUMNS = ("is_source", "is_param_source", "is_tainted", "on_taint_path")
+
+
+def hide_sources(a: gstore.GraphArrays) -> gstore.GraphArrays:
+    """The graph as the featurizer would draw it if the catalog knew none of its sources.
+
+    The source flags (library sources and parameters) and what follows from them (`is_tainted`,
+    `on_taint_path`) are cleared; everything else stays, `flows_to_sink` included (which values
+    reach a sink does not depend on where they came from). The label stays the record's own: the
+    code is as vulnerable as before. Training on some graphs drawn this way (`--source-dropout`)
+    makes the model judge what reaches a sink (a constant, or a value from anywhere else) as well as
+    the catalog's verdict, so it can flag code whose untrusted input arrives by a route the catalog
+    does not list (a session, a form object, an attribute).
+    """
+    g = graphs_module()
+    col = {name: i for i, name in enumerate(g.NODE_FEATURES)}
+    feat = np.array(a.feat, dtype=np.float16, copy=True)
+    for name in SOURCE_COLUMNS:
+        feat[:, col[name]] = 0.0
+    return gstore.GraphArrays(kind=a.kind, feat=feat, subtok=a.subtok, edges=a.edges, edge_type=a.edge_type)
+
+
 class GraphDataset(Dataset):
     """The graphs of some samples, read from their store one at a time (or kept `Data` objects).
 
     ``sink_dropout`` > 0 (training only): each time a graph is read, with that probability it is
     drawn as if the catalog knew none of its sinks (`hide_sinks`); the draw is seeded by
-    ``seed`` and the position, so an epoch is reproducible.
+    ``seed`` and the position, so an epoch is reproducible. ``source_dropout`` > 0 likewise draws it
+    as if the catalog knew none of its sources (`hide_sources`), from a draw of its own (both may
+    apply to one graph).
     """
 
-    def __init__(self, samples: Sequence[Sample], *, sink_dropout: float = 0.0, seed: int = 0):
+    def __init__(self, samples: Sequence[Sample], *, sink_dropout: float = 0.0, source_dropout: float = 0.0,
+                 seed: int = 0):
         self.refs = [s.graph for s in samples]
         self.labels = [s.label for s in samples]
         self.sink_dropout = sink_dropout
+        self.source_dropout = source_dropout
         self.seed = seed
 
     def __len__(self) -> int:
@@ -352,6 +380,8 @@ class GraphDataset(Dataset):
             arrays = ref.store[ref.index]
             if self.sink_dropout and random.Random(self.seed * 1_000_003 + i).random() < self.sink_dropout:
                 arrays = hide_sinks(arrays)
+            if self.source_dropout and random.Random(self.seed * 1_000_003 + i + 500_009).random() < self.source_dropout:
+                arrays = hide_sources(arrays)
             return arrays_to_data(arrays, self.labels[i])
         return ref
 
@@ -394,10 +424,10 @@ class TokenCollator:
 
 
 def make_dataset(model_type: str, samples: Sequence[Sample], text_input: str = text_inputs.DEFAULT_TEXT_INPUT, *,
-                 sink_dropout: float = 0.0, token_dropout: float = 0.0, seed: int = 0):
+                 sink_dropout: float = 0.0, source_dropout: float = 0.0, token_dropout: float = 0.0, seed: int = 0):
     """The dataset of one split: a `GraphDataset` (GNN) or a `CodeDataset` (transformer)."""
     if model_type == "gnn":
-        return GraphDataset(samples, sink_dropout=sink_dropout, seed=seed)
+        return GraphDataset(samples, sink_dropout=sink_dropout, source_dropout=source_dropout, seed=seed)
     return CodeDataset(samples, text_input, token_dropout=token_dropout, seed=seed)
 
 

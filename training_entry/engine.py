@@ -189,13 +189,15 @@ def predict(model: nn.Module, loader, rt: Runtime) -> tuple[list[float], list[fl
 def get_dataloaders(model_type: str, splits: dict[str, list], *, batch_size: int, tokenizer=None,
                     max_length: int = 256, num_workers: int = 0, seed: int = 0, rt: Runtime | None = None,
                     text_input: str = text_inputs.DEFAULT_TEXT_INPUT, sink_dropout: float = 0.0,
-                    token_dropout: float = 0.0, language_balance: float = 0.0) -> dict:
+                    source_dropout: float = 0.0, token_dropout: float = 0.0,
+                    language_balance: float = 0.0) -> dict:
     """Loaders per split: `train` shuffled (seeded; a DistributedSampler under DDP, or drawn by
     `datamod.language_sampler` with ``language_balance`` > 0), the others in order."""
     loaders = {}
     for name, samples in splits.items():
         dataset = datamod.make_dataset(model_type, samples, text_input,
                                        sink_dropout=sink_dropout if name == "train" else 0.0,
+                                       source_dropout=source_dropout if name == "train" else 0.0,
                                        token_dropout=token_dropout if name == "train" else 0.0, seed=seed)
         sampler = None
         if name == "train" and language_balance:

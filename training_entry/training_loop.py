@@ -62,7 +62,8 @@ def fit(run: TrainRun, setup: ModelSetup) -> TrainState:
             break
         engine.set_seed(args.seed + epoch)
         train_loader = _loaders(run, setup, {"train": run.train}, seed=args.seed + epoch,
-                                sink_dropout=args.sink_dropout, token_dropout=args.token_dropout,
+                                sink_dropout=args.sink_dropout, source_dropout=args.source_dropout,
+                                token_dropout=args.token_dropout,
                                 language_balance=args.language_balance)["train"]
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)

@@ -32,6 +32,7 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
 TRAINING_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "gnn": {
         "sink_dropout": ("sink-dropout", 0.0),
+        "source_dropout": ("source-dropout", 0.0),
         "input_readout": ("input-readout", True),
         "kind_roles": ("kind-roles", False),
         "language_balance": ("language-balance", 0.0),

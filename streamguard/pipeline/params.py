@@ -91,6 +91,10 @@ TRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
                          {"type": "number", "minimum": 0, "maximum": 1, "section": GNN},
                          "Share of training graphs drawn as if the catalog knew none of their sinks, so the model "
                          "also learns sinks by their names and argument flow (fraction; 0: none)."),
+    "gnn_source_dropout": (TRAINING_OPTIONS["gnn"]["source_dropout"][1],
+                           {"type": "number", "minimum": 0, "maximum": 1, "section": GNN},
+                           "Share of training graphs drawn as if the catalog knew none of their sources, so the "
+                           "model also judges what reaches a sink, wherever it came from (fraction; 0: none)."),
     "gnn_input_readout": (TRAINING_OPTIONS["gnn"]["input_readout"][1], {"type": "boolean", "section": GNN},
                           "The head also reads each 0/1 node flag's maximum over the graph (the taint "
                           "analysis' verdicts)."),

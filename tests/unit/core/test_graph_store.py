@@ -164,3 +164,33 @@ def test_hide_sinks_draws_the_graph_as_if_the_catalog_missed_its_sinks():
     ds0 = datamod.GraphDataset([s], sink_dropout=0.0)
     ds0.refs = [datamod.GraphRef([a], 0)]
     assert float(ds0[0].x[:, col["is_sink"]].max()) == 1.0
+
+
+def test_hide_sources_draws_the_graph_as_if_the_catalog_missed_its_sources():
+    code = JAVA["concat_into_executeQuery"][0]
+    g = graphs.build_graph(code, "java")
+    col = {n: i for i, n in enumerate(graphs.NODE_FEATURES)}
+    a = gstore.graph_arrays(g)
+    assert a.feat[:, col["on_taint_path"]].max() == 1 and a.feat[:, col["is_tainted"]].max() == 1
+    h = datamod.hide_sources(a)
+    for name in datamod.SOURCE_COLUMNS:
+        assert h.feat[:, col[name]].max() == 0, name
+    others = [i for n, i in col.items() if n not in datamod.SOURCE_COLUMNS]
+    assert np.array_equal(h.feat[:, others], a.feat[:, others])  # sinks, flows_to_sink, literals stay
+    assert h.feat[:, col["flows_to_sink"]].max() == 1
+    assert np.array_equal(h.edge_type, a.edge_type) and np.array_equal(h.subtok, a.subtok)
+    assert a.feat[:, col["on_taint_path"]].max() == 1  # the stored arrays are untouched
+    # Seeded per position, and drawn apart from sink dropout: with both at 1 both apply.
+    s = datamod.Sample(index=0, where="x:1", label=1, graph=None)
+    ds = datamod.GraphDataset([s], source_dropout=1.0, seed=3)
+    ds.refs = [datamod.GraphRef([a], 0)]
+    assert float(ds[0].x[:, col["is_tainted"]].max()) == 0.0 and float(ds[0].x[:, col["is_sink"]].max()) == 1.0
+    both = datamod.GraphDataset([s], sink_dropout=1.0, source_dropout=1.0, seed=3)
+    both.refs = [datamod.GraphRef([a], 0)]
+    assert float(both[0].x[:, col["is_sink"]].max()) == 0.0 and float(both[0].x[:, col["is_tainted"]].max()) == 0.0
+    # A share of 0.5 hides the sources of about half the graphs, the same ones on every read.
+    many = datamod.GraphDataset([s] * 200, source_dropout=0.5, seed=3)
+    many.refs = [datamod.GraphRef([a], 0)] * 200
+    hidden = [float(many[i].x[:, col["is_tainted"]].max()) == 0.0 for i in range(200)]
+    assert 70 < sum(hidden) < 130
+    assert hidden == [float(many[i].x[:, col["is_tainted"]].max()) == 0.0 for i in range(200)]

@@ -46,7 +46,7 @@ def test_the_form_choices_are_the_entry_choices():
 
 
 CHANGED = {
-    "gnn": {"gnn_sink_dropout": 0.1, "gnn_input_readout": False, "gnn_kind_roles": True,
+    "gnn": {"gnn_sink_dropout": 0.1, "gnn_source_dropout": 0.2, "gnn_input_readout": False, "gnn_kind_roles": True,
             "gnn_language_balance": 0.5, "gnn_selection_metric": "youden", "gnn_weight_averaging": "ema"},
     "transformer": {"transformer_text_input": "gadget", "transformer_token_dropout": 0.0,
                     "transformer_max_length": 128, "transformer_language_balance": 1.0,
