@@ -70,6 +70,21 @@ _COLS = ("name", "email", "sku", "owner", "title")
 _VARS = ("name", "value", "term", "key", "q")
 
 
+def isolate_entry(monkeypatch, tmp_path: Path) -> None:
+    """What an entry test runs under: the real featurizer when present (else `fake_graphs_module`), no
+    SageMaker env leaking in, the failure file and a fresh checkpoint dir in ``tmp_path`` (never a
+    shared /opt/ml/checkpoints that would resume across tests)."""
+    import os
+
+    if not real_graphs_available():
+        monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake_graphs_module())
+    for var in list(os.environ):
+        if var.startswith("SM_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "sm_output"))
+    monkeypatch.setenv("SM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+
+
 def make_records(n: int, seed: int = 0, *, java_every: int = 4) -> list[dict]:
     """Tiny labelled records: SQL built by string concatenation (1) vs parameterised queries (0)."""
     rng = random.Random(seed)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.support.entry_data import (ENTRY_DIR, TINY_GNN, TINY_TRANSFORMER, fake_graphs_module, make_channels,
-                                     make_records, real_graphs_available, write_jsonl)
+from tests.support.entry_data import (ENTRY_DIR, TINY_GNN, TINY_TRANSFORMER, fake_graphs_module, isolate_entry,
+                                     make_channels, make_records, real_graphs_available, write_jsonl)
 
 import artifacts  # noqa: E402  (training_entry is on sys.path via tests.support.entry_data)
 import train_enhanced_models as entry  # noqa: E402
@@ -30,15 +30,7 @@ METRIC_REGEXES = {name: re.compile(rf"{name}=(.*?);") for name in ("Train Loss",
 
 @pytest.fixture(autouse=True)
 def _graphs_and_env(monkeypatch, tmp_path):
-    """Real featurizer when present (else a stand-in); no SageMaker env leaks in; failure file in tmp."""
-    if not real_graphs_available():
-        monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake_graphs_module())
-    for var in list(os.environ):
-        if var.startswith("SM_"):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "sm_output"))
-    # A fresh checkpoint dir per test (never a shared /opt/ml/checkpoints that would resume across tests).
-    monkeypatch.setenv("SM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    isolate_entry(monkeypatch, tmp_path)
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -4,14 +4,12 @@ what the model dir holds (the average, recomputed here from the optimizer's step
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.support.entry_data import TINY_GNN, fake_graphs_module, make_channels, real_graphs_available
+from tests.support.entry_data import TINY_GNN, isolate_entry, make_channels
 
 import artifacts  # noqa: E402  (training_entry is on sys.path via tests.support.entry_data)
 import train_enhanced_models as entry  # noqa: E402
@@ -22,13 +20,7 @@ from weight_averaging import WeightEMA, warmup_decay  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _graphs_and_env(monkeypatch, tmp_path):
-    if not real_graphs_available():
-        monkeypatch.setitem(sys.modules, "streamguard.core.graphs", fake_graphs_module())
-    for var in list(os.environ):
-        if var.startswith("SM_"):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "sm_output"))
-    monkeypatch.setenv("SM_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    isolate_entry(monkeypatch, tmp_path)
 
 
 # ----------------------------------------------------------------------------------------- flags
