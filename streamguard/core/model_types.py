@@ -27,8 +27,8 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
 
 # The entry's training options that the training DAG's trigger form exposes, per model type:
 # the form's param suffix (``gnn_sink_dropout``) -> (the entry's flag, its default). The defaults are
-# the entry's own (`training_entry/cli_args.py`; `tests/unit/training_entry/test_cli_args.py` checks
-# both agree), so a run with the form's defaults trains as the entry does with no flag at all.
+# the entry's own (`training_entry/cli_args.py`; `tests/unit/training_entry/test_trigger_options.py`
+# checks both agree), so a run with the form's defaults trains as the entry does with no flag at all.
 TRAINING_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "gnn": {
         "sink_dropout": ("sink-dropout", 0.0),

@@ -30,7 +30,6 @@ MAX_SEED = 2**32 - 1
 _GATE_NOTE = " Empty: the deployment's threshold; the form may only tighten it."
 
 
-
 def _shared_options(model_type: str, section: str, samples: str) -> dict[str, tuple[Any, dict, str]]:
     """The form's entries of the training options both models have (`TRAINING_OPTIONS`)."""
     options = TRAINING_OPTIONS[model_type]
