@@ -47,7 +47,9 @@ def compare_and_decide(config: RetrainingConfig, model_type: str, challenger_eva
     champion = plan.champion
     version, _record = record_version(
         registry, model_type, evaluation=challenger_eval, job_name=challenger_job.job_name, backend=backend,
-        data=plan.data, hyperparameters={"fine_tuned_from": champion["version"]}, gate=gate, approved=promote,
+        data=plan.data, hyperparameters={**training_hyperparameters(plan.training_config, model_type),
+                                         "fine_tuned_from": champion["version"]},
+        gate=gate, approved=promote,
         extra={"channels": plan.data.channels, "predictions_uri": challenger_eval.predictions_uri,
                "champion_comparison": comp, "promotion_reasons": reasons,
                "fine_tuned_from": champion["version"]},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -120,20 +121,47 @@ def bootstrap_source(model_type: str, feedback: dict) -> dict | None:
         for version in reversed(registry.list_versions(MODEL_NAMES[mt])):
             channels = (version.extra or {}).get("channels") or {}
             if all(channels.get(split) for split in SPLITS):
-                return {"kind": "registered_channels", "channels": {k: channels[k] for k in SPLITS},
-                        "from": f"{version.model_name} v{version.version} ({version.status})"}
+                source = {"kind": "registered_channels", "channels": {k: channels[k] for k in SPLITS},
+                          "from": f"{version.model_name} v{version.version} ({version.status})"}
+                if mt == model_type:  # the options this model was trained with (sink dropout, ...)
+                    source["hyperparameters"] = dict(version.hyperparameters or {})
+                return source
     if feedback["n_labelled"] >= MIN_BOOTSTRAP_FEEDBACK:
         return {"kind": "feedback", "channels": None, "from": f"{feedback['n_labelled']} labelled feedback records"}
     return None
 
 
-def bootstrap_config(config: RetrainingConfig, model_type: str) -> TrainingConfig:
-    """The configuration a training run would use for `model_type`, with the retraining run's gate."""
+def bootstrap_config(config: RetrainingConfig, model_type: str, recorded: dict | None = None) -> TrainingConfig:
+    """The configuration a training run would use for `model_type`, with the retraining run's gate.
+
+    `recorded`: the hyperparameters of a registered version of this model (the one whose data a
+    bootstrap trains on); its training options (`TRAINING_OPTIONS`: sink dropout, token dropout,
+    language balance, ...) replace the defaults, so a first model is trained the way the user chose
+    in the training DAG. Epochs, learning rate and seed stay the training defaults.
+    """
     from streamguard.pipeline.params import resolve_training_config
 
-    return resolve_training_config({
+    base = resolve_training_config({
         "models": [model_type],
         "gnn_min_val_accuracy": config.gnn_min_val_accuracy,
         "transformer_min_val_accuracy": config.transformer_min_val_accuracy,
         "max_fpr": config.max_fpr,
     })
+    if not recorded:
+        return base
+    per_model = dict(base.per_model)
+    per_model[model_type] = replace(per_model[model_type],
+                                    options=recorded_options(per_model[model_type].options, recorded))
+    return replace(base, per_model=per_model)
+
+
+def recorded_options(defaults: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """`defaults` (entry flag -> value) with the values a version recorded in its hyperparameters.
+
+    A version records each value as the job had it or, from a job description, as its JSON-encoded
+    string; a version from before the options were recorded has none, and the defaults apply.
+    """
+    from streamguard.jobs.request import decode_hyperparameter
+
+    return {flag: decode_hyperparameter(hyperparameters[flag]) if isinstance(hyperparameters.get(flag), str)
+            else hyperparameters.get(flag, value) for flag, value in defaults.items()}

@@ -17,7 +17,8 @@ from streamguard import storage
 from streamguard.pipeline.params import MODEL_NAMES, TrainingConfig
 from streamguard.pipeline.records import (PreparedChannels, RetrainingConfig, RetrainPlan, RunContext, SourcePackage,
                                           plain, run_uri)
-from streamguard.pipeline.retrain_decision import SPLITS, bootstrap_config, bootstrap_source, champion_of
+from streamguard.pipeline.retrain_decision import (SPLITS, bootstrap_config, bootstrap_source, champion_of,
+                                                  recorded_options)
 
 
 def build_retrain_data(config: RetrainingConfig, model_type: str, feedback: dict, key: str,
@@ -32,7 +33,7 @@ def build_retrain_data(config: RetrainingConfig, model_type: str, feedback: dict
         source = (decision or {}).get("bootstrap_source") or bootstrap_source(model_type, feedback)
         if source is None:
             raise RuntimeError(f"no champion for {MODEL_NAMES[model_type]} and no data to train a first one")
-        cfg = bootstrap_config(config, model_type)
+        cfg = bootstrap_config(config, model_type, source.get("hyperparameters"))
         if source["kind"] == "feedback":
             channels, data_hash = _prepare_feedback_channels(feedback, key, model_type, cfg.seed)
         else:
@@ -96,7 +97,8 @@ def _prepare_feedback_channels(feedback: dict, key: str, model_type: str, seed: 
 
 
 def finetune_config(config: RetrainingConfig, champion: dict) -> TrainingConfig:
-    """A TrainingConfig for fine-tuning: fewer epochs, learning rate scaled down from the champion's.
+    """A TrainingConfig for fine-tuning: fewer epochs, learning rate scaled down from the champion's
+    (`finetune_lr_factor`; a champion that was itself fine-tuned keeps its rate).
 
     Starts from what a first model would get (`bootstrap_config`: the training defaults with this
     run's gate), then takes the champion's batch size, training options (sink dropout, token dropout,
@@ -108,13 +110,13 @@ def finetune_config(config: RetrainingConfig, champion: dict) -> TrainingConfig:
     hps = champion.get("hyperparameters") or {}
     mt = champion["model_type"]
     per_model = dict(base.per_model)
-    lr = config.finetune_learning_rate or (
-        float(hps.get("learning-rate", per_model[mt].learning_rate)) * config.finetune_lr_factor)
-    from streamguard.jobs.request import decode_hyperparameter
-
-    # Recorded as the job's values or, from a job description, as its JSON-encoded strings.
-    options = {flag: decode_hyperparameter(hps[flag]) if isinstance(hps.get(flag), str) else hps.get(flag, value)
-               for flag, value in per_model[mt].options.items()}
+    lr = config.finetune_learning_rate or float(hps.get("learning-rate", per_model[mt].learning_rate))
+    # A fine-tuned champion recorded a fine-tune's rate: it is kept, so that monthly fine-tunes do
+    # not shrink it by the factor each time. (Fine-tunes registered before recording only
+    # `fine_tuned_from`, and the default rate is scaled.)
+    if not config.finetune_learning_rate and not ("fine_tuned_from" in hps and "learning-rate" in hps):
+        lr *= config.finetune_lr_factor
+    options = recorded_options(per_model[mt].options, hps)
     per_model[mt] = replace(per_model[mt], epochs=config.finetune_epochs, learning_rate=lr,
                             batch_size=int(hps.get("batch-size", per_model[mt].batch_size)), options=options)
     return replace(base, per_model=per_model, seed=int(hps.get("seed", base.seed)) + 1)

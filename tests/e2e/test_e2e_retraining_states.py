@@ -47,7 +47,8 @@ def test_empty_registry_default_params_skips_both_models_with_the_reason(airflow
 
 def test_after_a_training_run_with_a_rejected_model_default_retraining_bootstraps_it(airflow_db, tmp_path):
     env = {"STREAMGUARD_GATE_THRESHOLDS": REJECT_TRANSFORMER}
-    proc = run_dags_test("streamguard_training", NO_GATE_PARAMS, tmp_path, **env)
+    # A training option other than its default: the bootstrap below trains with it too.
+    proc = run_dags_test("streamguard_training", {**NO_GATE_PARAMS, "transformer_token_dropout": 0.2}, tmp_path, **env)
     assert succeeded(proc), tail(proc)
     client = RegistryClient((tmp_path / "registry").as_uri())
     assert client.get_alias(GNN, "champion").version == 1
@@ -71,6 +72,7 @@ def test_after_a_training_run_with_a_rejected_model_default_retraining_bootstrap
     boot = versions[1]
     assert boot.extra["trained_by"] == "retraining bootstrap"
     assert "-boot" in boot.training_job_name
+    assert first.hyperparameters["token-dropout"] == boot.hyperparameters["token-dropout"] == 0.2
     assert any("model size" in r for r in boot.gate["reasons"])
     assert boot.extra["channels"]["test"] == first.extra["channels"]["test"]
     assert client.get_alias(TRANSFORMER, "champion") is None

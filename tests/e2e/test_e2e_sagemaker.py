@@ -485,6 +485,10 @@ def test_retraining_dag_fine_tunes_evaluates_promotes_and_creates_the_endpoint_c
     challenger = versions[-1]
     assert challenger.training_job_name == finetune["TrainingJobName"] and challenger.backend == "sagemaker"
     assert challenger.extra["fine_tuned_from"] == champion.version
+    # It records what the fine-tune ran with, so that the next fine-tune starts from its options and rate.
+    assert challenger.hyperparameters["fine_tuned_from"] == champion.version
+    for flag in ("epochs", "learning-rate", "seed", "sink-dropout"):
+        assert challenger.hyperparameters[flag] == hyperparameter(finetune, flag), flag
     (event,) = [e.payload for e in client.list_events() if e.kind in ("promotion", "challenger_rejected")]
     promoted = event["promoted"]
     assert event["challenger_version"] == challenger.version and event["champion_version"] == champion.version

@@ -107,3 +107,78 @@ def test_a_fine_tune_keeps_the_champions_training_options():
     assert options["language-balance"] == 0.0
     old = {"model_type": "transformer", "hyperparameters": {"learning-rate": 0.001}}
     assert retrain_plan.finetune_config(config, old).per_model["transformer"].options["token-dropout"] == 0.3
+
+
+def _register(client, model_type: str, job: str, hyperparameters: dict, status: str = "rejected"):
+    from streamguard.pipeline.params import MODEL_NAMES
+
+    channels = {split: f"file:///data/{job}/{split}" for split in ("train", "validation", "test")}
+    return client.register(MODEL_NAMES[model_type], model_type=model_type, artifact_uri=f"file:///m/{job}.tar.gz",
+                           artifact_sha256="b" * 64, metrics={}, training_job_name=job, backend="local",
+                           data_hash="h", code_version="c", hyperparameters=hyperparameters,
+                           gate={"passed": False, "reasons": ["val accuracy"], "thresholds": {}},
+                           status=status, extra={"channels": channels})
+
+
+def test_a_bootstrap_trains_with_the_options_of_the_version_whose_data_it_reuses(tmp_path, monkeypatch):
+    from streamguard.pipeline import retrain_decision
+    from streamguard.registry import RegistryClient
+
+    client = RegistryClient((tmp_path / "registry").as_uri())
+    monkeypatch.setenv("STREAMGUARD_REGISTRY_URI", client.uri)
+    config = resolve_retraining_config({})
+    feedback = {"n_labelled": 0}
+    # The user trained both models with non-default options; both versions were rejected.
+    _register(client, "gnn", "sg-gnn-1", {"epochs": 9, "sink-dropout": 0.2, "selection-metric": '"youden"'})
+    _register(client, "transformer", "sg-transformer-1", {"token-dropout": 0.5})
+
+    source = retrain_decision.bootstrap_source("gnn", feedback)
+    assert source["channels"]["train"] == "file:///data/sg-gnn-1/train"
+    cfg = retrain_decision.bootstrap_config(config, "gnn", source["hyperparameters"])
+    gnn = cfg.per_model["gnn"]
+    assert gnn.options["sink-dropout"] == 0.2 and gnn.options["selection-metric"] == "youden"
+    assert gnn.options["language-balance"] == 0.0  # not recorded: the default
+    from streamguard.core.model_types import MODEL_DEFAULTS
+
+    assert gnn.epochs == MODEL_DEFAULTS["gnn"]["epochs"]  # only the options carry over
+    assert cfg.seed == retrain_decision.bootstrap_config(config, "gnn").seed
+    # The job it starts passes them to the entry.
+    from streamguard.pipeline import retrain_plan
+
+    plan = RetrainPlan(mode="bootstrap", data=PreparedChannels(channels=source["channels"], data_hash="h"),
+                       training_config=cfg)
+    hps = retrain_plan.build_retrain_job(RUN, plan, "gnn", SourcePackage(uri="file:///s.tar.gz", sha256="s" * 64))
+    assert json.loads(hps["HyperParameters"]["sink-dropout"]) == 0.2
+
+    # Data from the other model's version: its options are not this model's, so the defaults apply.
+    client_only_gnn = RegistryClient((tmp_path / "registry2").as_uri())
+    monkeypatch.setenv("STREAMGUARD_REGISTRY_URI", client_only_gnn.uri)
+    _register(client_only_gnn, "gnn", "sg-gnn-2", {"sink-dropout": 0.2})
+    other = retrain_decision.bootstrap_source("transformer", feedback)
+    assert other["from"].endswith("v1 (rejected)") and "hyperparameters" not in other
+    assert retrain_decision.bootstrap_config(config, "transformer", other.get("hyperparameters")) == \
+        retrain_decision.bootstrap_config(config, "transformer")
+
+
+def test_a_fine_tuned_champion_records_its_options_and_the_next_fine_tune_keeps_them_and_its_rate():
+    from streamguard.pipeline import retrain_plan
+    from streamguard.pipeline.job_specs import training_hyperparameters
+
+    config = resolve_retraining_config({})
+    first = {"model_type": "gnn", "hyperparameters": {"learning-rate": 0.004, "batch-size": 16, "seed": 13,
+                                                      "sink-dropout": 0.2}}
+    cfg1 = retrain_plan.finetune_config(config, first)
+    assert cfg1.per_model["gnn"].learning_rate == pytest.approx(0.004 * config.finetune_lr_factor)
+    # What promotion records for the fine-tuned version (`compare_and_decide`).
+    recorded = {**training_hyperparameters(cfg1, "gnn"), "fine_tuned_from": 1}
+    second = {"model_type": "gnn", "hyperparameters": json.loads(json.dumps(recorded))}
+    cfg2 = retrain_plan.finetune_config(config, second)
+    assert cfg2.per_model["gnn"].options["sink-dropout"] == 0.2
+    assert cfg2.per_model["gnn"].learning_rate == pytest.approx(cfg1.per_model["gnn"].learning_rate)
+    assert cfg2.seed == cfg1.seed + 1
+    # A fine-tune registered before the options were recorded: the default rate, scaled.
+    legacy = {"model_type": "gnn", "hyperparameters": {"fine_tuned_from": 1}}
+    from streamguard.core.model_types import MODEL_DEFAULTS
+
+    assert retrain_plan.finetune_config(config, legacy).per_model["gnn"].learning_rate == pytest.approx(
+        MODEL_DEFAULTS["gnn"]["learning_rate"] * config.finetune_lr_factor)
