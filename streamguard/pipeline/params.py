@@ -381,7 +381,8 @@ RETRAINING_PARAMS: dict[str, tuple[Any, dict, str]] = {
     "finetune_learning_rate": (0.0, {"type": "number", "minimum": 0, "maximum": 1, "section": FINETUNE},
                                "Fine-tuning learning rate; 0 = the champion's learning rate × finetune_lr_factor."),
     "finetune_lr_factor": (0.3, {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "section": FINETUNE},
-                           "Fine-tuning learning rate = champion's learning rate × this (factor)."),
+                           "Fine-tuning learning rate = champion's learning rate × this (factor); a champion that was "
+                           "itself fine-tuned keeps its rate."),
     "min_gain": (0.01, {"type": "number", "minimum": 0, "maximum": 1, "section": PROMOTION},
                  "Promotion: minimum accuracy gain (fraction)."),
     "max_fpr_rise": (0.005, {"type": "number", "minimum": 0, "maximum": 1, "section": PROMOTION},
