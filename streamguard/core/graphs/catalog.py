@@ -11,7 +11,9 @@ Format (see ``catalog.json``): per language, ordered entry lists. An entry match
 ``methods`` (name), ``functions`` (dotted callee, Python), ``qualified`` (``Base.name``, Java),
 ``types`` (constructed type, Java), ``name_pattern``/``not_pattern`` (callee name regular
 expressions), narrowed by ``receivers`` (exact last receiver component or receiver text) or
-``receiver`` (regular expression searched in the receiver text). Sinks carry ``class`` (one of
+``receiver`` (regular expression searched in the receiver text) or ``receiver_types`` (Java: the
+declared type of a receiver variable — a local, a parameter or a field of the class — so that a
+``ResultSet`` or a ``JdbcTemplate`` is known whatever the code names it). Sinks carry ``class`` (one of
 `SINK_CLASSES`), ``args`` (positions, ``"all"`` or ``[]``) and ``keywords``; sanitizers carry
 ``classes`` (sink classes, or ``"all"``).
 """
@@ -52,6 +54,7 @@ class Entry:
     receivers: frozenset[str] = frozenset()
     receiver: re.Pattern | None = None
     receiver_last: bool = False  # match ``receiver`` against the last receiver component only
+    receiver_types: frozenset[str] = frozenset()  # declared (simple) type names of the receiver, Java
     name_pattern: re.Pattern | None = None
     not_pattern: re.Pattern | None = None
     sink_class: str = ""
@@ -68,11 +71,16 @@ class Entry:
             return False
         return True
 
-    def matches_java(self, name: str, recv: str, base: str) -> bool:
+    def matches_java(self, name: str, recv: str, base: str, recv_type: str = "") -> bool:
         if self.qualified and f"{base}.{name}" in self.qualified:
             return True
         if name not in self.methods:
             return False
+        if self.receiver_types:
+            if recv_type in self.receiver_types:
+                return True
+            if not (self.receivers or self.receiver):  # the declared type is the only way in
+                return False
         return self._receiver_ok(recv, base)
 
     def matches_python(self, dotted: str, method: str, has_receiver: bool, recv: str) -> bool:
@@ -106,9 +114,9 @@ class EntryList(tuple):
             found.update(self.by_name.get(n, ()))
         return sorted(found)
 
-    def first_java(self, name: str, recv: str, base: str) -> Entry | None:
+    def first_java(self, name: str, recv: str, base: str, recv_type: str = "") -> Entry | None:
         for i in self._candidates(name):
-            if self[i].matches_java(name, recv, base):
+            if self[i].matches_java(name, recv, base, recv_type):
                 return self[i]
         return None
 
@@ -181,8 +189,8 @@ def _regex(raw: dict, key: str, where: str) -> re.Pattern | None:
 def _entry(raw: dict, where: str, role: str) -> Entry:
     if not isinstance(raw, dict):
         raise _err(where, "an entry must be an object")
-    known = {"methods", "functions", "qualified", "types", "receivers", "receiver", "receiver_part", "name_pattern",
-             "not_pattern", "class", "args", "keywords", "classes", "wrapper", "binds_params", "note"}
+    known = {"methods", "functions", "qualified", "types", "receivers", "receiver", "receiver_part", "receiver_types",
+             "name_pattern", "not_pattern", "class", "args", "keywords", "classes", "wrapper", "binds_params", "note"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise _err(where, f"unknown field(s) {unknown}")
@@ -219,7 +227,8 @@ def _entry(raw: dict, where: str, role: str) -> Entry:
         methods=frozenset(_strings(raw, "methods", where)), functions=frozenset(_strings(raw, "functions", where)),
         qualified=frozenset(_strings(raw, "qualified", where)), types=frozenset(_strings(raw, "types", where)),
         receivers=frozenset(_strings(raw, "receivers", where)), receiver=_regex(raw, "receiver", where),
-        receiver_last=part == "last", name_pattern=_regex(raw, "name_pattern", where),
+        receiver_last=part == "last", receiver_types=frozenset(_strings(raw, "receiver_types", where)),
+        name_pattern=_regex(raw, "name_pattern", where),
         not_pattern=_regex(raw, "not_pattern", where), sink_class=cls, args=args,
         keywords=tuple(_strings(raw, "keywords", where)), classes=classes, wrapper=bool(raw.get("wrapper", False)),
         binds_params=binds)

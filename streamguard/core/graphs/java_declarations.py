@@ -83,9 +83,12 @@ class JavaDeclarations:
                 bid = g.add("java." + c.type, nid)
                 with g.function(None, scope_kind="class"):
                     saved_types, self.local_types = self.local_types, {}
+                    # Fields are known in every method, wherever they are declared (inner classes see
+                    # the outer ones too), so that a call on one is classified by its declared type.
+                    saved_fields, self.field_types = self.field_types, {**self.field_types, **_field_types(c)}
                     for m in named(c):
                         self.member(m, bid)
-                    self.local_types = saved_types
+                    self.local_types, self.field_types = saved_types, saved_fields
             elif c.type == "identifier":
                 g.name(g.add("java.identifier", nid), text(c))
             else:
@@ -124,6 +127,19 @@ class JavaDeclarations:
         self.local_types = saved_types
         return nid
 
+    def receiver_type(self, obj) -> str:
+        """The declared simple type name of a call's receiver (a local, a parameter or a field), else ""."""
+        if obj is None:
+            return ""
+        if obj.type == "identifier":
+            name = text(obj)
+            return self.local_types.get(name) or self.field_types.get(name, "")
+        if obj.type == "field_access":
+            owner, field = obj.child_by_field_name("object"), obj.child_by_field_name("field")
+            if owner is not None and field is not None and owner.type == "this":
+                return self.field_types.get(text(field), "")
+        return ""
+
     def formal_parameters(self, n, parent: int, info: FuncInfo | None) -> None:
         g = self.g
         pid = g.add("java.formal_parameters", parent)
@@ -146,6 +162,8 @@ class JavaDeclarations:
             var = g.add("java.identifier", fid, IR.IDENT | (IR.SOURCE if annotated and info is not None else 0))
             pname = text(name)
             g.name(var, pname, type_word(text(typ)) if typ is not None else "")
+            if typ is not None:
+                self.local_types[pname] = type_word(text(typ))
             g.define(pname, var)
             if info is not None:
                 info.params.append((pname, var, typ is not None and bool(STRINGY_PARAM.search(text(typ)))))
@@ -169,6 +187,20 @@ class JavaDeclarations:
                 v = self.node(body, nid)
                 g.flow(v, nid)
         return nid
+
+
+def _field_types(body) -> dict[str, str]:
+    """Field name -> simple declared type name, for the field declarations of a class body."""
+    out = {}
+    for m in named(body):
+        typ = m.child_by_field_name("type") if m.type == "field_declaration" else None
+        if typ is None:
+            continue
+        for d in m.children_by_field_name("declarator"):
+            name_n = d.child_by_field_name("name")
+            if name_n is not None:
+                out[text(name_n)] = type_word(text(typ))
+    return out
 
 
 def type_word(type_name: str) -> str:

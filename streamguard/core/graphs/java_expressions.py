@@ -189,7 +189,7 @@ class JavaExpressions:
         arg_nodes = named(args) if args is not None else []
         aid = g.add("java.argument_list", nid) if args is not None else nid
         vals = [self.node(a, aid) for a in arg_nodes]
-        rule = classify_java_call(name, text(obj) if obj is not None else None)
+        rule = classify_java_call(name, text(obj) if obj is not None else None, self.receiver_type(obj))
         if obj is not None and not arg_nodes and _names_a_file_only(name, obj):
             # Paths.get(x).getFileName() / new File(x).getName(): the path object is built only to
             # take its last component, which is what the code goes on to use.

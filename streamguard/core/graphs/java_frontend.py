@@ -52,7 +52,8 @@ class _JavaWalker(JavaConstants, JavaExpressions, JavaDeclarations):
         self.watch: dict[tuple, int] = {}  # span of condition sub-expressions -> node id (see guards)
         self.file_classes: set[str] = set()  # names of the classes/interfaces/enums declared in the file
         self.class_stack: list[str] = []
-        self.local_types: dict[str, str] = {}  # local variable -> simple name of its declared/created type
+        self.local_types: dict[str, str] = {}  # local variable or parameter -> simple name of its declared/created type
+        self.field_types: dict[str, str] = {}  # field of the enclosing classes -> simple name of its declared type
 
     # -------------------------------------------------------------------------------- dispatch
     def node(self, n, parent: int) -> int:

@@ -90,17 +90,18 @@ def is_shell_program(program: str) -> bool:
 
 # ----------------------------------------------------------------------------------------- Java
 @_per_catalog
-def classify_java_call(name: str, receiver: str | None) -> CallRule:
-    """Classify ``receiver.name(args)`` (receiver is the source text, None for an unqualified call)."""
+def classify_java_call(name: str, receiver: str | None, receiver_type: str = "") -> CallRule:
+    """Classify ``receiver.name(args)`` (receiver is the source text, None for an unqualified call;
+    ``receiver_type`` the declared simple type name of a receiver variable, where it is known)."""
     cat = _catalog.active().java
     recv = receiver or ""
     base = recv.rsplit(".", 1)[-1]
-    if cat.sources.first_java(name, recv, base) is not None:
+    if cat.sources.first_java(name, recv, base, receiver_type) is not None:
         return CallRule(source=True)
-    e = cat.sanitizers.first_java(name, recv, base)
+    e = cat.sanitizers.first_java(name, recv, base, receiver_type)
     if e is not None:
         return _sanitizer_rule(e)
-    e = cat.sinks.first_java(name, recv, base)
+    e = cat.sinks.first_java(name, recv, base, receiver_type)
     if e is not None:
         return _sink_rule(e)
     if name in cat.concat_methods and (base in cat.concat_receivers or name not in cat.receiver_only_concat):

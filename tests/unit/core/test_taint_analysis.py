@@ -500,3 +500,50 @@ PREPARED_TWINS = [
 def test_the_query_string_of_a_prepared_statement_is_a_sink(language, what, safe, vuln):
     assert _verdict(safe, language)[0] is False, what
     assert _verdict(vuln, language)[0] is True, what
+
+
+# ------------------------------------------------------------------------------ receivers by declared type
+_TYPED_HEAD = "class A {\n  private JdbcTemplate db;\n  void f(HttpServletRequest request, Connection conn) throws Exception {\n"
+# (what, safe, vulnerable): the receiver's name says nothing; its declared type (a local, a parameter,
+# a field, `this.field`, an outer class's field) is what makes the call a source or a sink.
+TYPED_TWINS = [
+    ("ResultSet local as a source",
+     '    ResultSet q = conn.createStatement().executeQuery("SELECT n FROM u");\n    String v = q.getString(1);\n'
+     '    conn.createStatement().execute("DELETE FROM t WHERE n = \'x\'");\n  }\n}',
+     '    ResultSet q = conn.createStatement().executeQuery("SELECT n FROM u");\n    String v = q.getString(1);\n'
+     '    conn.createStatement().execute("DELETE FROM t WHERE n = \'" + v + "\'");\n  }\n}'),
+    ("JdbcTemplate field",
+     '    db.update("DELETE FROM t WHERE n = ?", request.getParameter("n"));\n  }\n}',
+     '    db.update("DELETE FROM t WHERE n = \'" + request.getParameter("n") + "\'");\n  }\n}'),
+    ("JdbcTemplate this.field",
+     '    this.db.query("SELECT * FROM t WHERE n = ?", mapper, request.getParameter("n"));\n  }\n}',
+     '    this.db.query("SELECT * FROM t WHERE n = \'" + request.getParameter("n") + "\'", mapper);\n  }\n}'),
+    ("JdbcTemplate parameter",
+     '  }\n  void g(NamedParameterJdbcTemplate t1, HttpServletRequest r) {\n'
+     '    t1.update("DELETE FROM t WHERE n = :n", Map.of("n", r.getParameter("n")));\n  }\n}',
+     '  }\n  void g(NamedParameterJdbcTemplate t1, HttpServletRequest r) {\n'
+     '    t1.update("DELETE FROM t WHERE n = \'" + r.getParameter("n") + "\'", Map.of());\n  }\n}'),
+    ("JdbcTemplate field seen from an inner class",
+     '  }\n  class In {\n    void m(HttpServletRequest r) { db.update("DELETE FROM t WHERE n = ?", r.getParameter("n")); }\n  }\n}',
+     '  }\n  class In {\n    void m(HttpServletRequest r) { db.update("DELETE FROM t WHERE n = " + r.getParameter("n")); }\n  }\n}'),
+    ("DirContext parameter",
+     '  }\n  void g(DirContext d, HttpServletRequest r) { d.lookup("cn=admin"); }\n}',
+     '  }\n  void g(DirContext d, HttpServletRequest r) { d.lookup("cn=" + r.getParameter("n")); }\n}'),
+]
+
+
+@pytest.mark.parametrize("what,safe,vuln", TYPED_TWINS, ids=[t[0] for t in TYPED_TWINS])
+def test_java_receivers_are_known_by_their_declared_type(what, safe, vuln):
+    assert _verdict(_TYPED_HEAD + vuln, "java")[0] is True, what
+    assert _verdict(_TYPED_HEAD + safe, "java")[0] is False, what
+
+
+def test_a_local_of_another_type_shadows_the_field_of_that_name():
+    code = _TYPED_HEAD + ('    StringBuilder db = new StringBuilder();\n'
+                          '    db.update("x" + request.getParameter("n"));\n  }\n}')
+    assert _verdict(code, "java")[0] is False
+
+
+def test_receiver_types_is_checked_in_a_catalog(tmp_path):
+    with pytest.raises(catalog.CatalogError, match="receiver_types"):
+        _trimmed(tmp_path, lambda d: d["java"]["sources"][1].update({"receiver_types": "ResultSet"}))
