@@ -38,6 +38,13 @@ class JavaDeclarations:
                     else:
                         tname_d = tname
                     self.local_types[text(dname)] = tname_d
+                    # A local bound once to a call or field (`PrintWriter out = response.getWriter()`)
+                    # stands for that expression when it receives a call.
+                    if (dval is not None and dval.type in ("method_invocation", "field_access")
+                            and self.assignments(text(dname)) <= 1):
+                        self.local_receivers[text(dname)] = text(dval)
+                    else:
+                        self.local_receivers.pop(text(dname), None)
             self.declarator(d, nid, field=(n.type != "local_variable_declaration"))
         return nid
 
@@ -83,12 +90,14 @@ class JavaDeclarations:
                 bid = g.add("java." + c.type, nid)
                 with g.function(None, scope_kind="class"):
                     saved_types, self.local_types = self.local_types, {}
+                    saved_receivers, self.local_receivers = self.local_receivers, {}
                     # Fields are known in every method, wherever they are declared (inner classes see
                     # the outer ones too), so that a call on one is classified by its declared type.
                     saved_fields, self.field_types = self.field_types, {**self.field_types, **_field_types(c)}
                     for m in named(c):
                         self.member(m, bid)
                     self.local_types, self.field_types = saved_types, saved_fields
+                    self.local_receivers = saved_receivers
             elif c.type == "identifier":
                 g.name(g.add("java.identifier", nid), text(c))
             else:
@@ -113,6 +122,7 @@ class JavaDeclarations:
                         owner=self.class_stack[-1] if self.class_stack else "")
         g.name(nid, info.name)
         saved_types, self.local_types = self.local_types, {}
+        saved_receivers, self.local_receivers = self.local_receivers, {}
         with g.function(info):
             for c in named(n):
                 if c.type == "formal_parameters":
@@ -124,7 +134,7 @@ class JavaDeclarations:
                     g.name(g.add("java.identifier", nid), text(c))
                 else:
                     self.node(c, nid)
-        self.local_types = saved_types
+        self.local_types, self.local_receivers = saved_types, saved_receivers
         return nid
 
     def receiver_type(self, obj) -> str:
@@ -164,6 +174,7 @@ class JavaDeclarations:
             g.name(var, pname, type_word(text(typ)) if typ is not None else "")
             if typ is not None:
                 self.local_types[pname] = type_word(text(typ))
+            self.local_receivers.pop(pname, None)
             g.define(pname, var)
             if info is not None:
                 info.params.append((pname, var, typ is not None and bool(STRINGY_PARAM.search(text(typ)))))

@@ -10,7 +10,7 @@ from .consts import UNKNOWN
 from .ir import CallInfo
 from .java_syntax import CONTAINER_TYPES, LITERALS, named, text
 from .rules import (APPEND_METHODS, GET_METHODS, KEYED_STORE_METHODS, PLACEHOLDER, READ_METHODS, SQL_TEXT,
-                    STORE_METHODS, CallRule, classify_java_call, classify_java_constructor, is_shell_program)
+                    PLAIN, STORE_METHODS, CallRule, classify_java_call, classify_java_constructor, is_shell_program)
 
 
 _MAP_TYPES = re.compile(r"Map|Properties|Hashtable")
@@ -190,6 +190,8 @@ class JavaExpressions:
         aid = g.add("java.argument_list", nid) if args is not None else nid
         vals = [self.node(a, aid) for a in arg_nodes]
         rule = classify_java_call(name, text(obj) if obj is not None else None, self.receiver_type(obj))
+        if rule == PLAIN and obj is not None and obj.type == "identifier" and text(obj) in self.local_receivers:
+            rule = classify_java_call(name, self.local_receivers[text(obj)])  # out = response.getWriter()
         if obj is not None and not arg_nodes and _names_a_file_only(name, obj):
             # Paths.get(x).getFileName() / new File(x).getName(): the path object is built only to
             # take its last component, which is what the code goes on to use.

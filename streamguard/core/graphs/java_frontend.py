@@ -53,6 +53,7 @@ class _JavaWalker(JavaConstants, JavaExpressions, JavaDeclarations):
         self.file_classes: set[str] = set()  # names of the classes/interfaces/enums declared in the file
         self.class_stack: list[str] = []
         self.local_types: dict[str, str] = {}  # local variable or parameter -> simple name of its declared/created type
+        self.local_receivers: dict[str, str] = {}  # local bound once to a call/field -> that expression's text
         self.field_types: dict[str, str] = {}  # field of the enclosing classes -> simple name of its declared type
 
     # -------------------------------------------------------------------------------- dispatch

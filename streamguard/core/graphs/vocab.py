@@ -13,12 +13,17 @@ from .subtokens import MAX_SUBTOKENS, NUM_SUBTOKEN_BUCKETS, SUBTOKEN_VOCAB
 # The graph format's own version, then the hash of the API catalog(s) in use (see catalog.py).
 # sg-graph-4: identifier/literal subtokens (``subtok``, see subtokens.py) and literal-shape columns.
 GRAPH_FORMAT_VERSION = "sg-graph-4"
-FEATURIZER_VERSION = f"{GRAPH_FORMAT_VERSION}+{DEFAULT_DIGEST[:12]}"
+# The taint analysis' own revision: bumped when the same code under the same vocabularies gets other
+# flags or edges (a2: receivers known by their declared type, and a local bound once to a call taken
+# for that call). It is part of FEATURIZER_VERSION, so stored graphs of an older analysis are rebuilt,
+# and not of GRAPH_FORMAT_VERSION, so trained models still read the graphs, as after a catalog change.
+ANALYSIS_REVISION = "a2"
+FEATURIZER_VERSION = f"{GRAPH_FORMAT_VERSION}.{ANALYSIS_REVISION}+{DEFAULT_DIGEST[:12]}"
 
 
 def featurizer_version(catalog_digest: str) -> str:
     """``FEATURIZER_VERSION`` for graphs built with the catalog of this digest."""
-    return f"{GRAPH_FORMAT_VERSION}+{catalog_digest[:12]}"
+    return f"{GRAPH_FORMAT_VERSION}.{ANALYSIS_REVISION}+{catalog_digest[:12]}"
 
 UNK_KIND = "<unk>"
 

@@ -547,3 +547,30 @@ def test_a_local_of_another_type_shadows_the_field_of_that_name():
 def test_receiver_types_is_checked_in_a_catalog(tmp_path):
     with pytest.raises(catalog.CatalogError, match="receiver_types"):
         _trimmed(tmp_path, lambda d: d["java"]["sources"][1].update({"receiver_types": "ResultSet"}))
+
+
+_WRITER_HEAD = "class A { void f(HttpServletRequest request, HttpServletResponse response) throws Exception {\n"
+# (what, safe, vulnerable): a local bound once to a call stands for that call when it receives one.
+ALIAS_TWINS = [
+    ("response writer held in a local",
+     '  PrintWriter out = response.getWriter();\n  out.println("<b>" + Encode.forHtml(request.getParameter("n")) + "</b>");\n}}',
+     '  PrintWriter out = response.getWriter();\n  out.println("<b>" + request.getParameter("n") + "</b>");\n}}'),
+    ("a file writer is no page",
+     '  PrintWriter out = new PrintWriter(new FileWriter("/tmp/log"));\n  out.println(request.getParameter("n"));\n}}',
+     '  PrintWriter out = response.getWriter();\n  out.println(request.getParameter("n"));\n}}'),
+    ("output stream held in a local",
+     '  ServletOutputStream os = response.getOutputStream();\n  os.print("<p>fixed</p>");\n}}',
+     '  ServletOutputStream os = response.getOutputStream();\n  os.print("<p>" + request.getParameter("n") + "</p>");\n}}'),
+]
+
+
+@pytest.mark.parametrize("what,safe,vuln", ALIAS_TWINS, ids=[t[0] for t in ALIAS_TWINS])
+def test_a_local_bound_once_to_a_call_is_classified_as_that_call(what, safe, vuln):
+    assert _verdict(_WRITER_HEAD + vuln, "java")[0] is True, what
+    assert _verdict(_WRITER_HEAD + safe, "java")[0] is False, what
+
+
+def test_a_reassigned_local_is_not_taken_for_its_first_value():
+    code = _WRITER_HEAD + ('  PrintWriter out = response.getWriter();\n  out = new PrintWriter(System.err);\n'
+                           '  out.println(request.getParameter("n"));\n}}')
+    assert _verdict(code, "java")[0] is False
