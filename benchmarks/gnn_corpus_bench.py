@@ -21,7 +21,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,14 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         c["set"] = "corpus"
     if args.extra_corpus:
-        extra = Path(args.extra_corpus)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in ("java.txt", "python.txt"):  # a missing language is an empty file
-                src = extra / name
-                Path(tmp, name).write_text(src.read_text(encoding="utf-8") if src.is_file() else "", encoding="utf-8")
-            for c in load_corpus(Path(tmp)):
-                c["set"] = "extra"
-                cases.append(c)
+        for c in load_corpus(Path(args.extra_corpus)):
+            c["set"] = "extra"
+            cases.append(c)
     corpus = out / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": c["id"], "code": c["code"], "label": c["label"],
                                           "language": c["language"]}) + "\n" for c in cases), encoding="utf-8")

@@ -27,9 +27,15 @@ LANGUAGES = {"java": "java.txt", "python": "python.txt"}
 
 
 def load_corpus(directory: Path = CORPUS_DIR) -> list[dict]:
-    """Cases ``{"id", "language", "label", "idiom", "code"}`` in file order."""
+    """Cases ``{"id", "language", "label", "idiom", "code"}`` in file order.
+
+    A language whose file the directory lacks has no cases; a directory with neither file is an error.
+    """
     cases: list[dict] = []
-    for lang, fname in LANGUAGES.items():
+    present = [(lang, fname) for lang, fname in LANGUAGES.items() if (directory / fname).is_file()]
+    if not present:
+        raise FileNotFoundError(f"{directory}: no corpus file ({', '.join(LANGUAGES.values())})")
+    for lang, fname in present:
         cur = None
         for line in (directory / fname).read_text(encoding="utf-8").splitlines():
             if line.startswith("=== "):
