@@ -532,10 +532,14 @@ TYPED_TWINS = [
 ]
 
 
+def _java_twin(head: str, what: str, safe: str, vuln: str) -> None:
+    assert _verdict(head + vuln, "java")[0] is True, what
+    assert _verdict(head + safe, "java")[0] is False, what
+
+
 @pytest.mark.parametrize("what,safe,vuln", TYPED_TWINS, ids=[t[0] for t in TYPED_TWINS])
 def test_java_receivers_are_known_by_their_declared_type(what, safe, vuln):
-    assert _verdict(_TYPED_HEAD + vuln, "java")[0] is True, what
-    assert _verdict(_TYPED_HEAD + safe, "java")[0] is False, what
+    _java_twin(_TYPED_HEAD, what, safe, vuln)
 
 
 def test_a_local_of_another_type_shadows_the_field_of_that_name():
@@ -566,8 +570,7 @@ ALIAS_TWINS = [
 
 @pytest.mark.parametrize("what,safe,vuln", ALIAS_TWINS, ids=[t[0] for t in ALIAS_TWINS])
 def test_a_local_bound_once_to_a_call_is_classified_as_that_call(what, safe, vuln):
-    assert _verdict(_WRITER_HEAD + vuln, "java")[0] is True, what
-    assert _verdict(_WRITER_HEAD + safe, "java")[0] is False, what
+    _java_twin(_WRITER_HEAD, what, safe, vuln)
 
 
 def test_a_reassigned_local_is_not_taken_for_its_first_value():
