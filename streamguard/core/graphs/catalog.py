@@ -12,10 +12,10 @@ Format (see ``catalog.json``): per language, ordered entry lists. An entry match
 ``types`` (constructed type, Java), ``name_pattern``/``not_pattern`` (callee name regular
 expressions), narrowed by ``receivers`` (exact last receiver component or receiver text) or
 ``receiver`` (regular expression searched in the receiver text) or ``receiver_types`` (Java: the
-declared type of a receiver variable — a local, a parameter or a field of the class — so that a
-``ResultSet`` or a ``JdbcTemplate`` is known whatever the code names it). Sinks carry ``class`` (one of
-`SINK_CLASSES`), ``args`` (positions, ``"all"`` or ``[]``) and ``keywords``; sanitizers carry
-``classes`` (sink classes, or ``"all"``).
+declared type of a receiver variable — a local, a parameter or a field of the class or an enclosing
+one — so that a ``ResultSet`` or a ``JdbcTemplate`` is known whatever the code names it). Sinks carry
+``class`` (one of `SINK_CLASSES`), ``args`` (positions, ``"all"`` or ``[]``) and ``keywords``;
+sanitizers carry ``classes`` (sink classes, or ``"all"``).
 """
 
 from __future__ import annotations
