@@ -25,7 +25,12 @@ def checkpoint_fingerprint(checkpoint_dir: Path) -> tuple | None:
     files other than epoch checkpoints) counts as consistent as it is.
     """
     files = sorted(p for p in checkpoint_dir.rglob("*") if p.is_file())
-    stats = [(p.relative_to(checkpoint_dir).as_posix(), p.stat()) for p in files]
+    stats = []
+    for p in files:
+        try:
+            stats.append((p.relative_to(checkpoint_dir).as_posix(), p.stat()))
+        except FileNotFoundError:  # renamed or pruned since it was listed: the entry is writing
+            return None
     state = next((st for rel, st in stats if rel == CHECKPOINT_STATE_FILE), None)
     if state is not None and any(st.st_mtime_ns > state.st_mtime_ns for _, st in stats):
         return None
@@ -43,7 +48,10 @@ def copy_checkpoints(checkpoint_dir: Path, uri: str, staging: Path) -> tuple | N
         return None
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        shutil.copytree(checkpoint_dir, staging)
+        try:
+            shutil.copytree(checkpoint_dir, staging)
+        except (FileNotFoundError, shutil.Error):  # a file went (an atomic rename) while it was copied
+            return None
         if checkpoint_fingerprint(checkpoint_dir) != before:
             return None
         from streamguard.storage import delete, join_uri, list_dir, normalize_uri, upload_dir, upload_file
